@@ -1,0 +1,83 @@
+"""Deterministic detectors over closed-window feature rows, vectorised over the whole batch.
+
+Each detector is an honest, documented threshold on one or two window features (thresholds live in
+DetectionConfig); it names the threat class it indicates and explains itself in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from pipelines.config import DetectionConfig
+from schemas.features import FEATURE_INDEX as FI
+
+F64 = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    threat: str
+    fires: Callable[[F64, DetectionConfig], Mask]
+    explain: Callable[[F64], str]
+
+
+def _col(x: F64, name: str) -> F64:
+    return x[:, FI[name]]
+
+
+def _physics(x: F64, _: DetectionConfig) -> Mask:
+    return (_col(x, "range_viol_frac") + _col(x, "roc_viol_frac") + _col(x, "inv_viol_frac")) > 0
+
+
+def _physics_why(r: F64) -> str:
+    parts = [f"{100 * r[FI[k]]:.0f}% of readings {what}" for k, what in (
+        ("range_viol_frac", "out of range"), ("roc_viol_frac", "changing impossibly fast"),
+        ("inv_viol_frac", "breaking a signal invariant")) if r[FI[k]] > 0]
+    return "; ".join(parts) + f" (max rate-of-change ratio {r[FI['sig_max_roc_ratio']]:.1f})"
+
+
+def _unsigned(x: F64, cfg: DetectionConfig) -> Mask:
+    bad = _col(x, "hmac_fail_10s") >= cfg.hmac_fail_min
+    return bad | (_col(x, "unsigned_10s") >= 1) if cfg.require_signature else bad
+
+
+DETECTORS: tuple[Detector, ...] = (
+    Detector("hmac", "tampering", _unsigned,
+             lambda r: f"{r[FI['hmac_fail_10s']]:.0f} messages with a bad HMAC, "
+                       f"{r[FI['unsigned_10s']]:.0f} unsigned"),
+    Detector("sequence_replay", "replay",
+             lambda x, c: _col(x, "replays_10s") >= c.replay_min,
+             lambda r: f"{r[FI['replays_10s']]:.0f} already-seen sequence numbers with old timestamps"),
+    Detector("firmware_allowlist", "firmware_tampering",
+             lambda x, c: _col(x, "fw_unknown_10s") >= 1,
+             lambda r: f"{r[FI['fw_unknown_10s']]:.0f} messages report firmware not on the allowlist"),
+    Detector("physics", "false_data_injection", _physics, _physics_why),
+    Detector("exfil_volume", "exfiltration",
+             lambda x, c: _col(x, "bytes_out_ratio") >= c.exfil_ratio_min,
+             lambda r: f"bytes out {r[FI['bytes_out_ratio']]:.1f}x the learned baseline"),
+    Detector("auth_failures", "brute_force",
+             lambda x, c: _col(x, "auth_fail_10s") >= c.auth_fail_min,
+             lambda r: f"{r[FI['auth_fail_10s']]:.0f} authentication failures in 10 s"),
+    Detector("port_scan", "scan",
+             lambda x, c: _col(x, "distinct_ports_10s") >= c.distinct_ports_min,
+             lambda r: f"~{r[FI['distinct_ports_10s']]:.0f} distinct destination ports in 10 s"),
+    Detector("flood", "dos",
+             lambda x, c: _col(x, "rate_ratio_10s") >= c.rate_ratio_min,
+             lambda r: f"message rate {r[FI['rate_ratio_10s']]:.1f}x the device type's nominal rate"),
+)
+# When several detectors fire and the model does not settle it, the earlier class wins: integrity
+# evidence is certain, floods are often a side effect of the others.
+PRIORITY: tuple[str, ...] = tuple(d.threat for d in DETECTORS)
+
+
+def run_detectors(x: F64, cfg: DetectionConfig) -> Mask:
+    """[rows, detectors] boolean matrix of which detector fired on which window."""
+    if x.shape[0] == 0:
+        return np.zeros((0, len(DETECTORS)), dtype=bool)
+    return np.column_stack([d.fires(x, cfg) for d in DETECTORS])

@@ -1,0 +1,239 @@
+"""The per-shard analysis step, free of Bytewax: telemetry batch in -> twins, threats, actions out.
+
+update store + window kernels -> closed windows -> detectors + XGBoost -> decide -> outputs.
+The Bytewax operator, `train` and `replay` all drive this same class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from operators import kernels as K
+from operators.batches import OutMsg, TelemetryBatch
+from operators.detectors import DETECTORS, run_detectors
+from operators.policy import RESPONSES, Decisions, decide, severity
+from operators.scoring import Scorer
+from operators.twin_store import TwinStore
+from pipelines.config import DetectionConfig, PipelineConfig, ResponseConfig
+from schemas.device_types import DeviceTypeTable
+from schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, N_FEATURES, THREAT_CLASSES
+from schemas.messages import (
+    Action,
+    Contribution,
+    LastThreat,
+    SourceRange,
+    ThreatEvent,
+    TwinState,
+)
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+TOP_FEATURES = 5
+_enc = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """Everything a shard engine needs besides its state (shared by all shards of a process)."""
+
+    types: DeviceTypeTable
+    scorer: Scorer
+    pipeline: PipelineConfig
+    detection: DetectionConfig
+    response: ResponseConfig
+    now: Callable[[], float] = time.time
+
+
+@dataclass
+class Windows:
+    """Closed windows of one step: feature rows and their metadata (kernels.N_META columns)."""
+
+    features: F64
+    meta: I64
+
+    def __len__(self) -> int:
+        return int(self.meta.shape[0])
+
+
+@dataclass
+class ShardEngine:
+    ctx: EngineContext
+    store: TwinStore
+    last_twin_emit: float = 0.0
+    on_windows: list[Callable[[TwinStore, Windows, Decisions], None]] = field(default_factory=list)
+
+    @classmethod
+    def fresh(cls, ctx: EngineContext) -> ShardEngine:
+        return cls(ctx, TwinStore(len(ctx.types), ctx.pipeline.long_windows - 1))
+
+    def process(self, batch: TelemetryBatch) -> list[OutMsg]:
+        """Fold a batch of this shard's telemetry in; outputs for windows it closed."""
+        st, ctx = self.store, self.ctx
+        slots = st.slots_for(batch.device_ids, batch.type_idx)
+        for s, fw, ip in zip(slots.tolist(), batch.fws, batch.src_ips, strict=True):
+            if fw is not None:
+                st.fws[s] = fw
+            if ip is not None:
+                st.src_ips[s] = ip
+        if len(batch) and int(batch.ts.max()) > st.max_ts:
+            st.max_ts, st.max_ts_wall = int(batch.ts.max()), ctx.now()
+        n = len(batch)
+        feats, meta = np.empty((n, N_FEATURES)), np.empty((n, K.N_META), dtype=np.int64)
+        t = ctx.types
+        rows = K.update_batch(
+            slots, batch.ts, batch.seq, batch.signals, batch.bytes_in, batch.bytes_out,
+            batch.conns, batch.auth_fail, batch.dst_port, batch.src_hash, batch.sig_state,
+            batch.fw_unknown, batch.partition, batch.offset, *st.kernel_state(), t.nominal_hz,
+            t.lo, t.hi, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
+            ctx.detection.warmup_windows, int(ctx.detection.require_signature), feats, meta)
+        out = self._judge(Windows(feats[:rows], meta[:rows]))
+        return out + self.tick()
+
+    def tick(self) -> list[OutMsg]:
+        """Close windows the watermark has passed; emit coalesced twins when their interval is due."""
+        st, p = self.store, self.ctx.pipeline
+        out: list[OutMsg] = []
+        if st.max_ts >= 0:
+            idle_ms = int((self.ctx.now() - st.max_ts_wall) * 1000)
+            out += self._close_until(st.max_ts + max(idle_ms, 0) - p.allowed_lateness_ms)
+        if self.ctx.now() - self.last_twin_emit >= p.twin_emit_interval_s:
+            out += self.twins()
+        return out
+
+    def flush(self) -> list[OutMsg]:
+        """End of input: close every open window and emit every changed twin."""
+        return self._close_until(2**62) + self.twins()
+
+    def _close_until(self, watermark: int) -> list[OutMsg]:
+        st, ctx = self.store, self.ctx
+        feats = np.empty((st.size, N_FEATURES))
+        meta = np.empty((st.size, K.N_META), dtype=np.int64)
+        a = st.arrays
+        rows = K.close_due(st.size, watermark, a["istate"], a["acc"], a["sacc"], a["ewma"],
+                           a["ports"], a["ring"], a["ring_ws"], a["ring_ports"], a["base"],
+                           st.peer, st.peer_n, ctx.types.nominal_hz, ctx.types.lo, ctx.types.hi,
+                           ctx.types.n_signals, ctx.pipeline.window_ms,
+                           ctx.detection.warmup_windows, feats, meta)
+        return self._judge(Windows(feats[:rows], meta[:rows]))
+
+    def _judge(self, w: Windows) -> list[OutMsg]:
+        if len(w) == 0:
+            return []
+        fired = run_detectors(w.features, self.ctx.detection)
+        probs = self.ctx.scorer.predict(w.features)
+        d = decide(fired, probs, self.ctx.detection)
+        for hook in self.on_windows:
+            hook(self.store, w, d)
+        rows = np.nonzero(d.cls > 0)[0]
+        rows = rows[self._not_cooling_down(w, d, rows)]
+        if rows.size == 0:
+            return []
+        contrib = self.ctx.scorer.contributions(w.features[rows], d.cls[rows])
+        out: list[OutMsg] = []
+        for j, r in enumerate(rows.tolist()):
+            out += self._threat(w, r, d, fired[r], probs[r], contrib[j])
+        return out
+
+    def _not_cooling_down(self, w: Windows, d: Decisions, rows: I64) -> npt.NDArray[np.bool_]:
+        """Same device + same class alerts at most once per cooldown; the window still counts."""
+        alert_ts = self.store.arrays["alert_ts"]
+        keep = np.zeros(rows.size, dtype=bool)
+        for j, r in enumerate(rows.tolist()):
+            s, c, end = int(w.meta[r, 0]), int(d.cls[r]), int(w.meta[r, 2])
+            if end - alert_ts[s, c] >= self.ctx.detection.alert_cooldown_ms:
+                alert_ts[s, c] = end
+                keep[j] = True
+        return keep
+
+    def _threat(self, w: Windows, r: int, d: Decisions, fired: npt.NDArray[np.bool_],
+                probs: F64, contrib: F64) -> list[OutMsg]:
+        st, ctx = self.store, self.ctx
+        s, ws, we, part, first, last = (int(v) for v in w.meta[r])
+        device, threat = st.device_ids[s], THREAT_CLASSES[int(d.cls[r])]
+        version = ctx.scorer.version
+        tid = _hash(device, threat, version, str(we))
+        dets = [det for det, hit in zip(DETECTORS, fired.tolist(), strict=True) if hit]
+        top = np.argsort(-np.abs(contrib))[:TOP_FEATURES]
+        if not contrib.any():  # rules-only: explain with the fired detectors' raw features
+            top = np.array([], dtype=np.int64)
+        responses = RESPONSES[threat]
+        now_ms = int(ctx.now() * 1000)
+        ev = ThreatEvent(
+            id=tid, device_id=device, device_type=ctx.types.types[st.arrays["istate"][s, K.I_TYPE]].name,
+            threat=threat, severity=severity(threat, float(d.score[r]), len(dets)),
+            score=round(float(d.score[r]), 4),
+            probabilities={} if ctx.scorer.booster is None else
+                          {c: round(float(p), 4) for c, p in zip(THREAT_CLASSES, probs, strict=True)},
+            detectors=[det.name for det in dets],
+            reasons=[f"{det.name}: {det.explain(w.features[r])}" for det in dets] or
+                    [f"model: p({threat})={d.score[r]:.2f}"],
+            features=[Contribution(FEATURE_NAMES[k], round(float(w.features[r, k]), 4),
+                                   round(float(contrib[k]), 4)) for k in top.tolist()],
+            model_version=version, feature_schema=FEATURE_SCHEMA, window_start=ws, window_end=we,
+            detected_at=now_ms, actions=[x.action for x in responses],
+            source=SourceRange(part, first, last))
+        a = st.arrays
+        a["threats_total"][s] += 1
+        a["last_threat"][s] = (d.cls[r], we)
+        a["istate"][s, K.I_DIRTY] = 1
+        st.last_threat_ids[s] = tid
+        key = device.encode()
+        out = [OutMsg("threats", key, _enc.encode(ev))]
+        for x in responses:
+            target = st.src_ips[s] if x.action == "block_ip" and st.src_ips[s] else device
+            act = Action(id=_hash(tid, x.action), threat_id=tid, device_id=device, action=x.action,
+                         target=target, tier=x.tier, dry_run=ctx.response.dry_run, reason=x.why,
+                         issued_at=now_ms)
+            out.append(OutMsg("actions", key, _enc.encode(act)))
+        return out
+
+    def twins(self) -> list[OutMsg]:
+        """Coalesced twin state of every device changed since the last emission."""
+        st, ctx = self.store, self.ctx
+        self.last_twin_emit = ctx.now()
+        istate = st.arrays["istate"][: st.size]
+        dirty = np.nonzero(istate[:, K.I_DIRTY])[0]
+        istate[dirty, K.I_DIRTY] = 0
+        now_ms = int(ctx.now() * 1000)
+        return [OutMsg("twins", st.device_ids[s].encode(), _enc.encode(self.twin_state(s, now_ms)))
+                for s in dirty.tolist()]
+
+    def twin_state(self, s: int, now_ms: int) -> TwinState:
+        st, a = self.store, self.store.arrays
+        i = a["istate"][s]
+        dt = self.ctx.types.types[int(i[K.I_TYPE])]
+        cls, at = (int(v) for v in a["last_threat"][s])
+        last = None
+        if cls > 0:
+            last = LastThreat(id=st.last_threat_ids[s] or "", threat=THREAT_CLASSES[cls],
+                              severity=severity(THREAT_CLASSES[cls], 0.0, 0), at=at)
+        reported = {sig.name: _num(a["last_sig"][s, k]) for k, sig in enumerate(dt.signals)}
+        return TwinState(
+            device_id=st.device_ids[s], device_type=dt.name, version=int(i[K.I_EVENTS]),
+            last_seen=int(i[K.I_LAST_TS]), seq=int(i[K.I_LAST_SEQ]), fw=st.fws[s],
+            src_ip=st.src_ips[s], reported=reported, status=self._status(s, cls, at),
+            threats_total=int(a["threats_total"][s]), last_threat=last,
+            baseline_windows=int(i[K.I_BASE_N]), updated_at=now_ms)
+
+    def _status(self, s: int, cls: int, at: int) -> str:
+        if cls > 0 and self.store.max_ts - at < self.ctx.detection.alert_cooldown_ms:
+            return "under_attack"
+        if self.store.arrays["istate"][s, K.I_BASE_N] < self.ctx.detection.warmup_windows:
+            return "learning"
+        return "normal"
+
+
+def _num(v: float) -> float | None:
+    return None if np.isnan(v) else round(float(v), 6)
+
+
+def _hash(*parts: str) -> str:
+    """Deterministic output id: the same window re-processed after a restart gets the same id."""
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]

@@ -1,0 +1,199 @@
+"""Kafka source and sink for the dataflow: one columnar RawBatch per partition poll; bulk produce.
+
+The source snapshots the next offset per partition (Bytewax recovery), commits nothing to Kafka, and
+optionally ends a partition after `idle_s` seconds without input (tests, benchmarks, --until-idle).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from operators.batches import OutMsg, RawBatch
+
+log = logging.getLogger(__name__)
+
+# librdkafka's defaults stall fetching around 0.2M msg/s (architecture.md); these keep it fed.
+CONSUMER_TUNING = {
+    "enable.auto.commit": False,
+    "enable.partition.eof": False,
+    "fetch.queue.backoff.ms": 1,
+    "queued.min.messages": 200_000,
+    "auto.offset.reset": "earliest",
+}
+PRODUCER_TUNING = {
+    "linger.ms": 5,
+    "enable.idempotence": True,
+    "partitioner": "murmur2_random",  # same partition per key as Java clients
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 1_000_000,
+}
+
+
+class KafkaFatalError(RuntimeError):
+    """The broker refused us for good (auth, unknown topic, ...); restarting will not help."""
+
+
+@dataclass
+class _Partition(StatefulSourcePartition[RawBatch, int]):
+    consumer: Consumer
+    topic: str
+    partition: int
+    batch_size: int
+    poll_timeout_s: float
+    idle_s: float | None
+    next_offset: int = 0  # what snapshot() records: resume here
+    last_data: float = field(default_factory=time.monotonic)
+
+    def next_batch(self) -> list[RawBatch]:
+        msgs = self.consumer.consume(self.batch_size, self.poll_timeout_s)
+        good = [m for m in msgs if _ok(m)]
+        if not good:
+            if self.idle_s is not None and time.monotonic() - self.last_data > self.idle_s:
+                raise StopIteration
+            return []
+        self.last_data = time.monotonic()
+        offsets = np.fromiter((m.offset() for m in good), dtype=np.int64, count=len(good))
+        self.next_offset = int(offsets[-1]) + 1
+        return [RawBatch(self.topic, self.partition, offsets, [m.key() for m in good],
+                         [m.value() for m in good])]
+
+    def snapshot(self) -> int:
+        return self.next_offset
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _ok(msg: Any) -> bool:
+    err = msg.error()
+    if err is None:
+        return True
+    if err.fatal() or err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._AUTHENTICATION):
+        raise KafkaFatalError(f"Kafka consumer: {err.str()} — check brokers, topic and security "
+                              "settings ([kafka] / [kafka.extra])")
+    log.warning("Kafka consumer: %s (retrying)", err.str())  # transient: broker down, rebalance
+    return False
+
+
+class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
+    """Every partition of `topic`, read from the beginning or the snapshotted offset."""
+
+    def __init__(self, settings: dict[str, Any], topic: str, batch_size: int = 2000,
+                 poll_timeout_s: float = 0.05, idle_s: float | None = None) -> None:
+        self.settings, self.topic = settings, topic
+        self.batch_size, self.poll_timeout_s, self.idle_s = batch_size, poll_timeout_s, idle_s
+
+    def list_parts(self) -> list[str]:
+        c = Consumer({**self.settings, "group.id": "twinguard-meta", **CONSUMER_TUNING})
+        try:
+            meta = c.list_topics(self.topic, timeout=30)
+        finally:
+            c.close()
+        t = meta.topics.get(self.topic)
+        if t is None or t.error is not None or not t.partitions:
+            raise KafkaFatalError(f"topic {self.topic!r} not found on {self.settings.get('bootstrap.servers')}"
+                                  "; create it with `twinguard topics create`")
+        return [str(p) for p in sorted(t.partitions)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
+        p = int(for_part)
+        consumer = Consumer({**self.settings, "group.id": f"twinguard-{step_id}", **CONSUMER_TUNING})
+        start = OFFSET_BEGINNING if resume_state is None else resume_state
+        consumer.assign([TopicPartition(self.topic, p, start)])
+        return _Partition(consumer, self.topic, p, self.batch_size, self.poll_timeout_s,
+                          self.idle_s, next_offset=resume_state or 0)
+
+
+class _ProducerPartition(StatelessSinkPartition[OutMsg]):
+    def __init__(self, settings: dict[str, Any], topics: dict[str, str]) -> None:
+        self.producer = Producer({**PRODUCER_TUNING, **settings})
+        self.topics = topics
+        self.errors: list[str] = []
+
+    def _delivered(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self.errors.append(err.str())
+
+    def write_batch(self, items: list[OutMsg]) -> None:
+        produce, topics = self.producer.produce, self.topics
+        for m in items:
+            while True:
+                try:
+                    produce(topics[m.role], m.value, m.key, on_delivery=self._delivered)
+                    break
+                except BufferError:  # local queue full: let librdkafka drain, then retry
+                    self.producer.poll(0.1)
+        # at-least-once: a batch counts as written only when the broker has it
+        self.producer.flush()
+        if self.errors:
+            errs, self.errors = self.errors[:3], []
+            raise RuntimeError(f"Kafka producer could not deliver output: {errs}")
+
+    def close(self) -> None:
+        self.producer.flush()
+
+
+class KafkaOutSink(DynamicSink[OutMsg]):
+    """Writes each OutMsg to the topic configured for its role."""
+
+    def __init__(self, settings: dict[str, Any], topics: dict[str, str]) -> None:
+        self.settings, self.topics = settings, topics
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProducerPartition:
+        return _ProducerPartition(self.settings, self.topics)
+
+
+def producer(settings: dict[str, Any], **overrides: Any) -> Producer:
+    """A tuned producer for tools that write to Kafka (simulate, benchmarks)."""
+    return Producer({**PRODUCER_TUNING, **settings, **overrides})
+
+
+def produce_all(p: Producer, topic: str, items: list[tuple[bytes, bytes]],
+                on_error: Callable[[str], None]) -> None:
+    """Produce (key, value) pairs, waiting for queue space instead of failing."""
+    def cb(err: Any, _m: Any) -> None:
+        if err is not None:
+            on_error(err.str())
+    for key, value in items:
+        while True:
+            try:
+                p.produce(topic, value, key, on_delivery=cb)
+                break
+            except BufferError:
+                p.poll(0.1)
+    p.poll(0)
+
+
+def read_topic(settings: dict[str, Any], topic: str, timeout_s: float = 60.0
+               ) -> list[tuple[bytes | None, bytes]]:
+    """Every (key, value) currently in `topic`, up to the high watermarks seen at the start."""
+    c = Consumer({**settings, "group.id": "twinguard-reader", **CONSUMER_TUNING})
+    try:
+        meta = c.list_topics(topic, timeout=30).topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise KafkaFatalError(f"topic {topic!r} not found")
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in meta.partitions}
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, e in ends.items() if e > 0])
+        out: list[tuple[bytes | None, bytes]] = []
+        pos = dict.fromkeys(ends, 0)
+        deadline = time.monotonic() + timeout_s
+        while any(pos[p] < e for p, e in ends.items()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic}: reached {pos} of {ends} in {timeout_s} s")
+            for m in c.consume(1000, 0.5):
+                if _ok(m) and m.offset() < ends[m.partition()]:
+                    out.append((m.key(), m.value()))
+                    pos[m.partition()] = m.offset() + 1
+        return out
+    finally:
+        c.close()

@@ -1,0 +1,359 @@
+"""Numba window kernels: per-device tumbling windows, long windows, own and peer baselines.
+
+All kernels take arrays and scalars only and update the TwinStore arrays in place; closed windows are
+written as feature rows (columns = schemas.features.FEATURE_NAMES) into caller-provided buffers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from schemas.features import FEATURE_INDEX as _FI
+
+# istate columns (int64 per device slot)
+I_TYPE, I_LAST_SEQ, I_LAST_TS, I_LAST_SRC, I_WIN_START, I_WIN_PART = 0, 1, 2, 3, 4, 5
+I_FIRST_OFF, I_LAST_OFF, I_BASE_N, I_EVENTS, I_WINDOWS, I_DIRTY, I_RING_POS = 6, 7, 8, 9, 10, 11, 12
+I_CLOSED_END = 13
+N_ISTATE = 14
+N_META = 6  # closed-window rows: slot, window start, window end, partition, first offset, last offset
+# window accumulator columns
+A_COUNT, A_BIN, A_BOUT, A_CONNS, A_AUTH, A_GAPS, A_REPLAYS, A_HMAC = 0, 1, 2, 3, 4, 5, 6, 7
+A_UNSIGNED, A_SRCCHG, A_FW, A_RANGE, A_ROC, A_INV, A_LATE, A_TRUSTED = 8, 9, 10, 11, 12, 13, 14, 15
+N_ACC = 16
+# per-signal accumulator
+S_N, S_SUM, S_SUMSQ, S_MIN, S_MAX, S_ROC = 0, 1, 2, 3, 4, 5
+N_SACC = 6
+# long-window ring columns
+R_COUNT, R_BOUT, R_BIN, R_AUTH = 0, 1, 2, 3
+N_RING = 4
+# baseline quantities: count, bytes out, bytes in, connections, then one per signal
+B_COUNT, B_BOUT, B_BIN, B_CONNS, B_SIG0 = 0, 1, 2, 3, 4
+EWMA_ALPHA = 0.3
+OWN_ALPHA, PEER_ALPHA = 0.1, 0.02
+CLIP_SIGMAS = 4.0
+PORT_BITS = 128
+
+F_COUNT, F_RATE, F_COUNT60, F_RATE60 = _FI["count_10s"], _FI["rate_ratio_10s"], _FI["count_60s"], _FI["rate_ratio_60s"]
+F_COUNT_Z, F_COUNT_ZP = _FI["count_z_own"], _FI["count_z_peer"]
+F_BOUT, F_BIN, F_BOUT60 = _FI["log_bytes_out_10s"], _FI["log_bytes_in_10s"], _FI["log_bytes_out_60s"]
+F_BOUT_Z, F_BOUT_ZP, F_BOUT_RATIO = _FI["bytes_out_z_own"], _FI["bytes_out_z_peer"], _FI["bytes_out_ratio"]
+F_BIN_Z, F_OUTIN, F_CONNS, F_CONNS_Z = _FI["bytes_in_z_own"], _FI["out_in_log_ratio"], _FI["conns_10s"], _FI["conns_z_own"]
+F_PORTS, F_PORTS60 = _FI["distinct_ports_10s"], _FI["distinct_ports_60s"]
+F_AUTH, F_AUTH60, F_GAPS, F_REPLAYS = _FI["auth_fail_10s"], _FI["auth_fail_60s"], _FI["seq_gaps_10s"], _FI["replays_10s"]
+F_HMAC, F_UNSIGNED, F_SRCCHG, F_FW = _FI["hmac_fail_10s"], _FI["unsigned_10s"], _FI["src_changes_10s"], _FI["fw_unknown_10s"]
+F_LATE, F_RANGE, F_ROC, F_INV = _FI["late_10s"], _FI["range_viol_frac"], _FI["roc_viol_frac"], _FI["inv_viol_frac"]
+F_SZ, F_SZP, F_SROC = _FI["sig_max_abs_z_own"], _FI["sig_max_abs_z_peer"], _FI["sig_max_roc_ratio"]
+F_SMARGIN, F_SEWMA, F_BASEN = _FI["sig_min_margin"], _FI["sig_ewma_dev_max"], _FI["baseline_windows"]
+F_SIG_Z, F_SIG_ROC, F_SIG_POS = _FI["sig0_z_own"], _FI["sig0_roc_ratio"], _FI["sig0_pos"]
+
+
+@njit(nogil=True, cache=True)
+def _popcount(x: np.uint64) -> int:
+    n = 0
+    while x:
+        x &= x - np.uint64(1)
+        n += 1
+    return n
+
+
+@njit(nogil=True, cache=True)
+def distinct_estimate(words: np.ndarray) -> float:
+    """Linear-counting estimate of distinct values hashed into a PORT_BITS-bit bitmap."""
+    ones = 0
+    for w in range(words.shape[0]):
+        ones += _popcount(words[w])
+    zeros = PORT_BITS - ones
+    if zeros == 0:
+        return PORT_BITS * math.log(PORT_BITS)
+    return PORT_BITS * math.log(PORT_BITS / zeros)
+
+
+@njit(nogil=True, cache=True)
+def _z(x: float, mean: float, var: float, floor: float, n: int, warm: int) -> float:
+    if n < warm:
+        return 0.0
+    return (x - mean) / (math.sqrt(max(var, 0.0)) + floor)
+
+
+@njit(nogil=True, cache=True)
+def _learn(stat: np.ndarray, x: float, n: int, alpha_min: float, floor: float, warm: int) -> None:
+    """Robust EWMA mean/variance update in place (stat = [mean, var]); clips outliers once warm."""
+    if n >= warm:
+        bound = CLIP_SIGMAS * (math.sqrt(max(stat[1], 0.0)) + floor)
+        x = min(max(x, stat[0] - bound), stat[0] + bound)
+    a = max(1.0 / (n + 1), alpha_min)
+    d = x - stat[0]
+    stat[0] += a * d
+    stat[1] = (1.0 - a) * (stat[1] + a * d * d)
+
+
+@njit(nogil=True, cache=True)
+def _floors(t: int, lo: np.ndarray, hi: np.ndarray, b: int, mean: float) -> float:
+    if b == B_COUNT or b == B_CONNS:
+        return 1.0 + 0.1 * abs(mean)
+    if b == B_BOUT or b == B_BIN:
+        return 50.0 + 0.1 * abs(mean)
+    k = b - B_SIG0
+    return 0.01 * (hi[t, k] - lo[t, k])
+
+
+@njit(nogil=True, cache=True)
+def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws, ring_ports,
+                 base, peer, peer_n, nominal_hz, lo, hi, nsig, warm, out_feat, out_meta, r):
+    """Write slot s's window [ws, ws+window_ms) as feature row r, learn baselines, reset it."""
+    t = istate[s, I_TYPE]
+    f = out_feat[r]
+    f[:] = 0.0
+    win_s = window_ms / 1000.0
+    count = acc[s, A_COUNT]
+    base_n = istate[s, I_BASE_N]
+    pn = peer_n[t]
+    # long window = this window + ring entries within (ring length) windows before it
+    rl = ring.shape[1]
+    c60, bout60, auth60 = count, acc[s, A_BOUT], acc[s, A_AUTH]
+    p60 = ports[s].copy()
+    span = 1
+    for j in range(rl):
+        if ring_ws[s, j] >= ws - rl * window_ms and ring_ws[s, j] < ws and ring_ws[s, j] >= 0:
+            c60 += ring[s, j, R_COUNT]
+            bout60 += ring[s, j, R_BOUT]
+            auth60 += ring[s, j, R_AUTH]
+            p60 |= ring_ports[s, j]
+            span += 1
+    hz = nominal_hz[t]
+    f[F_COUNT] = count
+    f[F_RATE] = count / (win_s * hz)
+    f[F_COUNT60] = c60
+    f[F_RATE60] = c60 / (span * win_s * hz)
+    qs = np.empty(B_SIG0 + lo.shape[1])
+    qs[B_COUNT], qs[B_BOUT], qs[B_BIN], qs[B_CONNS] = count, acc[s, A_BOUT], acc[s, A_BIN], acc[s, A_CONNS]
+    zo = np.zeros(qs.shape[0])
+    zp = np.zeros(qs.shape[0])
+    for b in range(B_SIG0):
+        zo[b] = _z(qs[b], base[s, b, 0], base[s, b, 1], _floors(t, lo, hi, b, base[s, b, 0]), base_n, warm)
+        zp[b] = _z(qs[b], peer[t, b, 0], peer[t, b, 1], _floors(t, lo, hi, b, peer[t, b, 0]), pn, 4 * warm)
+    f[F_COUNT_Z], f[F_COUNT_ZP] = zo[B_COUNT], zp[B_COUNT]
+    f[F_BOUT] = math.log1p(acc[s, A_BOUT])
+    f[F_BIN] = math.log1p(acc[s, A_BIN])
+    f[F_BOUT60] = math.log1p(bout60)
+    f[F_BOUT_Z], f[F_BOUT_ZP], f[F_BIN_Z] = zo[B_BOUT], zp[B_BOUT], zo[B_BIN]
+    ref = base[s, B_BOUT, 0] if base_n >= warm else (peer[t, B_BOUT, 0] if pn >= 4 * warm else 0.0)
+    f[F_BOUT_RATIO] = acc[s, A_BOUT] / ref if ref > 0.0 else 1.0
+    f[F_OUTIN] = math.log1p(acc[s, A_BOUT]) - math.log1p(acc[s, A_BIN])
+    f[F_CONNS], f[F_CONNS_Z] = acc[s, A_CONNS], zo[B_CONNS]
+    f[F_PORTS] = distinct_estimate(ports[s])
+    f[F_PORTS60] = distinct_estimate(p60)
+    f[F_AUTH], f[F_AUTH60] = acc[s, A_AUTH], auth60
+    f[F_GAPS], f[F_REPLAYS], f[F_HMAC] = acc[s, A_GAPS], acc[s, A_REPLAYS], acc[s, A_HMAC]
+    f[F_UNSIGNED], f[F_SRCCHG], f[F_FW], f[F_LATE] = acc[s, A_UNSIGNED], acc[s, A_SRCCHG], acc[s, A_FW], acc[s, A_LATE]
+    trusted = max(acc[s, A_TRUSTED], 1.0)
+    f[F_RANGE] = acc[s, A_RANGE] / trusted
+    f[F_ROC] = acc[s, A_ROC] / trusted
+    f[F_INV] = acc[s, A_INV] / trusted
+    f[F_BASEN] = min(base_n, 100)
+    margin = 1.0
+    for k in range(nsig[t]):
+        n = sacc[s, k, S_N]
+        if n == 0:
+            continue
+        b = B_SIG0 + k
+        mean = sacc[s, k, S_SUM] / n
+        qs[b] = mean
+        span_k = hi[t, k] - lo[t, k]
+        fl = _floors(t, lo, hi, b, 0.0)
+        zo[b] = _z(mean, base[s, b, 0], base[s, b, 1], fl, base_n, warm)
+        zp[b] = _z(mean, peer[t, b, 0], peer[t, b, 1], fl, pn, 4 * warm)
+        f[F_SIG_Z + k] = zo[b]
+        f[F_SIG_ROC + k] = sacc[s, k, S_ROC]
+        f[F_SIG_POS + k] = (mean - lo[t, k]) / span_k
+        f[F_SZ] = max(f[F_SZ], abs(zo[b]))
+        f[F_SZP] = max(f[F_SZP], abs(zp[b]))
+        f[F_SROC] = max(f[F_SROC], sacc[s, k, S_ROC])
+        margin = min(margin, (sacc[s, k, S_MIN] - lo[t, k]) / span_k, (hi[t, k] - sacc[s, k, S_MAX]) / span_k)
+        if base_n >= warm:
+            dev = abs(ewma[s, k] - base[s, b, 0])
+            f[F_SEWMA] = max(f[F_SEWMA], dev / (math.sqrt(max(base[s, b, 1], 0.0)) + fl))
+    f[F_SMARGIN] = margin
+    out_meta[r, 0], out_meta[r, 1], out_meta[r, 2] = s, ws, ws + window_ms
+    out_meta[r, 3], out_meta[r, 4], out_meta[r, 5] = istate[s, I_WIN_PART], istate[s, I_FIRST_OFF], istate[s, I_LAST_OFF]
+    # learn from complete, clean windows only: the first window is partial, violations would poison
+    clean = acc[s, A_HMAC] + acc[s, A_REPLAYS] + acc[s, A_FW] + acc[s, A_RANGE] + acc[s, A_ROC] + acc[s, A_INV] == 0
+    if istate[s, I_WINDOWS] > 0 and clean:
+        for b in range(qs.shape[0]):
+            if b >= B_SIG0 and (b - B_SIG0 >= nsig[t] or sacc[s, b - B_SIG0, S_N] == 0):
+                continue
+            _learn(base[s, b], qs[b], base_n, OWN_ALPHA, _floors(t, lo, hi, b, base[s, b, 0]), warm)
+            _learn(peer[t, b], qs[b], pn, PEER_ALPHA, _floors(t, lo, hi, b, peer[t, b, 0]), 4 * warm)
+        istate[s, I_BASE_N] += 1
+        peer_n[t] += 1
+    # push into the long-window ring and reset the accumulators
+    pos = istate[s, I_RING_POS]
+    ring[s, pos, R_COUNT], ring[s, pos, R_BOUT] = count, acc[s, A_BOUT]
+    ring[s, pos, R_BIN], ring[s, pos, R_AUTH] = acc[s, A_BIN], acc[s, A_AUTH]
+    ring_ws[s, pos] = ws
+    ring_ports[s, pos] = ports[s]
+    istate[s, I_RING_POS] = (pos + 1) % rl
+    istate[s, I_WINDOWS] += 1
+    istate[s, I_WIN_START] = -1
+    istate[s, I_CLOSED_END] = ws + window_ms
+    acc[s, :] = 0.0
+    ports[s, :] = 0
+    for k in range(sacc.shape[1]):
+        sacc[s, k, S_N], sacc[s, k, S_SUM], sacc[s, k, S_SUMSQ], sacc[s, k, S_ROC] = 0.0, 0.0, 0.0, 0.0
+        sacc[s, k, S_MIN], sacc[s, k, S_MAX] = np.inf, -np.inf
+
+
+
+
+@njit(nogil=True, cache=True)
+def _roc_ratio(rate: float, rmin: float, rmax: float) -> float:
+    """|rate| relative to the allowed limit in its direction; > 1 means physically impossible."""
+    if rate >= 0.0:
+        if rate == 0.0:
+            return 0.0
+        return rate / rmax if rmax > 0.0 else 1e3
+    if rmin < 0.0:
+        return rate / rmin
+    return 1e3 if rate < -1e-9 else 0.0
+
+
+@njit(nogil=True, cache=True)
+def _invariants_broken(row, t, inv) -> bool:
+    for j in range(inv.shape[1]):
+        kind = int(inv[t, j, 0])
+        if kind == 0:
+            continue
+        a, b = row[int(inv[t, j, 1])], row[int(inv[t, j, 2])]
+        c = row[int(inv[t, j, 3])] if inv[t, j, 3] >= 0 else 1.0
+        if math.isnan(a) or math.isnan(b) or math.isnan(c):
+            continue
+        if kind == 1:
+            den = b * c
+            if abs(den) >= inv[t, j, 6]:
+                ratio = a / den
+                if ratio < inv[t, j, 4] or ratio > inv[t, j, 5]:
+                    return True
+        elif kind == 2 and b < 0.5 and a > inv[t, j, 6]:
+            return True
+    return False
+
+
+@njit(nogil=True, cache=True)
+def _observe_signals(i, s, t, t_ms, sigv, sacc, last_sig, last_sig_ts, ewma, lo, hi, rmin,
+                     rmax, nsig):
+    """Fold event i's signals into slot s; returns (out of range, impossible rate of change)."""
+    range_bad, roc_bad = False, False
+    for k in range(nsig[t]):
+        x = sigv[i, k]
+        if math.isnan(x):
+            continue
+        sacc[s, k, S_N] += 1.0
+        sacc[s, k, S_SUM] += x
+        sacc[s, k, S_SUMSQ] += x * x
+        sacc[s, k, S_MIN] = min(sacc[s, k, S_MIN], x)
+        sacc[s, k, S_MAX] = max(sacc[s, k, S_MAX], x)
+        if x < lo[t, k] or x > hi[t, k]:
+            range_bad = True
+        prev_ts = last_sig_ts[s, k]
+        if prev_ts >= 0 and t_ms > prev_ts:
+            ratio = min(_roc_ratio((x - last_sig[s, k]) * 1000.0 / (t_ms - prev_ts), rmin[t, k],
+                                   rmax[t, k]), 1e3)
+            sacc[s, k, S_ROC] = max(sacc[s, k, S_ROC], ratio)
+            roc_bad = roc_bad or ratio > 1.0
+            ewma[s, k] += EWMA_ALPHA * (x - ewma[s, k])
+        else:
+            ewma[s, k] = x
+        last_sig[s, k] = x
+        last_sig_ts[s, k] = t_ms
+    return range_bad, roc_bad
+
+
+@njit(nogil=True, cache=True)
+def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst_port, src_hash,
+                 sig_state, fw_unknown, partition, offset,
+                 istate, acc, sacc, last_sig, last_sig_ts, ewma, ports, ring, ring_ws, ring_ports,
+                 base, peer, peer_n, nominal_hz, lo, hi, rmin, rmax, inv, nsig,
+                 window_ms, warm, require_sig, out_feat, out_meta):
+    """Fold a batch (arrival order) into the store; closed windows go to out_*; returns row count.
+
+    out_feat/out_meta need at least len(slot) rows: each event closes at most one window.
+    """
+    r = 0
+    for i in range(slot.shape[0]):
+        s, t_ms = slot[i], ts[i]
+        t = istate[s, I_TYPE]
+        ws = istate[s, I_WIN_START]
+        if ws >= 0 and t_ms >= ws + window_ms:
+            close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws,
+                         ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
+                         out_feat, out_meta, r)
+            r += 1
+            ws = -1
+        if ws < 0:  # windows only move forward: an old timestamp never reopens the past
+            ws = max((t_ms // window_ms) * window_ms, istate[s, I_CLOSED_END])
+            istate[s, I_WIN_START] = ws
+            istate[s, I_WIN_PART] = partition[i]
+            istate[s, I_FIRST_OFF] = offset[i]
+        istate[s, I_LAST_OFF] = offset[i]
+        istate[s, I_EVENTS] += 1
+        istate[s, I_DIRTY] = 1
+        a = acc[s]
+        a[A_COUNT] += 1.0
+        a[A_BIN] += bytes_in[i]
+        a[A_BOUT] += bytes_out[i]
+        a[A_CONNS] += conns[i]
+        a[A_AUTH] += auth_fail[i]
+        late = t_ms < ws
+        if late:
+            a[A_LATE] += 1.0
+        # a replay repeats an old sequence number with an old timestamp; a reboot resets seq only
+        last = istate[s, I_LAST_SEQ]
+        replay = last >= 0 and seq[i] <= last and t_ms <= istate[s, I_LAST_TS]
+        if replay:
+            a[A_REPLAYS] += 1.0
+        else:
+            if last >= 0 and seq[i] > last + 1:
+                a[A_GAPS] += seq[i] - last - 1
+            istate[s, I_LAST_SEQ] = seq[i]
+            istate[s, I_LAST_TS] = max(istate[s, I_LAST_TS], t_ms)
+        if sig_state[i] == 2:
+            a[A_HMAC] += 1.0
+        elif sig_state[i] == 1:
+            a[A_UNSIGNED] += 1.0
+        a[A_FW] += fw_unknown[i]
+        p = dst_port[i]
+        if p >= 0:
+            h = (p * 40503) % PORT_BITS
+            ports[s, h >> 6] |= np.uint64(1) << np.uint64(h & 63)
+        if src_hash[i] != 0:
+            if istate[s, I_LAST_SRC] != 0 and istate[s, I_LAST_SRC] != src_hash[i]:
+                a[A_SRCCHG] += 1.0
+            istate[s, I_LAST_SRC] = src_hash[i]
+        # signals of replayed, late, forged (or, when required, unsigned) messages are not believed
+        if replay or late or sig_state[i] == 2 or (sig_state[i] == 1 and require_sig):
+            continue
+        a[A_TRUSTED] += 1.0
+        range_bad, roc_bad = _observe_signals(i, s, t, t_ms, sigv, sacc, last_sig, last_sig_ts,
+                                              ewma, lo, hi, rmin, rmax, nsig)
+        a[A_RANGE] += range_bad
+        a[A_ROC] += roc_bad
+        a[A_INV] += _invariants_broken(sigv[i], t, inv)
+    return r
+
+
+@njit(nogil=True, cache=True)
+def close_due(n_slots, watermark, istate, acc, sacc, ewma, ports, ring, ring_ws, ring_ports,
+              base, peer, peer_n, nominal_hz, lo, hi, nsig, window_ms, warm, out_feat, out_meta):
+    """Close every open window that ends at or before `watermark`; returns row count."""
+    r = 0
+    for s in range(n_slots):
+        ws = istate[s, I_WIN_START]
+        if ws >= 0 and ws + window_ms <= watermark:
+            close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws,
+                         ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
+                         out_feat, out_meta, r)
+            r += 1
+    return r

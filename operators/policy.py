@@ -1,0 +1,79 @@
+"""Decide: combine detector verdicts and model probabilities into threats, severities and responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from operators.detectors import DETECTORS, PRIORITY
+from pipelines.config import DetectionConfig
+from schemas.features import THREAT_CLASSES
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+CLASS_INDEX = {c: i for i, c in enumerate(THREAT_CLASSES)}
+DETECTOR_CONFIDENCE = 0.95
+SEVERITIES = ("low", "medium", "high", "critical")
+BASE_SEVERITY = {"dos": 1, "scan": 0, "brute_force": 1, "exfiltration": 2,
+                 "false_data_injection": 2, "replay": 2, "tampering": 2, "firmware_tampering": 3}
+
+
+@dataclass(frozen=True)
+class Response:
+    action: str
+    tier: str  # auto = may run unattended; approval = needs an operator
+    why: str
+
+
+# Recommended response per class; dangerous ones (cutting a device off) wait for approval.
+RESPONSES: dict[str, tuple[Response, ...]] = {
+    "dos": (Response("rate_limit", "auto", "throttle the flooding device at the gateway"),),
+    "scan": (Response("quarantine", "approval", "move the scanning device to an isolated segment"),),
+    "brute_force": (Response("lock_credentials", "auto", "lock the targeted account"),
+                    Response("block_ip", "auto", "block the sources of failed logins")),
+    "exfiltration": (Response("block_ip", "auto", "block the unusual destination"),
+                     Response("quarantine", "approval", "isolate the leaking device")),
+    "false_data_injection": (Response("failsafe", "approval", "hold last trusted set-points"),),
+    "replay": (Response("rotate_key", "auto", "rotate the device key and reset its session"),),
+    "tampering": (Response("rotate_key", "auto", "rotate the device key; drop unsigned traffic"),),
+    "firmware_tampering": (Response("quarantine", "approval", "isolate until firmware is re-flashed"),),
+}
+
+
+@dataclass(frozen=True)
+class Decisions:
+    cls: I64  # chosen class index per row, 0 (normal) = no threat
+    score: F64
+
+
+def decide(fired: npt.NDArray[np.bool_], probs: F64, cfg: DetectionConfig) -> Decisions:
+    """Per window: the model's class if it agrees with a detector or is confident alone; otherwise
+    the highest-priority detector's class."""
+    n = probs.shape[0]
+    model_cls = probs.argmax(axis=1)
+    model_p = probs[np.arange(n), model_cls]
+    det_cls = np.array([CLASS_INDEX[d.threat] for d in DETECTORS], dtype=np.int64)
+    cls = np.zeros(n, dtype=np.int64)
+    score = np.zeros(n)
+    for i in range(n):
+        hits = det_cls[fired[i]]
+        if hits.size:
+            agree = model_cls[i] in hits
+            cls[i] = model_cls[i] if agree else _first_by_priority(hits)
+            score[i] = max(probs[i, cls[i]], DETECTOR_CONFIDENCE)
+        elif model_cls[i] != 0 and model_p[i] >= cfg.model_threshold:
+            cls[i], score[i] = model_cls[i], model_p[i]
+    return Decisions(cls, score)
+
+
+def _first_by_priority(hits: I64) -> int:
+    names = {THREAT_CLASSES[h] for h in hits}
+    return CLASS_INDEX[next(c for c in PRIORITY if c in names)]
+
+
+def severity(threat: str, score: float, n_detectors: int) -> str:
+    """Class base severity, one step up when the evidence is overwhelming."""
+    level = BASE_SEVERITY.get(threat, 1) + (1 if score >= 0.99 and n_detectors >= 2 else 0)
+    return SEVERITIES[min(level, len(SEVERITIES) - 1)]

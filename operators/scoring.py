@@ -1,0 +1,97 @@
+"""XGBoost attack classifier: a verified model directory, batch scoring and per-row explanations.
+
+A model directory holds `model.ubj` (XGBoost's own format, never pickle) and `metadata.json`
+(version, classes, feature names, feature-schema hash, sha256 of the booster file, metrics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, THREAT_CLASSES
+
+F64 = npt.NDArray[np.float64]
+MODEL_FILE, META_FILE = "model.ubj", "metadata.json"
+NO_MODEL = "rules-only"
+
+
+class ModelError(ValueError):
+    """A model directory is missing, tampered with, or built for other features/classes."""
+
+
+def default_model_dir() -> Path:
+    return Path(str(resources.files("operators").joinpath("models/default")))
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Class probabilities for feature rows; without a booster every row scores as 'normal'."""
+
+    version: str
+    booster: Any = None  # xgboost.Booster
+    metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, directory: str | Path | None = None, nthread: int = 1) -> Scorer:
+        """Load and verify a model directory (default: the shipped model)."""
+        d = Path(directory) if directory else default_model_dir()
+        meta_path, model_path = d / META_FILE, d / MODEL_FILE
+        if not meta_path.is_file() or not model_path.is_file():
+            raise ModelError(f"{d} is not a model directory (needs {MODEL_FILE} and {META_FILE}); "
+                             "build one with `twinguard train --out DIR`")
+        meta = json.loads(meta_path.read_text())
+        verify_metadata(meta, sha256_file(model_path), d)
+        import xgboost as xgb
+
+        booster = xgb.Booster(params={"nthread": nthread})
+        booster.load_model(bytearray(model_path.read_bytes()))
+        return cls(version=str(meta["version"]), booster=booster, metadata=meta)
+
+    @classmethod
+    def rules_only(cls) -> Scorer:
+        return cls(version=NO_MODEL)
+
+    def predict(self, x: F64) -> F64:
+        """[rows, classes] probabilities (columns in THREAT_CLASSES order)."""
+        if self.booster is None or x.shape[0] == 0:
+            p = np.zeros((x.shape[0], len(THREAT_CLASSES)))
+            p[:, 0] = 1.0
+            return p
+        out = self.booster.inplace_predict(np.ascontiguousarray(x, dtype=np.float32))
+        return np.asarray(out, dtype=np.float64).reshape(x.shape[0], len(THREAT_CLASSES))
+
+    def contributions(self, x: F64, classes: npt.NDArray[np.int64]) -> F64:
+        """[rows, features] SHAP-style contribution of each feature to row i's class classes[i]."""
+        if self.booster is None or x.shape[0] == 0:
+            return np.zeros_like(x)
+        import xgboost as xgb
+
+        dm = xgb.DMatrix(np.ascontiguousarray(x, dtype=np.float32), feature_names=list(FEATURE_NAMES))
+        c = self.booster.predict(dm, pred_contribs=True, approx_contribs=True)
+        c = np.asarray(c).reshape(x.shape[0], len(THREAT_CLASSES), x.shape[1] + 1)
+        return np.asarray(c[np.arange(x.shape[0]), classes, :-1], dtype=np.float64)
+
+
+def verify_metadata(meta: dict[str, Any], digest: str, where: Path) -> None:
+    """Refuse a model whose bytes, features or classes differ from what this build expects."""
+    if meta.get("sha256") != digest:
+        raise ModelError(f"{where}/{MODEL_FILE}: sha256 {digest[:12]}… does not match "
+                         f"metadata {str(meta.get('sha256'))[:12]}… (file altered?)")
+    if tuple(meta.get("feature_names", ())) != FEATURE_NAMES:
+        raise ModelError(f"{where}: model was trained on other features (schema "
+                         f"{meta.get('feature_schema')}, this build {FEATURE_SCHEMA}); retrain")
+    if tuple(meta.get("classes", ())) != THREAT_CLASSES:
+        raise ModelError(f"{where}: model classes {meta.get('classes')} differ from "
+                         f"{list(THREAT_CLASSES)}; retrain")

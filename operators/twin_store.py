@@ -1,0 +1,126 @@
+"""Per-shard twin state: preallocated numpy arrays indexed by a dense device slot.
+
+A few large arrays snapshot cheaply (Bytewax copies state at every epoch); per-device Python objects
+are limited to the id, firmware and source-address strings the outputs need.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from operators import kernels as K
+from schemas.device_types import MAX_SIGNALS
+from schemas.features import THREAT_CLASSES
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass
+class TwinStore:
+    """Twin + window + baseline state of every device in one shard."""
+
+    n_types: int
+    ring_len: int
+    capacity: int = 64
+    size: int = 0
+    index: dict[str, int] = field(default_factory=dict)
+    device_ids: list[str] = field(default_factory=list)
+    fws: list[str | None] = field(default_factory=list)
+    src_ips: list[str | None] = field(default_factory=list)
+    last_threat_ids: list[str | None] = field(default_factory=list)
+    max_ts: int = -1  # highest event time seen in this shard (drives the watermark)
+    max_ts_wall: float = 0.0  # wall-clock seconds when max_ts last advanced
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    peer: np.ndarray = field(init=False)
+    peer_n: I64 = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.arrays:
+            self.arrays = self._alloc(self.capacity)
+        n_base = K.B_SIG0 + MAX_SIGNALS
+        if not hasattr(self, "peer"):
+            self.peer = np.zeros((self.n_types, n_base, 2))
+            self.peer_n = np.zeros(self.n_types, dtype=np.int64)
+
+    def _alloc(self, cap: int) -> dict[str, np.ndarray]:
+        k, r = MAX_SIGNALS, self.ring_len
+        istate = np.zeros((cap, K.N_ISTATE), dtype=np.int64)
+        istate[:, [K.I_LAST_SEQ, K.I_LAST_TS, K.I_WIN_START, K.I_CLOSED_END]] = -1
+        sacc = np.zeros((cap, k, K.N_SACC))
+        sacc[:, :, K.S_MIN], sacc[:, :, K.S_MAX] = np.inf, -np.inf
+        return {
+            "istate": istate,
+            "acc": np.zeros((cap, K.N_ACC)),
+            "sacc": sacc,
+            "last_sig": np.full((cap, k), np.nan),
+            "last_sig_ts": np.full((cap, k), -1, dtype=np.int64),
+            "ewma": np.zeros((cap, k)),
+            "ports": np.zeros((cap, 2), dtype=np.uint64),
+            "ring": np.zeros((cap, r, K.N_RING)),
+            "ring_ws": np.full((cap, r), -1, dtype=np.int64),
+            "ring_ports": np.zeros((cap, r, 2), dtype=np.uint64),
+            "base": np.zeros((cap, K.B_SIG0 + k, 2)),
+            "alert_ts": np.full((cap, len(THREAT_CLASSES)), -(2**62), dtype=np.int64),
+            "threats_total": np.zeros(cap, dtype=np.int64),
+            "last_threat": np.full((cap, 2), -1, dtype=np.int64),  # class index, time
+        }
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * self.capacity)
+        fresh = self._alloc(cap)
+        for name, arr in self.arrays.items():
+            fresh[name][: self.size] = arr[: self.size]
+        self.arrays, self.capacity = fresh, cap
+
+    def slots_for(self, device_ids: list[str], type_idx: I64) -> I64:
+        """Dense slot per event, allocating slots for new devices (type fixed at first sight)."""
+        index, out = self.index, np.empty(len(device_ids), dtype=np.int64)
+        for i, d in enumerate(device_ids):
+            s = index.get(d)
+            if s is None:
+                s = self._add(d, int(type_idx[i]))
+            out[i] = s
+        return out
+
+    def _add(self, device_id: str, type_idx: int) -> int:
+        if self.size == self.capacity:
+            self._grow(self.size + 1)
+        s = self.size
+        self.index[device_id] = s
+        self.device_ids.append(device_id)
+        self.fws.append(None)
+        self.src_ips.append(None)
+        self.last_threat_ids.append(None)
+        self.arrays["istate"][s, K.I_TYPE] = type_idx
+        self.size += 1
+        return s
+
+    def kernel_state(self) -> tuple[np.ndarray, ...]:
+        """The arrays update_batch takes, in its argument order."""
+        a = self.arrays
+        return (a["istate"], a["acc"], a["sacc"], a["last_sig"], a["last_sig_ts"], a["ewma"],
+                a["ports"], a["ring"], a["ring_ws"], a["ring_ports"], a["base"], self.peer,
+                self.peer_n)
+
+    def snapshot(self) -> TwinStore:
+        """An independent copy for Bytewax recovery (arrays trimmed to the used slots)."""
+        snap = copy.copy(self)
+        snap.arrays = {k: v[: self.size].copy() for k, v in self.arrays.items()}
+        snap.capacity = max(self.size, 1)
+        if self.size == 0:
+            snap.arrays = self._alloc(1)
+        snap.index, snap.device_ids = dict(self.index), list(self.device_ids)
+        snap.fws, snap.src_ips = list(self.fws), list(self.src_ips)
+        snap.last_threat_ids = list(self.last_threat_ids)
+        snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
+        return snap
+
+    def nbytes(self) -> int:
+        """Bytes held in arrays (state per device = nbytes / size)."""
+        return sum(v.nbytes for v in self.arrays.values()) + self.peer.nbytes
+
+

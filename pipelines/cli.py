@@ -1,0 +1,172 @@
+"""`twinguard` command line: demo, run, simulate, train, evaluate, kafka, topics, config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines.config import Config, ConfigError, load_config, masked
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def _config(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config)
+    if getattr(args, "brokers", None):
+        cfg = cfg.replace(kafka={"brokers": args.brokers})
+    return cfg
+
+
+def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.demo import DemoConfig, run_demo
+
+    run_demo(cfg, DemoConfig(args.devices, args.duration, args.seed, Path(args.out), args.workers))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.run import run_kafka
+
+    run_kafka(cfg, args.workers, args.until_idle)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.simulate import produce_simulation
+
+    produce_simulation(cfg, args.devices, args.duration, args.rate, args.seed, Path(args.labels),
+                       args.realtime)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.train import TrainConfig, train
+
+    tc = TrainConfig(devices=args.devices, duration_s=args.duration,
+                     seeds=tuple(args.seeds), rounds=args.rounds)
+    meta = train(cfg, tc, Path(args.out))
+    print(f"model {meta['version']} written to {args.out}; hold-out macro-F1 "
+          f"{meta['holdout']['macro_f1']}")
+    for c, m in meta["holdout"]["per_class"].items():
+        print(f"  {c:<22} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f} "
+              f"n={m['support']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.evaluate_kafka import evaluate_topic
+
+    return evaluate_topic(cfg, Path(args.labels), args.devices_from, args.out)
+
+
+def cmd_kafka(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines import kafka_local
+
+    if args.action == "up":
+        info = kafka_local.up(args.port, Path(args.data_dir) if args.data_dir else None)
+        print(f"Kafka is up: brokers={info.brokers} pid={info.pid} log={info.log_path}")
+    elif args.action == "status":
+        found = kafka_local.status()
+        print(f"Kafka is up: brokers={found.brokers} pid={found.pid}" if found else "Kafka is down")
+        return 0 if found else 1
+    else:
+        print("Kafka stopped" if kafka_local.down() else "no local Kafka was running")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.kafka_admin import create_topics, topic_specs
+
+    specs = topic_specs(cfg, args.partitions)
+    made = create_topics(cfg.kafka.client_settings(), specs)
+    for s in specs:
+        print(f"{s.name:<28} partitions={s.partitions} {'created' if s.name in made else 'exists'}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, cfg: Config) -> int:
+    print(json.dumps(masked(cfg), indent=2))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="twinguard", description=__doc__)
+    p.add_argument("--config", help="TOML config file (defaults: pipelines/defaults.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Handler, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    d = add("demo", cmd_demo, "run the full dataflow on an embedded simulated fleet (no Kafka)")
+    d.add_argument("--devices", type=int, default=600, help="fleet size (default 600)")
+    d.add_argument("--duration", type=float, default=90.0, help="simulated seconds (default 90)")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--workers", type=int, default=1, help="Bytewax workers (threads)")
+    d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+
+    r = add("run", cmd_run, "run the dataflow: telemetry topic -> twins/threats/actions/deadletter")
+    r.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
+    r.add_argument("--workers", type=int, default=1, help="Bytewax workers in this process")
+    r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
+                   help="stop once no input arrived for this long (tests, benchmarks)")
+
+    s = add("simulate", cmd_simulate, "produce simulated fleet telemetry with labelled attacks")
+    s.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
+    s.add_argument("--devices", type=int, default=300)
+    s.add_argument("--duration", type=float, default=60.0, help="simulated seconds")
+    s.add_argument("--rate", type=float, default=None, help="fleet events/s (default: per type)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--labels", required=True, help="write attack labels (JSON lines) here")
+    s.add_argument("--realtime", action="store_true", help="pace production to event time")
+
+    t = add("train", cmd_train, "train the XGBoost attack classifier from simulated fleets")
+    t.add_argument("--out", default="operators/models/default", help="model directory")
+    t.add_argument("--devices", type=int, default=1500)
+    t.add_argument("--duration", type=float, default=120.0)
+    t.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
+    t.add_argument("--rounds", type=int, default=60)
+
+    e = add("evaluate", cmd_evaluate, "score the threats topic against attack labels")
+    e.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
+    e.add_argument("--labels", required=True, help="labels file written by `simulate`")
+    e.add_argument("--devices-from", choices=["twins", "labels"], default="twins",
+                   help="where the fleet's device list comes from (default: the twins topic)")
+    e.add_argument("--out", default=None, help="also write the result as JSON here")
+
+    k = add("kafka", cmd_kafka, "run a real single-node Apache Kafka on 127.0.0.1")
+    k.add_argument("action", choices=["up", "status", "down"])
+    k.add_argument("--port", type=int, default=9092)
+    k.add_argument("--data-dir", default=None, help="broker data (default .twinguard/kafka)")
+
+    tp = add("topics", cmd_topics, "create every configured topic")
+    tp.add_argument("action", choices=["create"])
+    tp.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
+    tp.add_argument("--partitions", type=int, default=None, help="default from config")
+
+    add("config", cmd_config, "print the resolved configuration (secrets masked)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        fn: Handler = args.fn
+        return fn(args, _config(args))
+    except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:
+        print(f"twinguard {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

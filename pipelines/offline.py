@@ -1,0 +1,73 @@
+"""Drive the dataflow's own steps (decode -> shard engines) in-process over recorded chunks.
+
+`train` uses it to compute features with exactly the kernels that serve, so train and serve cannot
+drift; it is the graph of pipelines/flow.py minus Bytewax, not a re-implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from operators.batches import OutMsg, RawBatch
+from operators.decode import decode_batch
+from operators.engine import ShardEngine, Windows
+from operators.policy import Decisions
+from operators.twin_store import TwinStore
+from pipelines.flow import Runtime
+from schemas.features import N_FEATURES
+
+
+@dataclass
+class WindowLog:
+    """Every closed window: features, device id, window bounds, decided class."""
+
+    features: list[npt.NDArray[np.float64]] = field(default_factory=list)
+    device_ids: list[str] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    decided: list[int] = field(default_factory=list)
+
+    def __call__(self, store: TwinStore, w: Windows, d: Decisions) -> None:
+        self.features.append(w.features.copy())
+        self.device_ids += [store.device_ids[s] for s in w.meta[:, 0].tolist()]
+        self.starts += w.meta[:, 1].tolist()
+        self.ends += w.meta[:, 2].tolist()
+        self.decided += d.cls.tolist()
+
+    def matrix(self) -> npt.NDArray[np.float64]:
+        return np.vstack(self.features) if self.features else np.zeros((0, N_FEATURES))
+
+
+@dataclass
+class OfflineRun:
+    outputs: list[OutMsg]
+    windows: WindowLog
+    events_in: int
+
+
+def run_offline(chunks: Iterable[tuple[list[bytes], list[bytes]]], rt: Runtime,
+                topic: str = "offline") -> OfflineRun:
+    """Feed (keys, values) chunks through decode and per-shard engines, then flush at the end."""
+    log = WindowLog()
+    engines: dict[int, ShardEngine] = {}
+    outputs: list[OutMsg] = []
+    offset = 0
+    for keys, values in chunks:
+        offsets = np.arange(offset, offset + len(values), dtype=np.int64)
+        offset += len(values)
+        decoded = decode_batch(RawBatch(topic, 0, offsets, list(keys), list(values)), rt.types,
+                               rt.keys, rt.decode)
+        outputs += decoded.errs
+        for shard, part in decoded.oks.split_by_shard():
+            eng = engines.get(shard)
+            if eng is None:
+                eng = engines[shard] = ShardEngine.fresh(rt.engine)
+                eng.on_windows.append(log)
+            outputs += eng.process(part)
+    for eng in engines.values():
+        outputs += eng.flush()
+    return OfflineRun(outputs, log, offset)

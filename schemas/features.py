@@ -1,0 +1,41 @@
+"""Names that leak outside the process (feature columns, threat classes) declared once."""
+
+from __future__ import annotations
+
+import hashlib
+
+from schemas.device_types import MAX_SIGNALS
+
+NORMAL = "normal"
+# The skeleton's attack classes; index = XGBoost class id (0 = normal).
+THREAT_CLASSES: tuple[str, ...] = (
+    NORMAL,
+    "dos",
+    "scan",
+    "brute_force",
+    "exfiltration",
+    "false_data_injection",
+    "replay",
+    "tampering",
+    "firmware_tampering",
+)
+
+_WINDOW_FEATURES = (
+    "count_10s", "rate_ratio_10s", "count_60s", "rate_ratio_60s", "count_z_own", "count_z_peer",
+    "log_bytes_out_10s", "log_bytes_in_10s", "log_bytes_out_60s", "bytes_out_z_own",
+    "bytes_out_z_peer", "bytes_out_ratio", "bytes_in_z_own", "out_in_log_ratio", "conns_10s", "conns_z_own",
+    "distinct_ports_10s", "distinct_ports_60s", "auth_fail_10s", "auth_fail_60s",
+    "seq_gaps_10s", "replays_10s", "hmac_fail_10s", "unsigned_10s", "src_changes_10s",
+    "fw_unknown_10s", "late_10s", "range_viol_frac", "roc_viol_frac", "inv_viol_frac",
+    "sig_max_abs_z_own", "sig_max_abs_z_peer", "sig_max_roc_ratio", "sig_min_margin",
+    "sig_ewma_dev_max", "baseline_windows",
+)
+_PER_SIGNAL = ("z_own", "roc_ratio", "pos")
+
+FEATURE_NAMES: tuple[str, ...] = _WINDOW_FEATURES + tuple(
+    f"sig{k}_{name}" for name in _PER_SIGNAL for k in range(MAX_SIGNALS)
+)
+FEATURE_INDEX: dict[str, int] = {n: i for i, n in enumerate(FEATURE_NAMES)}
+N_FEATURES = len(FEATURE_NAMES)
+# Models record this hash; a model built for other features is refused at load.
+FEATURE_SCHEMA = hashlib.sha256(",".join(FEATURE_NAMES).encode()).hexdigest()[:16]

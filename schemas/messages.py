@@ -1,0 +1,197 @@
+"""Message contracts for every topic, as msgspec Structs.
+
+These Structs are the one definition: `python -m schemas.export` writes the versioned JSON Schema files in
+schemas/json/ from them, and a test fails if the files and the Structs ever differ.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct
+
+SCHEMA_VERSION = 1
+
+DeviceId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/-]+$",
+                              description="Stable device identifier (also the Kafka key)")]
+EpochMs = Annotated[int, Meta(ge=0, le=253_402_300_799_999, description="Milliseconds since the epoch")]
+Count = Annotated[int, Meta(ge=0, le=2**53)]
+Port = Annotated[int, Meta(ge=0, le=65535)]
+Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+
+
+class Net(Struct, omit_defaults=True):
+    """Network counters since the previous message."""
+
+    src_ip: str | None = None
+    dst_ip: str | None = None
+    dst_port: Port | None = None
+    bytes_in: Count = 0
+    bytes_out: Count = 0
+    packets_in: Count = 0
+    packets_out: Count = 0
+    connections: Count = 0
+
+
+class Auth(Struct, omit_defaults=True):
+    """Authentication attempts against the device since the previous message."""
+
+    failures: Count = 0
+    successes: Count = 0
+    principal: str | None = None
+
+
+class Telemetry(Struct, omit_defaults=True):
+    """twinguard.telemetry: one device report. `sig` = hex HMAC-SHA256 over `canonical_bytes()`."""
+
+    device_id: DeviceId
+    type: Annotated[str, Meta(min_length=1, max_length=64, description="Device type (schemas/device_types)")]
+    ts: EpochMs | datetime
+    seq: Count
+    signals: dict[str, float]
+    net: Net | None = None
+    auth: Auth | None = None
+    fw: Annotated[str, Meta(max_length=64)] | None = None
+    sig: Annotated[str, Meta(max_length=128)] | None = None
+
+
+class Activity(Struct, omit_defaults=True):
+    """twinguard.activity: an operator command or login aimed at a device."""
+
+    device_id: DeviceId
+    ts: EpochMs | datetime
+    user: str
+    action: str
+    params: dict[str, float | str] = {}
+    src_ip: str | None = None
+
+
+class Intel(Struct, omit_defaults=True):
+    """twinguard.intel (compacted, key = indicator): threat intelligence."""
+
+    indicator: str
+    kind: Annotated[str, Meta(pattern=r"^(ip|cidr|firmware|policy)$")]
+    severity: Annotated[str, Meta(pattern=r"^(low|medium|high|critical)$")] = "medium"
+    note: str = ""
+    expires_at: EpochMs | None = None
+
+
+class Feedback(Struct, omit_defaults=True):
+    """twinguard.feedback (key = threat id): an analyst verdict."""
+
+    threat_id: str
+    verdict: Annotated[str, Meta(pattern=r"^(true_positive|false_positive|benign_positive)$")]
+    analyst: str
+    ts: EpochMs
+    threat: str | None = None
+    note: str = ""
+
+
+class Contribution(Struct):
+    feature: str
+    value: float
+    contribution: float
+
+
+class SourceRange(Struct):
+    partition: int
+    first_offset: int
+    last_offset: int
+
+
+class ThreatEvent(Struct):
+    """twinguard.threats: one detection with its explanation. `id` is deterministic."""
+
+    id: str
+    device_id: DeviceId
+    device_type: str
+    threat: str
+    severity: Annotated[str, Meta(pattern=r"^(low|medium|high|critical)$")]
+    score: Probability
+    probabilities: dict[str, Probability]
+    detectors: list[str]
+    reasons: list[str]
+    features: list[Contribution]
+    model_version: str
+    feature_schema: str
+    window_start: EpochMs
+    window_end: EpochMs
+    detected_at: EpochMs
+    actions: list[str]
+    source: SourceRange | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+class Action(Struct):
+    """twinguard.actions: an automated response (dry-run unless enabled)."""
+
+    id: str
+    threat_id: str
+    device_id: DeviceId
+    action: str
+    target: str
+    tier: Annotated[str, Meta(pattern=r"^(auto|approval)$")]
+    dry_run: bool
+    reason: str
+    issued_at: EpochMs
+    schema_version: int = SCHEMA_VERSION
+
+
+class LastThreat(Struct):
+    id: str
+    threat: str
+    severity: str
+    at: EpochMs
+
+
+class TwinState(Struct):
+    """twinguard.twins (compacted, key = device_id): the latest enriched twin."""
+
+    device_id: DeviceId
+    device_type: str
+    version: Count
+    last_seen: EpochMs
+    seq: int
+    fw: str | None
+    src_ip: str | None
+    reported: dict[str, float | None]
+    status: Annotated[str, Meta(pattern=r"^(learning|normal|suspect|under_attack)$")]
+    threats_total: Count
+    last_threat: LastThreat | None
+    baseline_windows: Count
+    updated_at: EpochMs
+    schema_version: int = SCHEMA_VERSION
+
+
+class DeadLetter(Struct):
+    """twinguard.deadletter: a rejected input message, original bytes included."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    stage: str
+    reason: str
+    value_b64: str
+    value_preview: str
+    rejected_at: EpochMs
+    schema_version: int = SCHEMA_VERSION
+
+
+TOPIC_SCHEMAS: dict[str, type[Struct]] = {
+    "telemetry": Telemetry,
+    "activity": Activity,
+    "intel": Intel,
+    "feedback": Feedback,
+    "twins": TwinState,
+    "threats": ThreatEvent,
+    "actions": Action,
+    "deadletter": DeadLetter,
+}
+
+
+def canonical_bytes(event: Telemetry) -> bytes:
+    """What a device signs: the event without `sig`, as JSON with sorted keys and no whitespace."""
+    return msgspec.json.encode(msgspec.structs.replace(event, sig=None), order="sorted")
