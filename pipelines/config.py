@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "TWINGUARD__"
-SECRET_HINTS = ("password", "secret", "key", "token", "sasl.oauthbearer")
+# librdkafka keys (and ours) whose values are secrets; `*.location`/`*_env` only name where they live
+SECRET_SUFFIXES = ("password", "secret", "token", "key.pem", "sasl.jaas.config", "oauthbearer.config")
 
 
 class ConfigError(ValueError):
@@ -96,7 +97,8 @@ class Config:
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""
-        return _build(Config, _merge(dataclasses.asdict(self), sections), "")
+        cfg: Config = _build(Config, _merge(dataclasses.asdict(self), sections), "")
+        return cfg
 
 
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
@@ -108,7 +110,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"config file {p} does not exist")
         tree = _merge(tree, tomllib.loads(p.read_text()))
     tree = _merge(tree, _env_overrides(os.environ if env is None else env))
-    return _build(Config, tree, "")
+    cfg: Config = _build(Config, tree, "")
+    return cfg
 
 
 def masked(cfg: Config) -> dict[str, Any]:
@@ -116,7 +119,7 @@ def masked(cfg: Config) -> dict[str, Any]:
     def walk(node: Any, key: str) -> Any:
         if isinstance(node, dict):
             return {k: walk(v, k) for k, v in node.items()}
-        if any(h in key.lower() for h in SECRET_HINTS) and node not in ("", None):
+        if key.lower().endswith(SECRET_SUFFIXES) and node not in ("", None):
             return "***"
         return node
     tree: dict[str, Any] = walk(dataclasses.asdict(cfg), "")
@@ -124,11 +127,17 @@ def masked(cfg: Config) -> dict[str, Any]:
 
 
 def _env_overrides(env: Any) -> dict[str, Any]:
+    """TWINGUARD__SECTION__KEY=value; librdkafka keys: TWINGUARD__KAFKA__EXTRA__SASL__PASSWORD
+    sets kafka.extra["sasl.password"] (after EXTRA, `__` stands for a dot)."""
     tree: dict[str, Any] = {}
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX):
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
+        if len(parts) > 2 and parts[:2] == ["kafka", "extra"]:
+            parts = [*parts[:2], ".".join(parts[2:])]
+        if len(parts) < 2:
+            raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}SECTION__KEY")
         node = tree
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -151,6 +160,9 @@ def _build(cls: Any, tree: dict[str, Any], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"unknown config key '{path}' (known: {', '.join(sorted(known))})")
         default = getattr(cls(), key)
+        if (dataclasses.is_dataclass(default) or isinstance(default, dict)) and not isinstance(
+                value, dict):
+            raise ConfigError(f"config key '{path}' is a section; set its keys, not {value!r}")
         if dataclasses.is_dataclass(default):
             kwargs[key] = _build(type(default), value, path + ".")
         elif isinstance(default, dict):

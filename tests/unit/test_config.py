@@ -108,3 +108,18 @@ def test_masked_hides_secrets_but_not_brokers() -> None:
     assert shown["kafka"]["brokers"] == "k:9093"
     assert "hunter2" not in repr(shown) and "s3cret" not in repr(shown)
     assert cfg.kafka.extra["sasl.password"] == "hunter2"  # masking copies, the config is untouched
+
+
+def test_env_sets_dotted_librdkafka_keys_and_they_are_masked() -> None:
+    cfg = load_config(env={"TWINGUARD__KAFKA__EXTRA__SASL__PASSWORD": "hunter2",
+                           "TWINGUARD__KAFKA__EXTRA__SECURITY__PROTOCOL": "SASL_SSL"})
+    assert cfg.kafka.extra == {"sasl.password": "hunter2", "security.protocol": "SASL_SSL"}
+    shown = masked(cfg)
+    assert shown["kafka"]["extra"]["sasl.password"] == "***"
+    assert shown["kafka"]["extra"]["security.protocol"] == "SASL_SSL"
+    assert shown["integrity"]["master_key_env"] == "TWINGUARD_HMAC_MASTER"
+
+
+def test_env_value_for_a_whole_section_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="is a section"):
+        load_config(env={"TWINGUARD__KAFKA__EXTRA": "x"})
