@@ -187,7 +187,7 @@ class ShardEngine:
         key = device.encode()
         out = [OutMsg("threats", key, _enc.encode(ev))]
         for x in responses:
-            target = st.src_ips[s] if x.action == "block_ip" and st.src_ips[s] else device
+            target = st.src_ips[s] or device if x.action == "block_ip" else device
             act = Action(id=_hash(tid, x.action), threat_id=tid, device_id=device, action=x.action,
                          target=target, tier=x.tier, dry_run=ctx.response.dry_run, reason=x.why,
                          issued_at=now_ms)

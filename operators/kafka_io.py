@@ -100,8 +100,9 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
             c.close()
         t = meta.topics.get(self.topic)
         if t is None or t.error is not None or not t.partitions:
-            raise KafkaFatalError(f"topic {self.topic!r} not found on {self.settings.get('bootstrap.servers')}"
-                                  "; create it with `twinguard topics create`")
+            where = self.settings.get("bootstrap.servers")
+            raise KafkaFatalError(f"topic {self.topic!r} not found on {where}; "
+                                  "create it with `twinguard topics create`")
         return [str(p) for p in sorted(t.partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
@@ -191,9 +192,10 @@ def read_topic(settings: dict[str, Any], topic: str, timeout_s: float = 60.0
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic}: reached {pos} of {ends} in {timeout_s} s")
             for m in c.consume(1000, 0.5):
-                if _ok(m) and m.offset() < ends[m.partition()]:
-                    out.append((m.key(), m.value()))
-                    pos[m.partition()] = m.offset() + 1
+                part, off = m.partition(), m.offset()
+                if _ok(m) and part is not None and off is not None and off < ends[part]:
+                    out.append((m.key(), m.value() or b""))
+                    pos[part] = off + 1
         return out
     finally:
         c.close()

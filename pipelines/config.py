@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 ENV_PREFIX = "TWINGUARD__"
 # librdkafka keys (and ours) whose values are secrets; `*.location`/`*_env` only name where they live

@@ -39,9 +39,8 @@ def plot_demo(threats: list[dict[str, Any]], labels: list[AttackLabel], devices:
         timeline.plot([(lab.start - t0) / 1000, (lab.end - t0) / 1000], [y, y], lw=6,
                       color=colors[lab.threat], alpha=0.35, solid_capstyle="butt")
     for t in threats:
-        y = row.get(t["device_id"])
-        marker = "o" if y is not None else "x"
-        y = y if y is not None else -1
+        y = row.get(t["device_id"], -1)
+        marker = "o" if y >= 0 else "x"
         timeline.scatter((t["window_end"] - t0) / 1000, y, s=22, marker=marker,
                          color=colors.get(t["threat"], "black"), zorder=3)
     timeline.set_xlabel("seconds since start (bar = attack, dot = threat event at window end)")

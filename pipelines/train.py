@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from operators.simulator import FleetSimulator, SimConfig
 from tqdm import tqdm
 
 from operators.labels import AttackLabel
 from operators.scoring import META_FILE, MODEL_FILE, Scorer, sha256_file
-from operators.simulator import FleetSimulator, SimConfig
 from pipelines.config import Config
 from pipelines.flow import Runtime
 from pipelines.offline import WindowLog, run_offline
