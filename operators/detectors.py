@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.config import DetectionConfig
+from operators.settings import DetectionConfig
 from schemas.features import FEATURE_INDEX as FI
 
 F64 = npt.NDArray[np.float64]

@@ -20,8 +20,8 @@ from operators.batches import OutMsg, TelemetryBatch
 from operators.detectors import DETECTORS, run_detectors
 from operators.policy import RESPONSES, Decisions, decide, severity
 from operators.scoring import Scorer
+from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
 from operators.twin_store import TwinStore
-from pipelines.config import DetectionConfig, PipelineConfig, ResponseConfig
 from schemas.device_types import DeviceTypeTable
 from schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, N_FEATURES, THREAT_CLASSES
 from schemas.messages import (

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from operators.detectors import DETECTORS, PRIORITY
-from pipelines.config import DetectionConfig
+from operators.settings import DetectionConfig
 from schemas.features import THREAT_CLASSES
 
 F64 = npt.NDArray[np.float64]
