@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -29,7 +29,7 @@ class ShardLogic(StatefulBatchLogic[TelemetryBatch, OutMsg, TwinStore]):
         return self.engine.flush(), False
 
     def notify_at(self) -> datetime:
-        return datetime.now(timezone.utc) + TICK
+        return datetime.now(UTC) + TICK
 
     def snapshot(self) -> TwinStore:
         return self.engine.store.snapshot()

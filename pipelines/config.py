@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bytewax._bytewax import cli_main
-from operators.simulator import FleetSimulator, SimConfig
 from tqdm import tqdm
 
 from operators.faults import corrupt_some
 from operators.labels import write_labels
 from operators.local_io import ChunkSource, JsonLinesSink, read_jsonl
+from operators.simulator import FleetSimulator, SimConfig
 from pipelines.config import Config
 from pipelines.evaluate import evaluate, format_table
 from pipelines.flow import Runtime, build_flow

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from operators.simulator import FleetSimulator, SimConfig
 from tqdm import tqdm
 
 from operators.integrity import KeyRing
 from operators.kafka_io import produce_all, producer
 from operators.labels import write_labels
+from operators.simulator import FleetSimulator, SimConfig
 from pipelines.config import Config
 from schemas.device_types import load_device_types
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from operators.simulator import FleetSimulator, SimConfig
 from tqdm import tqdm
 
 from operators.labels import AttackLabel
 from operators.scoring import META_FILE, MODEL_FILE, Scorer, sha256_file
+from operators.simulator import FleetSimulator, SimConfig
 from pipelines.config import Config
 from pipelines.flow import Runtime
 from pipelines.offline import WindowLog, run_offline
@@ -106,7 +106,7 @@ def train(cfg: Config, tc: TrainConfig, out_dir: Path) -> dict[str, Any]:
     pred = booster.inplace_predict(xh.astype(np.float32)).argmax(axis=1)
     meta = {
         "version": f"xgb-{sha256_file(model_path)[:10]}",
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "classes": list(THREAT_CLASSES), "feature_names": list(FEATURE_NAMES),
         "feature_schema": FEATURE_SCHEMA, "sha256": sha256_file(model_path),
         "params": params, "rounds": tc.rounds,
