@@ -6,10 +6,12 @@ import json
 import random
 from collections import Counter
 
+import jsonschema
 import numpy as np
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
+import schemas
 from operators.batches import OutMsg, RawBatch
 from operators.faults import corrupt_some
 from operators.simulator import FleetSimulator, SimConfig
@@ -53,6 +55,10 @@ def test_flow_detects_every_attack_and_accounts_for_every_message(workers: int) 
     by_role: dict[str, list[dict[str, object]]] = {}
     for m in out:
         by_role.setdefault(m.role, []).append(json.loads(m.value))
+    for role, docs in by_role.items():  # outputs honour the published contracts
+        validator = jsonschema.Draft202012Validator(schemas.json_schema(role))
+        for doc in docs[:200]:
+            validator.validate(doc)
     threats, dead = by_role.get("threats", []), by_role.get("deadletter", [])
     latest = {t["device_id"]: t for t in by_role["twins"]}
     events_in = sum(len(b) for b in batches)
