@@ -19,8 +19,10 @@ def produce_simulation(cfg: Config, devices: int, duration_s: float, rate: float
                        seed: int, labels_path: Path, realtime: bool = False) -> int:
     """Produce every simulated message (keyed by device id); returns how many were produced."""
     keys = KeyRing.from_config(cfg.integrity.key_file, cfg.integrity.master_key_env)
-    fleet = FleetSimulator(SimConfig(devices=devices, duration_s=duration_s, rate=rate, seed=seed),
-                           load_device_types(), keys)
+    # unpaced runs are history that ends now; paced (realtime) runs start now
+    start_ms = int(time.time() * 1000) - (0 if realtime else int(duration_s * 1000))
+    fleet = FleetSimulator(SimConfig(devices=devices, duration_s=duration_s, rate=rate, seed=seed,
+                                     start_ms=start_ms), load_device_types(), keys)
     write_labels(fleet.labels, labels_path)
     p = producer(cfg.kafka.client_settings())
     errors: list[str] = []
