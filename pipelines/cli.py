@@ -18,6 +18,10 @@ def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     if getattr(args, "brokers", None):
         cfg = cfg.replace(kafka={"brokers": args.brokers})
+    if getattr(args, "recovery_dir", None):
+        cfg = cfg.replace(recovery={"dir": args.recovery_dir})
+    if getattr(args, "snapshot_interval", None):
+        cfg = cfg.replace(recovery={"snapshot_interval_s": args.snapshot_interval})
     return cfg
 
 
@@ -116,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=1, help="Bytewax workers in this process")
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
                    help="stop once no input arrived for this long (tests, benchmarks)")
+    r.add_argument("--recovery-dir", help="Bytewax recovery store (created on first start)")
+    r.add_argument("--snapshot-interval", type=float, help="seconds between state snapshots")
 
     s = add("simulate", cmd_simulate, "produce simulated fleet telemetry with labelled attacks")
     s.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")

@@ -58,6 +58,14 @@ class IntegrityConfig:
 
 
 @dataclass(frozen=True)
+class RecoveryConfig:
+    dir: str = ""  # empty: no recovery (state is lost on restart, input re-read from the start)
+    snapshot_interval_s: float = 2.0
+    backup_interval_s: float = 0.0
+    partitions: int = 1
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
@@ -65,6 +73,7 @@ class Config:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
     response: ResponseConfig = field(default_factory=ResponseConfig)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

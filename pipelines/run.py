@@ -1,23 +1,40 @@
-"""`twinguard run`: the dataflow on Kafka, with Bytewax workers in this process."""
+"""`twinguard run`: the dataflow on Kafka, with Bytewax workers in this process and optional recovery."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 from bytewax._bytewax import cli_main
+from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from pipelines.config import Config
 from pipelines.flow import build_flow, kafka_source
 
 log = logging.getLogger(__name__)
-EPOCH = timedelta(seconds=2)
+
+
+def recovery_config(cfg: Config) -> RecoveryConfig | None:
+    """Bytewax recovery for cfg.recovery.dir, creating its partitions on first start."""
+    rc = cfg.recovery
+    if not rc.dir:
+        return None
+    store = Path(rc.dir)
+    if not any(store.glob("part-*.sqlite3")):
+        store.mkdir(parents=True, exist_ok=True)
+        init_db_dir(store, rc.partitions)
+        log.info("created recovery store %s with %d partition(s)", store, rc.partitions)
+    return RecoveryConfig(store, timedelta(seconds=rc.backup_interval_s))
 
 
 def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) -> None:
     """Consume telemetry until stopped (or idle for `until_idle` s); write outputs to Kafka."""
-    log.info("twinguard run: brokers=%s topic=%s workers=%d%s", cfg.kafka.brokers,
-             cfg.topics.telemetry, workers, f" until idle {until_idle}s" if until_idle else "")
+    recovery = recovery_config(cfg)
+    log.info("twinguard run: brokers=%s topic=%s workers=%d recovery=%s%s", cfg.kafka.brokers,
+             cfg.topics.telemetry, workers, cfg.recovery.dir or "off",
+             f" until idle {until_idle}s" if until_idle else "")
     flow = build_flow(cfg, source=kafka_source(cfg, idle_s=until_idle))
-    cli_main(flow, workers_per_process=workers, epoch_interval=EPOCH)
+    cli_main(flow, workers_per_process=workers, recovery_config=recovery,
+             epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))
     log.info("twinguard run: finished")
