@@ -40,21 +40,25 @@ class DecodeConfig:
 class DecodeOut:
     oks: TelemetryBatch
     errs: list[OutMsg]
+    rejected: list[bool]  # per input message, in order (for the dead-letter brake)
+    last_reason: str = ""
 
 
 def decode_batch(raw: RawBatch, types: DeviceTypeTable, keys: KeyRing, cfg: DecodeConfig,
                  now_ms: int | None = None) -> DecodeOut:
     """Columns for the valid messages of `raw`, a dead letter for each invalid one."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    cols, errs = ColumnBuilder(), []
+    cols, errs, rejected, reason = ColumnBuilder(), [], [False] * len(raw), ""
     for i, value in enumerate(raw.values):
         offset = int(raw.offsets[i])
         try:
             _append(cols, _parse(value, raw.keys[i], cfg, types, now_ms), raw.partition, offset,
                     types, keys, cfg)
         except RejectError as e:
-            errs.append(dead_letter(raw, i, STAGE, str(e), now_ms))
-    return DecodeOut(cols.build(), errs)
+            reason = str(e)
+            errs.append(dead_letter(raw, i, STAGE, reason, now_ms))
+            rejected[i] = True
+    return DecodeOut(cols.build(), errs, rejected, reason)
 
 
 def _parse(value: bytes | None, key: bytes | None, cfg: DecodeConfig, types: DeviceTypeTable,

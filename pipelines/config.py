@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from operators.brake import BrakeConfig
 from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
 
 ENV_PREFIX = "TWINGUARD__"
@@ -74,6 +75,7 @@ class Config:
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
     response: ResponseConfig = field(default_factory=ResponseConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    brake: BrakeConfig = field(default_factory=BrakeConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

@@ -14,6 +14,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from operators.batches import OutMsg, RawBatch, TelemetryBatch
+from operators.brake import RejectBrake
 from operators.decode import DecodeConfig, DecodeOut, decode_batch
 from operators.engine import EngineContext
 from operators.integrity import KeyRing
@@ -36,6 +37,7 @@ class Runtime:
     keys: KeyRing
     engine: EngineContext
     decode: DecodeConfig
+    brake: RejectBrake
 
     @classmethod
     def from_config(cls, cfg: Config, scorer: Scorer | None = None) -> Runtime:
@@ -46,7 +48,8 @@ class Runtime:
         p = cfg.pipeline
         return cls(cfg, types, keys,
                    EngineContext(types, scorer, p, cfg.detection, cfg.response),
-                   DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms))
+                   DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms),
+                   RejectBrake(cfg.brake))
 
 
 def load_scorer(model_dir: str) -> Scorer:
@@ -67,7 +70,9 @@ def kafka_sink(cfg: Config) -> KafkaOutSink:
 
 
 def _decode(rt: Runtime, raw: RawBatch) -> DecodeOut:
-    return decode_batch(raw, rt.types, rt.keys, rt.decode)
+    out = decode_batch(raw, rt.types, rt.keys, rt.decode)
+    rt.brake.observe(raw.topic, raw.partition, out.rejected, out.last_reason)
+    return out
 
 
 def _by_shard(out: DecodeOut) -> list[tuple[str, TelemetryBatch]]:
