@@ -17,7 +17,11 @@ class ShardLogic(StatefulBatchLogic[TelemetryBatch, OutMsg, TwinStore]):
     """Feeds a shard's batches to its engine; ticks close idle windows and emit twins."""
 
     def __init__(self, ctx: EngineContext, resume: TwinStore | None) -> None:
-        self.engine = ShardEngine(ctx, resume) if resume is not None else ShardEngine.fresh(ctx)
+        if resume is None:
+            self.engine = ShardEngine.fresh(ctx)
+        else:  # idle time is measured from now: downtime must not push the watermark forward
+            resume.max_ts_wall = ctx.now()
+            self.engine = ShardEngine(ctx, resume)
 
     def on_batch(self, values: list[TelemetryBatch]) -> tuple[list[OutMsg], bool]:
         return self.engine.process(TelemetryBatch.concat(values)), False
