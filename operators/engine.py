@@ -36,6 +36,7 @@ from schemas.messages import (
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 TOP_FEATURES = 5
+BASELINE_WINDOWS = FEATURE_NAMES.index("baseline_windows")
 _enc = msgspec.json.Encoder()
 
 
@@ -128,7 +129,8 @@ class ShardEngine:
             return []
         fired = run_detectors(w.features, self.ctx.detection)
         probs = self.ctx.scorer.predict(w.features)
-        d = decide(fired, probs, self.ctx.detection)
+        warm = w.features[:, BASELINE_WINDOWS] >= self.ctx.detection.warmup_windows
+        d = decide(fired, probs, warm, self.ctx.detection)
         for hook in self.on_windows:
             hook(self.store, w, d)
         rows = np.nonzero(d.cls > 0)[0]

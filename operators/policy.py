@@ -48,9 +48,10 @@ class Decisions:
     score: F64
 
 
-def decide(fired: npt.NDArray[np.bool_], probs: F64, cfg: DetectionConfig) -> Decisions:
-    """Per window: the model's class if it agrees with a detector or is confident alone; otherwise
-    the highest-priority detector's class."""
+def decide(fired: npt.NDArray[np.bool_], probs: F64, warm: npt.NDArray[np.bool_],
+           cfg: DetectionConfig) -> Decisions:
+    """Per window: the model's class if it agrees with a detector, or alone when confident and the
+    device's own baseline is learned (`warm`); otherwise the highest-priority detector's class."""
     n = probs.shape[0]
     model_cls = probs.argmax(axis=1)
     model_p = probs[np.arange(n), model_cls]
@@ -63,7 +64,7 @@ def decide(fired: npt.NDArray[np.bool_], probs: F64, cfg: DetectionConfig) -> De
             agree = model_cls[i] in hits
             cls[i] = model_cls[i] if agree else _first_by_priority(hits)
             score[i] = max(probs[i, cls[i]], DETECTOR_CONFIDENCE)
-        elif model_cls[i] != 0 and model_p[i] >= cfg.model_threshold:
+        elif model_cls[i] != 0 and model_p[i] >= cfg.model_threshold and warm[i]:
             cls[i], score[i] = model_cls[i], model_p[i]
     return Decisions(cls, score)
 

@@ -19,7 +19,7 @@ class PipelineConfig:
 @dataclass(frozen=True)
 class DetectionConfig:
     model_dir: str = ""
-    model_threshold: float = 0.6
+    model_threshold: float = 0.8
     alert_cooldown_ms: int = 60_000
     warmup_windows: int = 3
     replay_min: int = 2
