@@ -60,7 +60,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("physics", "false_data_injection", _physics, _physics_why),
     Detector("exfil_volume", "exfiltration",
              lambda x, c: _col(x, "bytes_out_ratio") >= c.exfil_ratio_min,
-             lambda r: f"bytes out {r[FI['bytes_out_ratio']]:.1f}x the learned baseline"),
+             lambda r: f"bytes out per message {r[FI['bytes_out_ratio']]:.1f}x the learned baseline"),
     Detector("auth_failures", "brute_force",
              lambda x, c: _col(x, "auth_fail_10s") >= c.auth_fail_min,
              lambda r: f"{r[FI['auth_fail_10s']]:.0f} authentication failures in 10 s"),

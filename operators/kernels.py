@@ -140,9 +140,15 @@ def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws
     f[F_BIN] = math.log1p(acc[s, A_BIN])
     f[F_BOUT60] = math.log1p(bout60)
     f[F_BOUT_Z], f[F_BOUT_ZP], f[F_BIN_Z] = zo[B_BOUT], zp[B_BOUT], zo[B_BIN]
-    # a volume ratio needs only one clean window of history (own) or a few of the device type (peer)
-    ref = base[s, B_BOUT, 0] if base_n >= 1 else (peer[t, B_BOUT, 0] if pn >= warm else 0.0)
-    f[F_BOUT_RATIO] = acc[s, A_BOUT] / ref if ref > 0.0 else 1.0
+    # bytes out per message against history (one clean window of its own, or a few of its type):
+    # per message, so a flood of ordinary messages is not mistaken for a leak
+    if base_n >= 1:
+        ref = base[s, B_BOUT, 0] / max(base[s, B_COUNT, 0], 1.0)
+    elif pn >= warm:
+        ref = peer[t, B_BOUT, 0] / max(peer[t, B_COUNT, 0], 1.0)
+    else:
+        ref = 0.0
+    f[F_BOUT_RATIO] = acc[s, A_BOUT] / max(count, 1.0) / ref if ref > 0.0 else 1.0
     f[F_OUTIN] = math.log1p(acc[s, A_BOUT]) - math.log1p(acc[s, A_BIN])
     f[F_CONNS], f[F_CONNS_Z] = acc[s, A_CONNS], zo[B_CONNS]
     f[F_PORTS] = distinct_estimate(ports[s])
