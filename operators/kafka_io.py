@@ -1,6 +1,7 @@
 """Kafka source and sink for the dataflow: one columnar RawBatch per partition poll; bulk produce.
 
-The source snapshots the next offset per partition (Bytewax recovery), commits nothing to Kafka, and
+The source snapshots the next offset per partition (Bytewax recovery; Kafka commits of group
+`group_id` only report progress for lag monitoring), and
 optionally ends a partition after `idle_s` seconds without input (tests, benchmarks, --until-idle).
 """
 
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 
 # librdkafka's defaults stall fetching around 0.2M msg/s (architecture.md); these keep it fed.
 CONSUMER_TUNING = {
-    "enable.auto.commit": False,
+    # committed offsets only report progress (lag for monitoring tools); resuming uses Bytewax state
+    "enable.auto.commit": True,
+    "auto.commit.interval.ms": 1000,
     "enable.partition.eof": False,
     "fetch.queue.backoff.ms": 1,
     "queued.min.messages": 200_000,
@@ -88,12 +91,14 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
     """Every partition of `topic`, read from the beginning or the snapshotted offset."""
 
     def __init__(self, settings: dict[str, Any], topic: str, batch_size: int = 2000,
-                 poll_timeout_s: float = 0.05, idle_s: float | None = None) -> None:
-        self.settings, self.topic = settings, topic
+                 poll_timeout_s: float = 0.05, idle_s: float | None = None,
+                 group_id: str = "twinguard") -> None:
+        self.settings, self.topic, self.group_id = settings, topic, group_id
         self.batch_size, self.poll_timeout_s, self.idle_s = batch_size, poll_timeout_s, idle_s
 
     def list_parts(self) -> list[str]:
-        c = Consumer({**self.settings, "group.id": "twinguard-meta", **CONSUMER_TUNING})
+        c = Consumer({**self.settings, "group.id": "twinguard-meta", **CONSUMER_TUNING,
+                      "enable.auto.commit": False})
         try:
             meta = c.list_topics(self.topic, timeout=30)
         finally:
@@ -107,7 +112,7 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
         p = int(for_part)
-        consumer = Consumer({**self.settings, "group.id": f"twinguard-{step_id}", **CONSUMER_TUNING})
+        consumer = Consumer({**self.settings, "group.id": self.group_id, **CONSUMER_TUNING})
         start = OFFSET_BEGINNING if resume_state is None else resume_state
         consumer.assign([TopicPartition(self.topic, p, start)])
         return _Partition(consumer, self.topic, p, self.batch_size, self.poll_timeout_s,
@@ -177,7 +182,8 @@ def produce_all(p: Producer, topic: str, items: list[tuple[bytes, bytes]],
 def read_topic(settings: dict[str, Any], topic: str, timeout_s: float = 60.0
                ) -> list[tuple[bytes | None, bytes]]:
     """Every (key, value) currently in `topic`, up to the high watermarks seen at the start."""
-    c = Consumer({**settings, "group.id": "twinguard-reader", **CONSUMER_TUNING})
+    c = Consumer({**settings, "group.id": "twinguard-reader", **CONSUMER_TUNING,
+                  "enable.auto.commit": False})
     try:
         meta = c.list_topics(topic, timeout=30).topics.get(topic)
         if meta is None or meta.error is not None:
@@ -197,5 +203,17 @@ def read_topic(settings: dict[str, Any], topic: str, timeout_s: float = 60.0
                     out.append((m.key(), m.value() or b""))
                     pos[part] = off + 1
         return out
+    finally:
+        c.close()
+
+
+def consumer_lag(settings: dict[str, Any], topic: str, group: str = "twinguard") -> int:
+    """Messages in `topic` beyond what the dataflow's group last reported as consumed."""
+    c = Consumer({**settings, "group.id": group, "enable.auto.commit": False})
+    try:
+        meta = c.list_topics(topic, timeout=30).topics[topic]
+        parts = [TopicPartition(topic, p) for p in meta.partitions]
+        done = {tp.partition: max(tp.offset, 0) for tp in c.committed(parts, timeout=30)}
+        return sum(c.get_watermark_offsets(tp, timeout=30)[1] - done[tp.partition] for tp in parts)
     finally:
         c.close()

@@ -62,7 +62,8 @@ def load_scorer(model_dir: str) -> Scorer:
 
 def kafka_source(cfg: Config, idle_s: float | None = None) -> KafkaBatchSource:
     return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.telemetry,
-                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle_s)
+                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle_s,
+                            cfg.kafka.group_id)
 
 
 def kafka_sink(cfg: Config) -> KafkaOutSink:
