@@ -308,7 +308,8 @@ def test_each_attack_shows_its_signature(attacked: Run) -> None:
         before = [m for m in attacked.of(lb.device_id) if m.sent < lb.start]
         normal = span * dt.report_hz
         nets = [m.ev.net for m in win if m.ev.net is not None]
-        assert span >= 7.9
+        # 10..20 s attacks; tampering labels span only the altered subset of reports
+        assert span >= 7.9 or lb.threat == "tampering"
         if lb.threat == "dos":
             assert len(win) >= 8 * normal and all(n.connections >= 5 for n in nets)
         elif lb.threat == "scan":
