@@ -83,9 +83,8 @@ class ShardEngine:
                 st.fws[s] = fw
             if ip is not None:
                 st.src_ips[s] = ip
-        if len(batch) and int(batch.ts.max()) > st.max_ts:
-            st.max_ts, st.max_ts_wall = int(batch.ts.max()), ctx.now()
         n = len(batch)
+        watermark = np.array([st.max_ts], dtype=np.int64)
         feats, meta = np.empty((n, N_FEATURES)), np.empty((n, K.N_META), dtype=np.int64)
         t = ctx.types
         rows = K.update_batch(
@@ -93,7 +92,10 @@ class ShardEngine:
             batch.conns, batch.auth_fail, batch.dst_port, batch.src_hash, batch.sig_state,
             batch.fw_unknown, batch.partition, batch.offset, *st.kernel_state(), t.nominal_hz,
             t.lo, t.hi, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
-            ctx.detection.warmup_windows, int(ctx.detection.require_signature), feats, meta)
+            ctx.detection.warmup_windows, int(ctx.detection.require_signature),
+            ctx.pipeline.allowed_lateness_ms, watermark, feats, meta)
+        if watermark[0] > st.max_ts:
+            st.max_ts, st.max_ts_wall = int(watermark[0]), ctx.now()
         out = self._judge(Windows(feats[:rows], meta[:rows]))
         return out + self.tick()
 

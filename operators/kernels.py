@@ -34,6 +34,8 @@ B_COUNT, B_BOUT, B_BIN, B_CONNS, B_SIG0 = 0, 1, 2, 3, 4
 EWMA_ALPHA = 0.3
 OWN_ALPHA, PEER_ALPHA = 0.1, 0.02
 CLIP_SIGMAS = 4.0
+PEER_WARM = 10  # a type's peer baseline needs this many times more windows than one device's
+Z_CAP = 50.0  # beyond this a z-score says nothing more, and extremes only invite overfitting
 PORT_BITS = 128
 
 F_COUNT, F_RATE, F_COUNT60, F_RATE60 = _FI["count_10s"], _FI["rate_ratio_10s"], _FI["count_60s"], _FI["rate_ratio_60s"]
@@ -75,15 +77,19 @@ def distinct_estimate(words: np.ndarray) -> float:
 def _z(x: float, mean: float, var: float, floor: float, n: int, warm: int) -> float:
     if n < warm:
         return 0.0
-    return (x - mean) / (math.sqrt(max(var, 0.0)) + floor)
+    z = (x - mean) / (math.sqrt(max(var, 0.0)) + floor)
+    return min(max(z, -Z_CAP), Z_CAP)
 
 
 @njit(nogil=True, cache=True)
-def _learn(stat: np.ndarray, x: float, n: int, alpha_min: float, floor: float, warm: int) -> None:
+def _learn(stat: np.ndarray, x: float, n: int, alpha_min: float, floor: float, warm: int,
+           scale: bool) -> None:
     """Robust EWMA mean/variance update in place (stat = [mean, var]); clips outliers once warm."""
     if n >= warm:
         bound = CLIP_SIGMAS * (math.sqrt(max(stat[1], 0.0)) + floor)
         x = min(max(x, stat[0] - bound), stat[0] + bound)
+    elif n >= 1 and scale:  # still learning: one window may move a volume at most 4x
+        x = min(max(x, stat[0] / 4.0), stat[0] * 4.0 + floor)
     a = max(1.0 / (n + 1), alpha_min)
     d = x - stat[0]
     stat[0] += a * d
@@ -97,7 +103,7 @@ def _floors(t: int, lo: np.ndarray, hi: np.ndarray, b: int, mean: float) -> floa
     if b == B_BOUT or b == B_BIN:
         return 50.0 + 0.1 * abs(mean)
     k = b - B_SIG0
-    return 0.01 * (hi[t, k] - lo[t, k])
+    return 0.05 * (hi[t, k] - lo[t, k])
 
 
 @njit(nogil=True, cache=True)
@@ -134,7 +140,7 @@ def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws
     zp = np.zeros(qs.shape[0])
     for b in range(B_SIG0):
         zo[b] = _z(qs[b], base[s, b, 0], base[s, b, 1], _floors(t, lo, hi, b, base[s, b, 0]), base_n, warm)
-        zp[b] = _z(qs[b], peer[t, b, 0], peer[t, b, 1], _floors(t, lo, hi, b, peer[t, b, 0]), pn, 4 * warm)
+        zp[b] = _z(qs[b], peer[t, b, 0], peer[t, b, 1], _floors(t, lo, hi, b, peer[t, b, 0]), pn, PEER_WARM * warm)
     f[F_COUNT_Z], f[F_COUNT_ZP] = zo[B_COUNT], zp[B_COUNT]
     f[F_BOUT] = math.log1p(acc[s, A_BOUT])
     f[F_BIN] = math.log1p(acc[s, A_BIN])
@@ -172,7 +178,7 @@ def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws
         span_k = hi[t, k] - lo[t, k]
         fl = _floors(t, lo, hi, b, 0.0)
         zo[b] = _z(mean, base[s, b, 0], base[s, b, 1], fl, base_n, warm)
-        zp[b] = _z(mean, peer[t, b, 0], peer[t, b, 1], fl, pn, 4 * warm)
+        zp[b] = _z(mean, peer[t, b, 0], peer[t, b, 1], fl, pn, PEER_WARM * warm)
         f[F_SIG_Z + k] = zo[b]
         f[F_SIG_ROC + k] = sacc[s, k, S_ROC]
         f[F_SIG_POS + k] = (mean - lo[t, k]) / span_k
@@ -192,8 +198,9 @@ def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws
         for b in range(qs.shape[0]):
             if b >= B_SIG0 and (b - B_SIG0 >= nsig[t] or sacc[s, b - B_SIG0, S_N] == 0):
                 continue
-            _learn(base[s, b], qs[b], base_n, OWN_ALPHA, _floors(t, lo, hi, b, base[s, b, 0]), warm)
-            _learn(peer[t, b], qs[b], pn, PEER_ALPHA, _floors(t, lo, hi, b, peer[t, b, 0]), 4 * warm)
+            vol = b < B_SIG0
+            _learn(base[s, b], qs[b], base_n, OWN_ALPHA, _floors(t, lo, hi, b, base[s, b, 0]), warm, vol)
+            _learn(peer[t, b], qs[b], pn, PEER_ALPHA, _floors(t, lo, hi, b, peer[t, b, 0]), PEER_WARM * warm, vol)
         istate[s, I_BASE_N] += 1
         peer_n[t] += 1
     # push into the long-window ring and reset the accumulators
@@ -283,24 +290,33 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                  sig_state, fw_unknown, partition, offset,
                  istate, acc, sacc, last_sig, last_sig_ts, ewma, ports, ring, ring_ws, ring_ports,
                  base, peer, peer_n, nominal_hz, lo, hi, rmin, rmax, inv, nsig,
-                 window_ms, warm, require_sig, out_feat, out_meta):
+                 window_ms, warm, require_sig, lateness_ms, watermark, out_feat, out_meta):
     """Fold a batch (arrival order) into the store; closed windows go to out_*; returns row count.
 
-    out_feat/out_meta need at least len(slot) rows: each event closes at most one window.
+    watermark[0] (in/out) is the shard's highest event time from authentic, non-replayed
+    messages; a device's window closes once it ends `lateness_ms` before it, event by event, so
+    where batches are cut does not change the windows. out_* need at least len(slot) rows.
     """
     r = 0
+    wm = watermark[0]
     for i in range(slot.shape[0]):
         s, t_ms = slot[i], ts[i]
         t = istate[s, I_TYPE]
         ws = istate[s, I_WIN_START]
-        if ws >= 0 and t_ms >= ws + window_ms:
+        last = istate[s, I_LAST_SEQ]
+        replay = last >= 0 and seq[i] <= last and t_ms <= istate[s, I_LAST_TS]
+        # in-order data may arrive up to lateness_ms after its window ends; replayed or old
+        # messages are evidence of now, so they never land in a window the shard has passed
+        stale = ws + window_ms <= wm and (replay or t_ms < ws)
+        if ws >= 0 and (t_ms >= ws + window_ms or ws + window_ms + lateness_ms <= wm or stale):
             close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws,
                          ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
                          out_feat, out_meta, r)
             r += 1
             ws = -1
         if ws < 0:  # windows only move forward: an old timestamp never reopens the past
-            ws = max((t_ms // window_ms) * window_ms, istate[s, I_CLOSED_END])
+            ws = max((t_ms // window_ms) * window_ms, istate[s, I_CLOSED_END],
+                     ((wm - lateness_ms) // window_ms) * window_ms)
             istate[s, I_WIN_START] = ws
             istate[s, I_WIN_PART] = partition[i]
             istate[s, I_FIRST_OFF] = offset[i]
@@ -317,8 +333,6 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         if late:
             a[A_LATE] += 1.0
         # a replay repeats an old sequence number with an old timestamp; a reboot resets seq only
-        last = istate[s, I_LAST_SEQ]
-        replay = last >= 0 and seq[i] <= last and t_ms <= istate[s, I_LAST_TS]
         if replay:
             a[A_REPLAYS] += 1.0
         else:
@@ -326,6 +340,8 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                 a[A_GAPS] += seq[i] - last - 1
             istate[s, I_LAST_SEQ] = seq[i]
             istate[s, I_LAST_TS] = max(istate[s, I_LAST_TS], t_ms)
+            if sig_state[i] == 0 or (sig_state[i] == 1 and not require_sig):
+                wm = max(wm, t_ms)
         if sig_state[i] == 2:
             a[A_HMAC] += 1.0
         elif sig_state[i] == 1:
@@ -348,6 +364,7 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         a[A_RANGE] += range_bad
         a[A_ROC] += roc_bad
         a[A_INV] += _invariants_broken(sigv[i], t, inv)
+    watermark[0] = wm
     return r
 
 

@@ -34,7 +34,7 @@ MIN_OVERLAP = 0.3  # share of a window an attack must cover for the window to ca
 @dataclass(frozen=True)
 class TrainConfig:
     devices: int = 1500
-    duration_s: float = 120.0
+    duration_s: float = 180.0
     seeds: tuple[int, ...] = (101, 102, 103)
     holdout_seed: int = 999
     attack_fraction: float = 0.35

@@ -18,6 +18,7 @@ from schemas.features import FEATURE_INDEX as FI
 from schemas.features import N_FEATURES
 
 W = 10_000
+LATENESS = 2_000
 TYPES = load_device_types()
 METER = TYPES.index["smart_meter"]
 
@@ -57,6 +58,7 @@ def run_kernels(events: list[Ev], chunk: int) -> dict[tuple[str, int], np.ndarra
     store = TwinStore(len(TYPES), 5)
     rows: dict[tuple[str, int], np.ndarray] = {}
     t = TYPES
+    watermark = np.array([-1], dtype=np.int64)
 
     def collect(feats: np.ndarray, meta: np.ndarray, r: int) -> None:
         for j in range(r):
@@ -69,7 +71,8 @@ def run_kernels(events: list[Ev], chunk: int) -> dict[tuple[str, int], np.ndarra
         r = K.update_batch(slots, b.ts, b.seq, b.signals, b.bytes_in, b.bytes_out, b.conns,
                            b.auth_fail, b.dst_port, b.src_hash, b.sig_state, b.fw_unknown,
                            b.partition, b.offset, *store.kernel_state(), t.nominal_hz, t.lo, t.hi,
-                           t.roc_min, t.roc_max, t.inv, t.n_signals, W, 3, 1, feats, meta)
+                           t.roc_min, t.roc_max, t.inv, t.n_signals, W, 3, 1, LATENESS,
+                           watermark, feats, meta)
         collect(feats, meta, r)
     a = store.arrays
     feats, meta = np.empty((store.size, N_FEATURES)), np.empty((store.size, K.N_META), dtype=np.int64)
@@ -81,36 +84,40 @@ def run_kernels(events: list[Ev], chunk: int) -> dict[tuple[str, int], np.ndarra
 
 
 def reference(events: list[Ev]) -> dict[tuple[str, int], dict[str, float]]:
-    """Windows computed the slow way, one device at a time, following the documented rules."""
-    per_dev: dict[str, list[Ev]] = defaultdict(list)
+    """Windows computed the slow way, in arrival order, following the documented rules."""
+    windows: dict[str, list[tuple[int, list[tuple[Ev, bool, bool, int]]]]] = defaultdict(list)
+    state: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"ws": -1, "closed_end": -1, "last_seq": -1, "last_ts": -1})
+    wm = -1  # highest event time of authentic, non-replayed messages
     for e in events:
-        per_dev[e.device].append(e)
+        st = state[e.device]
+        replay = st["last_seq"] >= 0 and e.seq <= st["last_seq"] and e.ts <= st["last_ts"]
+        end = st["ws"] + W
+        stale = end <= wm and (replay or e.ts < st["ws"])
+        if st["ws"] >= 0 and (e.ts >= end or end + LATENESS <= wm or stale):
+            st["closed_end"], st["ws"] = end, -1
+        if st["ws"] < 0:
+            st["ws"] = max(e.ts // W * W, st["closed_end"], (wm - LATENESS) // W * W)
+            windows[e.device].append((st["ws"], []))
+        gap = 0
+        if not replay:
+            gap = max(e.seq - st["last_seq"] - 1, 0) if st["last_seq"] >= 0 else 0
+            st["last_seq"], st["last_ts"] = e.seq, max(st["last_ts"], e.ts)
+            if e.sig_state == 0:
+                wm = max(wm, e.ts)
+        windows[e.device][-1][1].append((e, replay, e.ts < st["ws"], gap))
     out: dict[tuple[str, int], dict[str, float]] = {}
-    for dev, evs in per_dev.items():
-        windows: list[tuple[int, list[tuple[Ev, bool, bool, int]]]] = []
-        ws, closed_end, last_seq, last_ts = -1, -1, -1, -1
-        for e in evs:
-            if ws >= 0 and e.ts >= ws + W:
-                closed_end, ws = ws + W, -1
-            if ws < 0:
-                ws = max(e.ts // W * W, closed_end)
-                windows.append((ws, []))
-            replay = last_seq >= 0 and e.seq <= last_seq and e.ts <= last_ts
-            gap = 0
-            if not replay:
-                gap = max(e.seq - last_seq - 1, 0) if last_seq >= 0 else 0
-                last_seq, last_ts = e.seq, max(last_ts, e.ts)
-            windows[-1][1].append((e, replay, e.ts < ws, gap))
-        for wstart, items in windows:
+    for dev, wins in windows.items():
+        for wstart, items in wins:
             trusted = [e for e, rep, late, _ in items if not rep and not late and e.sig_state == 0]
-            longer = [len(it) for s, it in windows if wstart - 5 * W <= s <= wstart]
+            longer = [len(it) for s, it in wins if wstart - 5 * W <= s <= wstart]
             out[(dev, wstart)] = {
                 "count_10s": len(items), "count_60s": sum(longer),
                 "log_bytes_out_10s": math.log1p(sum(e.bytes_out for e, *_ in items)),
                 "auth_fail_10s": sum(e.auth for e, *_ in items),
                 "replays_10s": sum(rep for _, rep, *_ in items),
                 "seq_gaps_10s": sum(gap for *_, gap in items),
-                "late_10s": sum(late for _, _, late, *_ in items),
+                "late_10s": sum(late for _, _, late, _ in items),
                 "hmac_fail_10s": sum(e.sig_state == 2 for e, *_ in items),
                 "unsigned_10s": sum(e.sig_state == 1 for e, *_ in items),
                 "range_viol_frac": sum(not 180 <= e.value <= 260 for e in trusted) / max(len(trusted), 1),
