@@ -70,6 +70,13 @@ class ShardEngine:
     last_twin_emit: float = 0.0
     on_windows: list[Callable[[TwinStore, Windows, Decisions], None]] = field(default_factory=list)
 
+    @property
+    def triggers(self) -> F64:
+        """Early-fire thresholds in kernels.T_* order."""
+        d = self.ctx.detection
+        return np.array([d.replay_min, d.auth_fail_min, d.distinct_ports_min, d.rate_ratio_min,
+                         d.exfil_ratio_min, d.hmac_fail_min], dtype=np.float64)
+
     @classmethod
     def fresh(cls, ctx: EngineContext) -> ShardEngine:
         return cls(ctx, TwinStore(len(ctx.types), ctx.pipeline.long_windows - 1))
@@ -85,7 +92,8 @@ class ShardEngine:
                 st.src_ips[s] = ip
         n = len(batch)
         watermark = np.array([st.max_ts], dtype=np.int64)
-        feats, meta = np.empty((n, N_FEATURES)), np.empty((n, K.N_META), dtype=np.int64)
+        feats = np.empty((2 * n, N_FEATURES))  # each event closes a window and/or fires early
+        meta = np.empty((2 * n, K.N_META), dtype=np.int64)
         t = ctx.types
         rows = K.update_batch(
             slots, batch.ts, batch.seq, batch.signals, batch.bytes_in, batch.bytes_out,
@@ -93,7 +101,7 @@ class ShardEngine:
             batch.fw_unknown, batch.partition, batch.offset, *st.kernel_state(), t.nominal_hz,
             t.lo, t.hi, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
-            ctx.pipeline.allowed_lateness_ms, watermark, feats, meta)
+            ctx.pipeline.allowed_lateness_ms, self.triggers, watermark, feats, meta)
         if watermark[0] > st.max_ts:
             st.max_ts, st.max_ts_wall = int(watermark[0]), ctx.now()
         out = self._judge(Windows(feats[:rows], meta[:rows]))
@@ -131,7 +139,9 @@ class ShardEngine:
             return []
         fired = run_detectors(w.features, self.ctx.detection)
         probs = self.ctx.scorer.predict(w.features)
+        # the model judges whole windows of learned devices; early rows are for the detectors
         warm = w.features[:, BASELINE_WINDOWS] >= self.ctx.detection.warmup_windows
+        warm &= w.meta[:, 6] == 1
         d = decide(fired, probs, warm, self.ctx.detection)
         for hook in self.on_windows:
             hook(self.store, w, d)
@@ -159,7 +169,7 @@ class ShardEngine:
     def _threat(self, w: Windows, r: int, d: Decisions, fired: npt.NDArray[np.bool_],
                 probs: F64, contrib: F64) -> list[OutMsg]:
         st, ctx = self.store, self.ctx
-        s, ws, we, part, first, last = (int(v) for v in w.meta[r])
+        s, ws, we, part, first, last, _final = (int(v) for v in w.meta[r])
         device, threat = st.device_ids[s], THREAT_CLASSES[int(d.cls[r])]
         version = ctx.scorer.version
         tid = _hash(device, threat, version, str(we))

@@ -16,9 +16,13 @@ from schemas.features import FEATURE_INDEX as _FI
 # istate columns (int64 per device slot)
 I_TYPE, I_LAST_SEQ, I_LAST_TS, I_LAST_SRC, I_WIN_START, I_WIN_PART = 0, 1, 2, 3, 4, 5
 I_FIRST_OFF, I_LAST_OFF, I_BASE_N, I_EVENTS, I_WINDOWS, I_DIRTY, I_RING_POS = 6, 7, 8, 9, 10, 11, 12
-I_CLOSED_END = 13
-N_ISTATE = 14
-N_META = 6  # closed-window rows: slot, window start, window end, partition, first offset, last offset
+I_CLOSED_END, I_EARLY = 13, 14
+N_ISTATE = 15
+# window rows: slot, window start, window end, partition, first offset, last offset, final (0 = an
+# early row: the window so far, written the moment a deterministic detector's threshold is crossed)
+N_META = 7
+# early-fire thresholds, in this order (from DetectionConfig)
+T_REPLAY, T_AUTH, T_PORTS, T_RATE, T_EXFIL, T_HMAC = 0, 1, 2, 3, 4, 5
 # window accumulator columns
 A_COUNT, A_BIN, A_BOUT, A_CONNS, A_AUTH, A_GAPS, A_REPLAYS, A_HMAC = 0, 1, 2, 3, 4, 5, 6, 7
 A_UNSIGNED, A_SRCCHG, A_FW, A_RANGE, A_ROC, A_INV, A_LATE, A_TRUSTED = 8, 9, 10, 11, 12, 13, 14, 15
@@ -110,6 +114,17 @@ def _floors(t: int, lo: np.ndarray, hi: np.ndarray, b: int, mean: float) -> floa
 def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws, ring_ports,
                  base, peer, peer_n, nominal_hz, lo, hi, nsig, warm, out_feat, out_meta, r):
     """Write slot s's window [ws, ws+window_ms) as feature row r, learn baselines, reset it."""
+    window_row(s, ws, ws + window_ms, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws,
+               ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm, out_feat, out_meta,
+               r, 1)
+    _finish_window(s, ws, window_ms, istate, acc, sacc, ports, ring, ring_ws, ring_ports, base,
+                   peer, peer_n, lo, hi, nsig, warm)
+
+
+@njit(nogil=True, cache=True)
+def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws, ring_ports,
+               base, peer, peer_n, nominal_hz, lo, hi, nsig, warm, out_feat, out_meta, r, final):
+    """Feature row r for slot s's window so far (rates always per full window); state untouched."""
     t = istate[s, I_TYPE]
     f = out_feat[r]
     f[:] = 0.0
@@ -148,12 +163,7 @@ def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws
     f[F_BOUT_Z], f[F_BOUT_ZP], f[F_BIN_Z] = zo[B_BOUT], zp[B_BOUT], zo[B_BIN]
     # bytes out per message against history (one clean window of its own, or a few of its type):
     # per message, so a flood of ordinary messages is not mistaken for a leak
-    if base_n >= 1:
-        ref = base[s, B_BOUT, 0] / max(base[s, B_COUNT, 0], 1.0)
-    elif pn >= warm:
-        ref = peer[t, B_BOUT, 0] / max(peer[t, B_COUNT, 0], 1.0)
-    else:
-        ref = 0.0
+    ref = _bytes_per_msg_ref(s, t, base_n, base, peer, pn, warm)
     f[F_BOUT_RATIO] = acc[s, A_BOUT] / max(count, 1.0) / ref if ref > 0.0 else 1.0
     f[F_OUTIN] = math.log1p(acc[s, A_BOUT]) - math.log1p(acc[s, A_BIN])
     f[F_CONNS], f[F_CONNS_Z] = acc[s, A_CONNS], zo[B_CONNS]
@@ -190,8 +200,24 @@ def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws
             dev = abs(ewma[s, k] - base[s, b, 0])
             f[F_SEWMA] = max(f[F_SEWMA], dev / (math.sqrt(max(base[s, b, 1], 0.0)) + fl))
     f[F_SMARGIN] = margin
-    out_meta[r, 0], out_meta[r, 1], out_meta[r, 2] = s, ws, ws + window_ms
+    out_meta[r, 0], out_meta[r, 1], out_meta[r, 2] = s, ws, we
     out_meta[r, 3], out_meta[r, 4], out_meta[r, 5] = istate[s, I_WIN_PART], istate[s, I_FIRST_OFF], istate[s, I_LAST_OFF]
+    out_meta[r, 6] = final
+
+
+@njit(nogil=True, cache=True)
+def _finish_window(s, ws, window_ms, istate, acc, sacc, ports, ring, ring_ws, ring_ports, base,
+                   peer, peer_n, lo, hi, nsig, warm):
+    """Learn baselines from a clean closed window, push it into the ring, reset the slot."""
+    t = istate[s, I_TYPE]
+    base_n = istate[s, I_BASE_N]
+    pn = peer_n[t]
+    count = acc[s, A_COUNT]
+    qs = np.empty(B_SIG0 + lo.shape[1])
+    qs[B_COUNT], qs[B_BOUT], qs[B_BIN], qs[B_CONNS] = count, acc[s, A_BOUT], acc[s, A_BIN], acc[s, A_CONNS]
+    for k in range(nsig[t]):
+        if sacc[s, k, S_N] > 0:
+            qs[B_SIG0 + k] = sacc[s, k, S_SUM] / sacc[s, k, S_N]
     # learn from complete, clean windows only: the first window is partial, violations would poison
     clean = acc[s, A_HMAC] + acc[s, A_REPLAYS] + acc[s, A_FW] + acc[s, A_RANGE] + acc[s, A_ROC] + acc[s, A_INV] == 0
     if istate[s, I_WINDOWS] > 0 and clean:
@@ -209,10 +235,11 @@ def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws
     ring[s, pos, R_BIN], ring[s, pos, R_AUTH] = acc[s, A_BIN], acc[s, A_AUTH]
     ring_ws[s, pos] = ws
     ring_ports[s, pos] = ports[s]
-    istate[s, I_RING_POS] = (pos + 1) % rl
+    istate[s, I_RING_POS] = (pos + 1) % ring.shape[1]
     istate[s, I_WINDOWS] += 1
     istate[s, I_WIN_START] = -1
     istate[s, I_CLOSED_END] = ws + window_ms
+    istate[s, I_EARLY] = 0
     acc[s, :] = 0.0
     ports[s, :] = 0
     for k in range(sacc.shape[1]):
@@ -290,12 +317,14 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                  sig_state, fw_unknown, partition, offset,
                  istate, acc, sacc, last_sig, last_sig_ts, ewma, ports, ring, ring_ws, ring_ports,
                  base, peer, peer_n, nominal_hz, lo, hi, rmin, rmax, inv, nsig,
-                 window_ms, warm, require_sig, lateness_ms, watermark, out_feat, out_meta):
-    """Fold a batch (arrival order) into the store; closed windows go to out_*; returns row count.
+                 window_ms, warm, require_sig, lateness_ms, trig, watermark, out_feat, out_meta):
+    """Fold a batch (arrival order) into the store; window rows go to out_*; returns row count.
 
     watermark[0] (in/out) is the shard's highest event time from authentic, non-replayed
     messages; a device's window closes once it ends `lateness_ms` before it, event by event, so
-    where batches are cut does not change the windows. out_* need at least len(slot) rows.
+    where batches are cut does not change the windows. Besides closed windows, a window that
+    crosses a threshold in `trig` yields one early row (final = 0) at that moment, so detection
+    need not wait for the window to end. out_* need at least 2 * len(slot) rows.
     """
     r = 0
     wm = watermark[0]
@@ -356,16 +385,51 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                 a[A_SRCCHG] += 1.0
             istate[s, I_LAST_SRC] = src_hash[i]
         # signals of replayed, late, forged (or, when required, unsigned) messages are not believed
-        if replay or late or sig_state[i] == 2 or (sig_state[i] == 1 and require_sig):
-            continue
-        a[A_TRUSTED] += 1.0
-        range_bad, roc_bad = _observe_signals(i, s, t, t_ms, sigv, sacc, last_sig, last_sig_ts,
-                                              ewma, lo, hi, rmin, rmax, nsig)
-        a[A_RANGE] += range_bad
-        a[A_ROC] += roc_bad
-        a[A_INV] += _invariants_broken(sigv[i], t, inv)
+        if not (replay or late or sig_state[i] == 2 or (sig_state[i] == 1 and require_sig)):
+            a[A_TRUSTED] += 1.0
+            range_bad, roc_bad = _observe_signals(i, s, t, t_ms, sigv, sacc, last_sig, last_sig_ts,
+                                                  ewma, lo, hi, rmin, rmax, nsig)
+            a[A_RANGE] += range_bad
+            a[A_ROC] += roc_bad
+            a[A_INV] += _invariants_broken(sigv[i], t, inv)
+        # fire early: the window so far, the moment a deterministic threshold is crossed (once)
+        if istate[s, I_EARLY] == 0 and _crossed(s, t, istate, acc, ports, nominal_hz, window_ms,
+                                                require_sig, base, peer, peer_n, warm, trig):
+            istate[s, I_EARLY] = 1
+            # it ends now: the shard's event time, not the (possibly replayed, old) message's
+            window_row(s, ws, max(t_ms, ws, wm) + 1, window_ms, istate, acc, sacc, ewma, ports, ring,
+                       ring_ws, ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
+                       out_feat, out_meta, r, 0)
+            r += 1
     watermark[0] = wm
     return r
+
+
+@njit(nogil=True, cache=True)
+def _crossed(s, t, istate, acc, ports, nominal_hz, window_ms, require_sig, base, peer, peer_n,
+             warm, trig):
+    """Has slot s's open window already crossed a deterministic detector's threshold?"""
+    a = acc[s]
+    if a[A_HMAC] >= trig[T_HMAC] or (require_sig and a[A_UNSIGNED] >= 1):
+        return True
+    if a[A_REPLAYS] >= trig[T_REPLAY] or a[A_FW] >= 1 or a[A_RANGE] + a[A_ROC] + a[A_INV] >= 1:
+        return True
+    if a[A_AUTH] >= trig[T_AUTH] or a[A_COUNT] >= trig[T_RATE] * nominal_hz[t] * window_ms / 1000:
+        return True
+    if ports[s, 0] != 0 and distinct_estimate(ports[s]) >= trig[T_PORTS]:
+        return True
+    ref = _bytes_per_msg_ref(s, t, istate[s, I_BASE_N], base, peer, peer_n[t], warm)
+    return ref > 0.0 and a[A_COUNT] >= 2 and a[A_BOUT] / a[A_COUNT] >= trig[T_EXFIL] * ref
+
+
+@njit(nogil=True, cache=True)
+def _bytes_per_msg_ref(s, t, base_n, base, peer, pn, warm):
+    """Usual bytes out per message: the device's own (one clean window) or its type's; 0 = unknown."""
+    if base_n >= 1:
+        return base[s, B_BOUT, 0] / max(base[s, B_COUNT, 0], 1.0)
+    if pn >= warm:
+        return peer[t, B_BOUT, 0] / max(peer[t, B_COUNT, 0], 1.0)
+    return 0.0
 
 
 @njit(nogil=True, cache=True)

@@ -23,7 +23,7 @@ from schemas.features import N_FEATURES
 
 @dataclass
 class WindowLog:
-    """Every closed window: features, device id, window bounds, decided class."""
+    """Every closed (final) window: features, device id, window bounds, decided class."""
 
     features: list[npt.NDArray[np.float64]] = field(default_factory=list)
     device_ids: list[str] = field(default_factory=list)
@@ -32,11 +32,12 @@ class WindowLog:
     decided: list[int] = field(default_factory=list)
 
     def __call__(self, store: TwinStore, w: Windows, d: Decisions) -> None:
-        self.features.append(w.features.copy())
-        self.device_ids += [store.device_ids[s] for s in w.meta[:, 0].tolist()]
-        self.starts += w.meta[:, 1].tolist()
-        self.ends += w.meta[:, 2].tolist()
-        self.decided += d.cls.tolist()
+        final = w.meta[:, 6] == 1  # early rows are partial windows
+        self.features.append(w.features[final])
+        self.device_ids += [store.device_ids[s] for s in w.meta[final, 0].tolist()]
+        self.starts += w.meta[final, 1].tolist()
+        self.ends += w.meta[final, 2].tolist()
+        self.decided += d.cls[final].tolist()
 
     def matrix(self) -> npt.NDArray[np.float64]:
         return np.vstack(self.features) if self.features else np.zeros((0, N_FEATURES))

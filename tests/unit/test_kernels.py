@@ -19,6 +19,7 @@ from schemas.features import N_FEATURES
 
 W = 10_000
 LATENESS = 2_000
+TRIGGERS = np.array([2, 8, 20, 5.0, 8.0, 1], dtype=np.float64)  # replay, auth, ports, rate, exfil, hmac
 TYPES = load_device_types()
 METER = TYPES.index["smart_meter"]
 
@@ -53,26 +54,31 @@ def batch_of(events: list[Ev]) -> TelemetryBatch:
         offset=np.arange(n, dtype=np.int64))
 
 
-def run_kernels(events: list[Ev], chunk: int) -> dict[tuple[str, int], np.ndarray]:
+def run_kernels(events: list[Ev], chunk: int,
+                early: list[tuple[str, int, np.ndarray]] | None = None) -> dict[tuple[str, int], np.ndarray]:
     """Feature row per (device, window start), feeding the events in chunks then flushing."""
     store = TwinStore(len(TYPES), 5)
     rows: dict[tuple[str, int], np.ndarray] = {}
     t = TYPES
     watermark = np.array([-1], dtype=np.int64)
+    early = [] if early is None else early
 
     def collect(feats: np.ndarray, meta: np.ndarray, r: int) -> None:
         for j in range(r):
-            rows[(store.device_ids[int(meta[j, 0])], int(meta[j, 1]))] = feats[j].copy()
+            if meta[j, 6] == 1:  # closed windows only; early rows have their own test
+                rows[(store.device_ids[int(meta[j, 0])], int(meta[j, 1]))] = feats[j].copy()
+            else:
+                early.append((store.device_ids[int(meta[j, 0])], int(meta[j, 2]), feats[j].copy()))
 
     for k in range(0, len(events), chunk):
         b = batch_of(events[k:k + chunk])
         slots = store.slots_for(b.device_ids, b.type_idx)
-        feats, meta = np.empty((len(b), N_FEATURES)), np.empty((len(b), K.N_META), dtype=np.int64)
+        feats, meta = np.empty((2 * len(b), N_FEATURES)), np.empty((2 * len(b), K.N_META), dtype=np.int64)
         r = K.update_batch(slots, b.ts, b.seq, b.signals, b.bytes_in, b.bytes_out, b.conns,
                            b.auth_fail, b.dst_port, b.src_hash, b.sig_state, b.fw_unknown,
                            b.partition, b.offset, *store.kernel_state(), t.nominal_hz, t.lo, t.hi,
                            t.roc_min, t.roc_max, t.inv, t.n_signals, W, 3, 1, LATENESS,
-                           watermark, feats, meta)
+                           TRIGGERS, watermark, feats, meta)
         collect(feats, meta, r)
     a = store.arrays
     feats, meta = np.empty((store.size, N_FEATURES)), np.empty((store.size, K.N_META), dtype=np.int64)
@@ -209,3 +215,15 @@ def test_snapshot_is_an_independent_copy() -> None:
     assert snap.arrays["acc"][0, 0] == 0.0
     assert snap.device_ids == ["a", "b"] and snap.size == 2
     assert snap.slots_for(["c"], np.array([METER]))[0] == 2  # a restored store keeps growing
+
+
+def test_a_forged_message_fires_an_early_row_at_its_own_time() -> None:
+    base = 1_700_000_000_000
+    events = [Ev("m", base + i * 1000, i, 230.0, 200.0, 0, 443, 0) for i in range(4)]
+    events.append(Ev("m", base + 4_500, 4, 230.0, 200.0, 0, 443, 2))  # bad HMAC, shard time 3000
+    events += [Ev("m", base + 5_000 + i * 1000, 5 + i, 230.0, 200.0, 0, 443, 2) for i in range(3)]
+    early: list[tuple[str, int, np.ndarray]] = []
+    rows = run_kernels(events, 3, early)
+    assert [(d, end) for d, end, _ in early] == [("m", base + 4_501)]  # once per window, at its time
+    assert early[0][2][FI["hmac_fail_10s"]] == 1
+    assert rows[("m", base)][FI["hmac_fail_10s"]] == 4  # the closed window still has it all
