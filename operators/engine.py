@@ -91,7 +91,9 @@ class ShardEngine:
             if ip is not None:
                 st.src_ips[s] = ip
         n = len(batch)
-        watermark = np.array([st.max_ts], dtype=np.int64)
+        if n:
+            st.ensure_partitions(int(batch.partition.max()))
+        before = st.part_max.copy()
         feats = np.empty((2 * n, N_FEATURES))  # each event closes a window and/or fires early
         meta = np.empty((2 * n, K.N_META), dtype=np.int64)
         t = ctx.types
@@ -101,9 +103,8 @@ class ShardEngine:
             batch.fw_unknown, batch.partition, batch.offset, *st.kernel_state(), t.nominal_hz,
             t.lo, t.hi, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
-            ctx.pipeline.allowed_lateness_ms, self.triggers, watermark, feats, meta)
-        if watermark[0] > st.max_ts:
-            st.max_ts, st.max_ts_wall = int(watermark[0]), ctx.now()
+            ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)
+        st.part_wall[st.part_max > before] = ctx.now()
         out = self._judge(Windows(feats[:rows], meta[:rows]))
         return out + self.tick()
 
@@ -111,23 +112,24 @@ class ShardEngine:
         """Close windows the watermark has passed; emit coalesced twins when their interval is due."""
         st, p = self.store, self.ctx.pipeline
         out: list[OutMsg] = []
-        if st.max_ts >= 0:
-            idle_ms = int((self.ctx.now() - st.max_ts_wall) * 1000)
-            out += self._close_until(st.max_ts + max(idle_ms, 0) - p.allowed_lateness_ms)
+        if st.max_ts >= 0:  # a partition's mark moves on with the wall clock while it is idle
+            idle_ms = np.maximum((self.ctx.now() - st.part_wall) * 1000, 0).astype(np.int64)
+            marks = np.where(st.part_max >= 0, st.part_max + idle_ms - p.allowed_lateness_ms, -1)
+            out += self._close_until(marks)
         if self.ctx.now() - self.last_twin_emit >= p.twin_emit_interval_s:
             out += self.twins()
         return out
 
     def flush(self) -> list[OutMsg]:
         """End of input: close every open window and emit every changed twin."""
-        return self._close_until(2**62) + self.twins()
+        return self._close_until(np.full(self.store.part_max.size, 2**62)) + self.twins()
 
-    def _close_until(self, watermark: int) -> list[OutMsg]:
+    def _close_until(self, part_watermark: I64) -> list[OutMsg]:
         st, ctx = self.store, self.ctx
         feats = np.empty((st.size, N_FEATURES))
         meta = np.empty((st.size, K.N_META), dtype=np.int64)
         a = st.arrays
-        rows = K.close_due(st.size, watermark, a["istate"], a["acc"], a["sacc"], a["ewma"],
+        rows = K.close_due(st.size, part_watermark, a["istate"], a["acc"], a["sacc"], a["ewma"],
                            a["ports"], a["ring"], a["ring_ws"], a["ring_ports"], a["base"],
                            st.peer, st.peer_n, ctx.types.nominal_hz, ctx.types.lo, ctx.types.hi,
                            ctx.types.n_signals, ctx.pipeline.window_ms,

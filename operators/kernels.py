@@ -317,19 +317,20 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                  sig_state, fw_unknown, partition, offset,
                  istate, acc, sacc, last_sig, last_sig_ts, ewma, ports, ring, ring_ws, ring_ports,
                  base, peer, peer_n, nominal_hz, lo, hi, rmin, rmax, inv, nsig,
-                 window_ms, warm, require_sig, lateness_ms, trig, watermark, out_feat, out_meta):
+                 window_ms, warm, require_sig, lateness_ms, trig, part_max, out_feat, out_meta):
     """Fold a batch (arrival order) into the store; window rows go to out_*; returns row count.
 
-    watermark[0] (in/out) is the shard's highest event time from authentic, non-replayed
-    messages; a device's window closes once it ends `lateness_ms` before it, event by event, so
-    where batches are cut does not change the windows. Besides closed windows, a window that
+    part_max[p] (in/out) is the highest event time of authentic, non-replayed messages from
+    source partition p (a device lives in one partition, so its order is that partition's); a
+    device's window closes once it ends `lateness_ms` before its partition's mark, event by event,
+    so neither batch cuts nor the interleaving of partitions change the windows. Besides closed windows, a window that
     crosses a threshold in `trig` yields one early row (final = 0) at that moment, so detection
     need not wait for the window to end. out_* need at least 2 * len(slot) rows.
     """
     r = 0
-    wm = watermark[0]
     for i in range(slot.shape[0]):
         s, t_ms = slot[i], ts[i]
+        wm = part_max[partition[i]]
         t = istate[s, I_TYPE]
         ws = istate[s, I_WIN_START]
         last = istate[s, I_LAST_SEQ]
@@ -371,6 +372,7 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
             istate[s, I_LAST_TS] = max(istate[s, I_LAST_TS], t_ms)
             if sig_state[i] == 0 or (sig_state[i] == 1 and not require_sig):
                 wm = max(wm, t_ms)
+                part_max[partition[i]] = wm
         if sig_state[i] == 2:
             a[A_HMAC] += 1.0
         elif sig_state[i] == 1:
@@ -401,7 +403,6 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                        ring_ws, ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
                        out_feat, out_meta, r, 0)
             r += 1
-    watermark[0] = wm
     return r
 
 
@@ -433,13 +434,13 @@ def _bytes_per_msg_ref(s, t, base_n, base, peer, pn, warm):
 
 
 @njit(nogil=True, cache=True)
-def close_due(n_slots, watermark, istate, acc, sacc, ewma, ports, ring, ring_ws, ring_ports,
+def close_due(n_slots, part_watermark, istate, acc, sacc, ewma, ports, ring, ring_ws, ring_ports,
               base, peer, peer_n, nominal_hz, lo, hi, nsig, window_ms, warm, out_feat, out_meta):
-    """Close every open window that ends at or before `watermark`; returns row count."""
+    """Close every open window ending at or before its partition's entry in part_watermark."""
     r = 0
     for s in range(n_slots):
         ws = istate[s, I_WIN_START]
-        if ws >= 0 and ws + window_ms <= watermark:
+        if ws >= 0 and ws + window_ms <= part_watermark[istate[s, I_WIN_PART]]:
             close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws,
                          ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
                          out_feat, out_meta, r)

@@ -20,7 +20,7 @@ class ShardLogic(StatefulBatchLogic[TelemetryBatch, OutMsg, TwinStore]):
         if resume is None:
             self.engine = ShardEngine.fresh(ctx)
         else:  # idle time is measured from now: downtime must not push the watermark forward
-            resume.max_ts_wall = ctx.now()
+            resume.part_wall[:] = ctx.now()
             self.engine = ShardEngine(ctx, resume)
 
     def on_batch(self, values: list[TelemetryBatch]) -> tuple[list[OutMsg], bool]:

@@ -32,8 +32,10 @@ class TwinStore:
     fws: list[str | None] = field(default_factory=list)
     src_ips: list[str | None] = field(default_factory=list)
     last_threat_ids: list[str | None] = field(default_factory=list)
-    max_ts: int = -1  # highest event time seen in this shard (drives the watermark)
-    max_ts_wall: float = 0.0  # wall-clock seconds when max_ts last advanced
+    # per source partition: highest authentic event time (drives window closing) and the
+    # wall-clock second it last advanced (idle partitions still close their windows)
+    part_max: I64 = field(default_factory=lambda: np.full(8, -1, dtype=np.int64))
+    part_wall: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(8))
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     peer: np.ndarray = field(init=False)
     peer_n: I64 = field(init=False)
@@ -99,6 +101,18 @@ class TwinStore:
         self.size += 1
         return s
 
+    def ensure_partitions(self, highest: int) -> None:
+        """Room in part_max/part_wall for partition ids up to `highest`."""
+        if highest >= self.part_max.size:
+            grow = highest + 1 - self.part_max.size
+            self.part_max = np.concatenate([self.part_max, np.full(grow, -1, dtype=np.int64)])
+            self.part_wall = np.concatenate([self.part_wall, np.zeros(grow)])
+
+    @property
+    def max_ts(self) -> int:
+        """Highest authentic event time over all partitions (-1 before any)."""
+        return int(self.part_max.max())
+
     def kernel_state(self) -> tuple[np.ndarray, ...]:
         """The arrays update_batch takes, in its argument order."""
         a = self.arrays
@@ -117,6 +131,7 @@ class TwinStore:
         snap.fws, snap.src_ips = list(self.fws), list(self.src_ips)
         snap.last_threat_ids = list(self.last_threat_ids)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
+        snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()
         return snap
 
     def nbytes(self) -> int:

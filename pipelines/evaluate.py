@@ -2,6 +2,8 @@
 
 Event-level and honest: an attack counts as detected only by a threat on its device, of its class,
 whose window overlaps the attack (plus a grace of one window); nothing is point-adjusted.
+A threat's time is its partition's event-time mark when it fired; a replayed message carries an old
+timestamp, so that mark can sit just before the first attack message: MARK_SLACK_MS allows for it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from operators.labels import AttackLabel
+
+MARK_SLACK_MS = 1_000
 
 
 @dataclass
@@ -62,10 +66,11 @@ def evaluate(threats: list[dict[str, Any]], labels: list[AttackLabel], devices: 
     results = []
     for lab in labels:
         hits = [t for t in by_device.get(lab.device_id, [])
-                if t["window_end"] > lab.start and t["window_start"] <= lab.end + grace_ms]
+                if t["window_end"] > lab.start - MARK_SLACK_MS
+                and t["window_start"] <= lab.end + grace_ms]
         matched.update(t["id"] for t in hits)
         right = [t for t in hits if t["threat"] == lab.threat]
-        ttd = min((t["window_end"] - lab.start for t in right), default=None)
+        ttd = min((max(t["window_end"] - lab.start, 0) for t in right), default=None)
         results.append(AttackResult(lab, bool(hits), bool(right), sorted({t["threat"] for t in hits}),
                                     ttd))
     attacked = {lab.device_id for lab in labels}

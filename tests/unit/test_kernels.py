@@ -34,6 +34,7 @@ class Ev:
     auth: float
     port: int
     sig_state: int
+    partition: int = 0
 
 
 def batch_of(events: list[Ev]) -> TelemetryBatch:
@@ -50,7 +51,8 @@ def batch_of(events: list[Ev]) -> TelemetryBatch:
         conns=np.ones(n), auth_fail=col([e.auth for e in events], dtype=float),
         dst_port=col([e.port for e in events], dtype=np.int64), src_hash=np.zeros(n, dtype=np.int64),
         sig_state=col([e.sig_state for e in events], dtype=np.int64),
-        fw_unknown=np.zeros(n, dtype=np.int64), partition=np.zeros(n, dtype=np.int64),
+        fw_unknown=np.zeros(n, dtype=np.int64),
+        partition=col([e.partition for e in events], dtype=np.int64),
         offset=np.arange(n, dtype=np.int64))
 
 
@@ -60,7 +62,7 @@ def run_kernels(events: list[Ev], chunk: int,
     store = TwinStore(len(TYPES), 5)
     rows: dict[tuple[str, int], np.ndarray] = {}
     t = TYPES
-    watermark = np.array([-1], dtype=np.int64)
+    part_max = np.full(4, -1, dtype=np.int64)
     early = [] if early is None else early
 
     def collect(feats: np.ndarray, meta: np.ndarray, r: int) -> None:
@@ -78,11 +80,11 @@ def run_kernels(events: list[Ev], chunk: int,
                            b.auth_fail, b.dst_port, b.src_hash, b.sig_state, b.fw_unknown,
                            b.partition, b.offset, *store.kernel_state(), t.nominal_hz, t.lo, t.hi,
                            t.roc_min, t.roc_max, t.inv, t.n_signals, W, 3, 1, LATENESS,
-                           TRIGGERS, watermark, feats, meta)
+                           TRIGGERS, part_max, feats, meta)
         collect(feats, meta, r)
     a = store.arrays
     feats, meta = np.empty((store.size, N_FEATURES)), np.empty((store.size, K.N_META), dtype=np.int64)
-    r = K.close_due(store.size, 2**62, a["istate"], a["acc"], a["sacc"], a["ewma"], a["ports"],
+    r = K.close_due(store.size, np.full(4, 2**62), a["istate"], a["acc"], a["sacc"], a["ewma"], a["ports"],
                     a["ring"], a["ring_ws"], a["ring_ports"], a["base"], store.peer, store.peer_n,
                     t.nominal_hz, t.lo, t.hi, t.n_signals, W, 3, feats, meta)
     collect(feats, meta, r)
@@ -227,3 +229,14 @@ def test_a_forged_message_fires_an_early_row_at_its_own_time() -> None:
     assert [(d, end) for d, end, _ in early] == [("m", base + 4_501)]  # once per window, at its time
     assert early[0][2][FI["hmac_fail_10s"]] == 1
     assert rows[("m", base)][FI["hmac_fail_10s"]] == 4  # the closed window still has it all
+
+
+def test_a_partition_running_ahead_does_not_close_another_partitions_windows() -> None:
+    base = 1_700_000_000_000
+    slow = [Ev("b", base + i * 1000, i, 230.0, 200.0, 0, 443, 0, partition=1) for i in range(5)]
+    fast = [Ev("a", base + 60_000 + i * 1000, i, 230.0, 200.0, 0, 443, 0) for i in range(30)]
+    more = [Ev("b", base + 5_000 + i * 1000, 5 + i, 230.0, 200.0, 0, 443, 0, partition=1)
+            for i in range(5)]
+    rows = run_kernels(slow + fast + more, 7)
+    assert rows[("b", base)][FI["count_10s"]] == 10  # one window, untouched by partition 0's time
+    assert rows[("b", base)][FI["late_10s"]] == 0
