@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from operators.batches import OutMsg, RawBatch
 
@@ -207,13 +214,22 @@ def read_topic(settings: dict[str, Any], topic: str, timeout_s: float = 60.0
         c.close()
 
 
-def consumer_lag(settings: dict[str, Any], topic: str, group: str = "twinguard") -> int:
+def consumer_lag(settings: dict[str, Any], topic: str, group: str = "twinguard",
+                 attempts: int = 5) -> int:
     """Messages in `topic` beyond what the dataflow's group last reported as consumed."""
     c = Consumer({**settings, "group.id": group, "enable.auto.commit": False})
     try:
-        meta = c.list_topics(topic, timeout=30).topics[topic]
-        parts = [TopicPartition(topic, p) for p in meta.partitions]
-        done = {tp.partition: max(tp.offset, 0) for tp in c.committed(parts, timeout=30)}
-        return sum(c.get_watermark_offsets(tp, timeout=30)[1] - done[tp.partition] for tp in parts)
+        for attempt in range(attempts):
+            try:
+                meta = c.list_topics(topic, timeout=30).topics[topic]
+                parts = [TopicPartition(topic, p) for p in meta.partitions]
+                done = {tp.partition: max(tp.offset, 0) for tp in c.committed(parts, timeout=30)}
+                return sum(c.get_watermark_offsets(tp, timeout=30)[1] - done[tp.partition]
+                           for tp in parts)
+            except KafkaException:  # e.g. NOT_LEADER right after a topic is created
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
     finally:
         c.close()
