@@ -97,6 +97,17 @@ def cmd_config(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
+    from benchmarks.report import summary
+    from benchmarks.runner import SUITES, run_bench
+
+    suites = list(SUITES) if args.suite == "all" else [args.suite]
+    result = run_bench(args.config, suites, args.quick, Path(args.out))
+    print(summary(result))
+    print(f"results written to {args.out}/results.json, results.md, *.png, profile.txt")
+    return 1 if result["errors"] else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twinguard", description=__doc__)
     p.add_argument("--config", help="TOML config file (defaults: pipelines/defaults.toml)")
@@ -157,6 +168,13 @@ def _parser() -> argparse.ArgumentParser:
     tp.add_argument("--partitions", type=int, default=None, help="default from config")
 
     add("config", cmd_config, "print the resolved configuration (secrets masked)")
+
+    b = add("bench", cmd_bench, "benchmarks: operators, end to end on a private Kafka broker, "
+            "peers (Bytewax, Quix Streams), scaling, memory")
+    b.add_argument("--suite", choices=["operators", "e2e", "peers", "scaling", "memory", "all"],
+                   default="all", help="which suite (default all)")
+    b.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
+    b.add_argument("--out", required=True, help="results folder (results.json, results.md, plots)")
     return p
 
 

@@ -1,0 +1,123 @@
+"""A private local Kafka broker for one benchmark run, plus topic, produce and read helpers.
+
+The broker gets its own TWINGUARD_STATE_DIR and data dir under a temp folder, so it never touches a
+broker someone else started with `twinguard kafka up`; it is always stopped at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from benchmarks.harness import env_vars, log
+from operators.kafka_io import CONSUMER_TUNING, produce_all, producer
+from pipelines import kafka_local
+from pipelines.kafka_admin import TopicSpec, create_topics, end_offsets
+
+OUT_ROLES = ("twins", "threats", "actions", "deadletter")
+COMPACTED = ("twins",)
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}  # when the broker appended it
+
+
+@contextmanager
+def private_broker() -> Iterator[str]:
+    """Start a fresh single-node broker on a free port; yield its bootstrap address."""
+    tmp = Path(tempfile.mkdtemp(prefix="twinguard-bench-"))
+    with env_vars({"TWINGUARD_STATE_DIR": str(tmp / "state")}):
+        try:
+            t0 = time.monotonic()
+            info = kafka_local.up(kafka_local.free_port(), tmp / "kafka", timeout_s=180)
+            log(f"private broker {info.brokers} up in {time.monotonic() - t0:.1f} s "
+                f"(pid {info.pid}, data {tmp})")
+            yield info.brokers
+        finally:
+            stopped = kafka_local.down()
+            log(f"private broker {'stopped' if stopped else 'was not running'}")
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def settings(brokers: str) -> dict[str, Any]:
+    return {"bootstrap.servers": brokers}
+
+
+def output_topics(brokers: str, run: str, partitions: int) -> dict[str, str]:
+    """Fresh output topics for one run (role -> name); threats carry broker append time."""
+    names = {role: f"bench.{run}.{role}" for role in OUT_ROLES}
+    specs = []
+    for role, name in names.items():
+        conf = dict(APPEND_TIME)
+        if role in COMPACTED:
+            conf["cleanup.policy"] = "compact"
+        specs.append(TopicSpec(name, partitions, conf))
+    create_topics(settings(brokers), specs)
+    return names
+
+
+def input_topic(brokers: str, name: str, partitions: int) -> str:
+    create_topics(settings(brokers), [TopicSpec(name, partitions)])
+    return name
+
+
+def produce(brokers: str, topic: str, keys: list[bytes], values: list[bytes]) -> float:
+    """Produce every message (keyed by device id), wait for delivery; returns seconds taken."""
+    errors: list[str] = []
+    p = producer(settings(brokers))
+    t0 = time.perf_counter()
+    step = 20_000
+    for i in range(0, len(values), step):
+        produce_all(p, topic, list(zip(keys[i:i + step], values[i:i + step], strict=True)),
+                    errors.append)
+        if errors:
+            raise RuntimeError(f"producing to {topic}: {errors[:3]}")
+    left = p.flush(120)
+    if left or errors:
+        raise RuntimeError(f"{left} messages not delivered to {topic}: {errors[:3]}")
+    return time.perf_counter() - t0
+
+
+def message_count(brokers: str, topic: str) -> int:
+    return sum(end_offsets(settings(brokers), topic).values())
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    value: bytes
+    partition: int
+    offset: int
+    timestamp_ms: int
+    timestamp_type: int  # 1 = producer create time, 2 = broker log-append time
+
+
+def read_records(brokers: str, topic: str, timeout_s: float = 120.0) -> list[Record]:
+    """Every record now in `topic`, with its Kafka timestamp."""
+    ends = end_offsets(settings(brokers), topic)
+    c = Consumer({**settings(brokers), "group.id": "twinguard-bench-reader", **CONSUMER_TUNING})
+    out: list[Record] = []
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, e in ends.items() if e > 0])
+        pos = dict.fromkeys(ends, 0)
+        deadline = time.monotonic() + timeout_s
+        while any(pos[p] < e for p, e in ends.items()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic}: reached {pos} of {ends} in {timeout_s} s")
+            for m in c.consume(5000, 0.5):
+                if m.error() is not None:
+                    continue
+                part, off = m.partition(), m.offset()
+                if part is None or off is None or off >= ends[part]:
+                    continue
+                ttype, ts = m.timestamp()
+                out.append(Record(m.key(), m.value() or b"", part, off, ts, ttype))
+                pos[part] = off + 1
+        return out
+    finally:
+        c.close()

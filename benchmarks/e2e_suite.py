@@ -1,0 +1,304 @@
+"""End-to-end suite through a real local broker.
+
+Throughput: the whole workload is produced to the input topic first; then the production dataflow
+(benchmarks.run_child = `twinguard run` + counting source wrapper) consumes it in a child process.
+events/s = input messages / (time the last partition found no more input after its last message -
+time the first message was handed to the dataflow), measured by the consumer side inside the child.
+A single Bytewax worker runs every step for a batch before it polls again, so when the source
+finds the topic drained the outputs of all earlier batches have been flushed to Kafka (the sink
+flushes synchronously per batch).
+
+Latency: a fresh fleet sized to half the measured sustained rate is produced paced to event time
+(like `twinguard simulate --realtime`) while the dataflow runs; per attack, latency = broker append
+time of the first right-class threat matching the attack (threats topic uses LogAppendTime) - event
+time of the attack's first message (its label start).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import broker, profiling
+from benchmarks.harness import PYTHON, REPO_ROOT, Stat, log, percentile
+from benchmarks.workload import Workload, generate
+from operators.kafka_io import producer
+from operators.labels import AttackLabel
+from pipelines.evaluate import evaluate
+from pipelines.flow import Runtime
+
+GRACE_MS = 10_000  # pipelines.evaluate's matching rule: window overlaps the attack (+ one window)
+
+
+def child_env(brokers: str, input_topic: str, out_topics: dict[str, str],
+              config_path: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TWINGUARD__KAFKA__BROKERS"] = brokers
+    env["TWINGUARD__TOPICS__TELEMETRY"] = input_topic
+    for role, name in out_topics.items():
+        env[f"TWINGUARD__TOPICS__{role.upper()}"] = name
+    if config_path:
+        env["TWINGUARD_CONFIG"] = str(Path(config_path).resolve())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.update(extra or {})
+    return env
+
+
+def aggregate_stats(stats_dir: Path) -> dict[str, Any]:
+    """Sum the per-partition counters; elapsed = first message in hand -> last partition drained."""
+    parts = [json.loads(p.read_text()) for p in sorted(stats_dir.glob("part-*.json"))]
+    msgs = sum(int(p["messages"]) for p in parts)
+    firsts = [p["first_t"] for p in parts if p["first_t"]]
+    ends = [p["drained_t"] or p["last_t"] for p in parts if p["last_t"]]
+    if not firsts or not ends:
+        return {"messages": msgs, "partitions": len(parts), "events_per_s": 0.0}
+    elapsed = max(ends) - min(firsts)
+    out = {"messages": msgs, "partitions": len(parts), "processes": len({p["pid"] for p in parts}),
+           "first_t": min(firsts), "end_t": max(ends), "elapsed_s": round(elapsed, 3),
+           "events_per_s": msgs / elapsed if elapsed > 0 else 0.0}
+    lags = [float(x) for p in parts for x in p.get("consume_lag_ms") or []]
+    if lags:  # paced runs: how far behind event time the source polled
+        out["consume_lag_ms"] = {"polls": len(lags), "p50": round(percentile(lags, 50)),
+                                 "p99": round(percentile(lags, 99)), "max": round(max(lags))}
+    return out
+
+
+@dataclass
+class Child:
+    """A running benchmarks.run_child process and where it reports."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    stats_dir: Path
+    ready: Path
+    done: Path | None
+    topics: dict[str, str]
+    log_path: Path
+    t0: float = field(default_factory=time.monotonic)
+
+    def wait_ready(self, timeout_s: float = 300) -> float:
+        """Seconds from launch until the source first polled (warm-up + Bytewax start)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
+                                   f"consuming; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not consuming after {timeout_s} s")
+            time.sleep(0.05)
+        return time.monotonic() - self.t0
+
+    def finish(self, timeout_s: float) -> dict[str, Any]:
+        try:
+            rc = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(f"{self.name} did not finish in {timeout_s:.0f} s (killed); "
+                               f"see {self.log_path}") from None
+        if rc != 0:
+            raise RuntimeError(f"{self.name} exited with {rc}; see {self.log_path}")
+        out = aggregate_stats(self.stats_dir)
+        out["process_wall_s"] = round(time.monotonic() - self.t0, 2)
+        return out
+
+
+def start_child(brokers: str, topic: str, name: str, logdir: Path, partitions: int,
+                config_path: str | None, idle_s: float, paced: bool = False) -> Child:
+    out_topics = broker.output_topics(brokers, name, partitions)
+    stats = logdir / name
+    stats.mkdir(parents=True, exist_ok=True)
+    ready, done = stats / "ready", (stats / "producer-done" if paced else None)
+    cmd = [PYTHON, "-m", "benchmarks.run_child", "--stats", str(stats), "--idle", str(idle_s),
+           "--ready", str(ready)]
+    if done is not None:
+        cmd += ["--done", str(done)]
+    log_path = logdir / f"{name}.log"
+    with log_path.open("wb") as lf:
+        proc = subprocess.Popen(cmd, env=child_env(brokers, topic, out_topics, config_path),
+                                stdout=lf, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    return Child(name, proc, stats, ready, done, out_topics, log_path)
+
+
+def accounting(brokers: str, topics: dict[str, str], expected: int) -> dict[str, Any]:
+    """Every input message must be folded into a twin (latest version per device) or dead-lettered."""
+    latest: dict[bytes | None, tuple[int, int]] = {}
+    for r in broker.read_records(brokers, topics["twins"]):
+        v = int(json.loads(r.value)["version"])
+        prev = latest.get(r.key)
+        if prev is None or v >= prev[0]:
+            latest[r.key] = (v, r.offset)
+    processed = sum(v for v, _ in latest.values())
+    dead = len(broker.read_records(brokers, topics["deadletter"]))
+    return {"expected": expected, "processed_in_twins": processed, "dead_letters": dead,
+            "all_accounted": processed + dead == expected}
+
+
+def threats(brokers: str, topics: dict[str, str]) -> list[tuple[dict[str, Any], int, int]]:
+    """(threat JSON, Kafka timestamp ms, timestamp type) of every threat record."""
+    return [(json.loads(r.value), r.timestamp_ms, r.timestamp_type)
+            for r in broker.read_records(brokers, topics["threats"])]
+
+
+def detection(found: list[tuple[dict[str, Any], int, int]], w: Workload) -> dict[str, Any]:
+    s = evaluate([t for t, _, _ in found], w.labels, w.device_ids).summary()
+    keep = ("attacks", "detected", "detected_right_class", "false_alarms", "normal_devices",
+            "normal_devices_alarmed", "per_class")
+    return {k: s[k] for k in keep}
+
+
+def _matches(t: dict[str, Any], lab: AttackLabel) -> bool:
+    return (str(t["device_id"]) == lab.device_id and t["window_end"] > lab.start
+            and t["window_start"] <= lab.end + GRACE_MS)
+
+
+def latencies(found: list[tuple[dict[str, Any], int, int]], labels: list[AttackLabel]
+              ) -> dict[str, Any]:
+    by_dev: dict[str, list[tuple[dict[str, Any], int, int]]] = {}
+    for rec in found:
+        by_dev.setdefault(str(rec[0]["device_id"]), []).append(rec)
+    right, anyc = [], []
+    for lab in labels:
+        hits = [(t, ts) for t, ts, _ in by_dev.get(lab.device_id, []) if _matches(t, lab)]
+        if hits:
+            anyc.append(min(ts for _, ts in hits) - lab.start)
+        ok = [ts for t, ts in hits if t["threat"] == lab.threat]
+        if ok:
+            right.append(min(ok) - lab.start)
+    after_end = [ts - int(t["window_end"]) for t, ts, _ in found]
+    types = sorted({tt for _, _, tt in found})
+
+    def pct(xs: list[int]) -> dict[str, Any]:
+        fx = [float(x) for x in xs]
+        return {"n": len(xs), **{f"p{q}": round(percentile(fx, q)) if xs else None
+                                 for q in (50, 95, 99)}, "max": max(xs) if xs else None}
+
+    return {"right_class": pct(right), "any_class": pct(anyc),
+            "append_minus_window_end": pct(after_end),
+            "samples_right_class_ms": sorted(right),
+            "kafka_timestamp_types": types}
+
+
+def throughput(brokers: str, w: Workload, n_trials: int, logdir: Path, partitions: int,
+               config_path: str | None, profile_s: float, profile_out: Path) -> dict[str, Any]:
+    topic = broker.input_topic(brokers, "bench.e2e.telemetry", partitions)
+    log(f"e2e: producing {len(w):,} messages to {topic}")
+    produce_s = broker.produce(brokers, topic, w.keys, w.values)
+    n = broker.message_count(brokers, topic)
+    if n != len(w):
+        raise RuntimeError(f"{topic} holds {n} messages, produced {len(w)}")
+    timeout = 120 + len(w) / 2000
+    log("e2e: warm-up run (profiled with py-spy)")
+    warm = start_child(brokers, topic, "e2e-warm", logdir, partitions, config_path, idle_s=3)
+    warm.wait_ready()
+    spy = profiling.record(warm.proc.pid, profile_s, profile_out)
+    warm_res = warm.finish(timeout)
+    spy_err = _finish_spy(spy)
+    runs, samples = [], []
+    first: Child | None = None
+    for i in range(n_trials):
+        c = start_child(brokers, topic, f"e2e-t{i + 1}", logdir, partitions, config_path, idle_s=3)
+        c.wait_ready()
+        res = c.finish(timeout)
+        if res["messages"] != len(w):
+            raise RuntimeError(f"e2e trial {i + 1} consumed {res['messages']} of {len(w)}")
+        runs.append(res)
+        samples.append(res["events_per_s"])
+        first = first or c
+        log(f"e2e: trial {i + 1}/{n_trials}: {res['events_per_s']:,.0f} ev/s "
+            f"({res['messages']:,} messages in {res['elapsed_s']} s)")
+    assert first is not None
+    found = threats(brokers, first.topics)
+    return {"topic": topic, "messages": len(w), "produce_s": round(produce_s, 2),
+            "events_per_s": Stat(samples).as_dict(0), "trials": runs,
+            "warmup_trial": warm_res, "profile_error": spy_err,
+            "accounting": accounting(brokers, first.topics, len(w)),
+            "detection": detection(found, w),
+            "definition": "input messages / (last partition drained - first message in hand), "
+                          "consumer-side clock inside the dataflow process; 1 Bytewax worker, "
+                          f"{partitions} partitions, recovery off"}
+
+
+def _finish_spy(spy: subprocess.Popen[bytes] | None) -> str | None:
+    if spy is None:
+        return "py-spy not installed"
+    try:
+        _, err = spy.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        return "py-spy did not finish"
+    return None if spy.returncode == 0 else err.decode(errors="replace")[-300:]
+
+
+def pace(brokers: str, topic: str, w: Workload) -> dict[str, Any]:
+    """Produce each message once the wall clock reaches its send time; how late sends were."""
+    p = producer(broker.settings(brokers))
+    errors: list[str] = []
+
+    def cb(err: Any, _m: Any) -> None:
+        if err is not None:
+            errors.append(err.str())
+
+    ts, keys, values = w.ts_ms, w.keys, w.values
+    lags: list[float] = []
+    i, n = 0, len(values)
+    while i < n:
+        now = int(time.time() * 1000)
+        j = int(np.searchsorted(ts, now, side="right"))
+        if j <= i:
+            time.sleep(min(max(int(ts[i]) - now, 0) / 1000.0, 0.005))
+            continue
+        lags.append(float(now - int(ts[i])))
+        for k in range(i, j):
+            while True:
+                try:
+                    p.produce(topic, values[k], keys[k], on_delivery=cb)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        p.poll(0)
+        i = j
+    left = p.flush(120)
+    if left or errors:
+        raise RuntimeError(f"paced produce: {left} undelivered, errors {errors[:3]}")
+    return {"send_lag_ms": {"p50": round(percentile(lags, 50)), "p99": round(percentile(lags, 99)),
+                            "max": round(max(lags)) if lags else None}}
+
+
+def latency(brokers: str, rt: Runtime, max_rate: float, per_device_rate: float, gen_rate: float,
+            duration_s: float, logdir: Path, partitions: int, config_path: str | None
+            ) -> dict[str, Any]:
+    target = max_rate / 2
+    devices = max(20, round(target / per_device_rate))
+    topic = broker.input_topic(brokers, "bench.latency.telemetry", partitions)
+    log(f"e2e latency: {devices} devices at nominal rates = ~{target:,.0f} ev/s paced for "
+        f"{duration_s:.0f} s")
+    child = start_child(brokers, topic, "e2e-latency", logdir, partitions, config_path,
+                        idle_s=5, paced=True)
+    est_gen = devices * per_device_rate * duration_s / max(gen_rate, 1.0)
+    start_ms = int((time.time() + 1.5 * est_gen + 8) * 1000)
+    w = generate(rt, devices, duration_s, seed=11, start_ms=start_ms)
+    ready_s = child.wait_ready()
+    late_ms = int(time.time() * 1000) - start_ms
+    sent = pace(brokers, topic, w)
+    assert child.done is not None
+    child.done.touch()
+    res = child.finish(300 + duration_s)
+    found = threats(brokers, child.topics)
+    lat = latencies(found, w.labels)
+    log(f"e2e latency: p50/p95/p99 = {lat['right_class']['p50']}/{lat['right_class']['p95']}/"
+        f"{lat['right_class']['p99']} ms over {lat['right_class']['n']} detected attacks")
+    return {"target_rate": round(target), "devices": devices, "workload": w.describe(),
+            "producer": {**sent, "started_late_ms": max(late_ms, 0)}, "child_ready_s": ready_s,
+            "run": res, "latency_ms": lat, "detection": detection(found, w),
+            "accounting": accounting(brokers, child.topics, len(w)),
+            "definition": "broker LogAppendTime of the first right-class threat matching the "
+                          "attack - event time (ts) of the attack's first message; paced "
+                          "production at half the sustained rate, devices at nominal rates"}

@@ -1,0 +1,124 @@
+"""Peers suite: the Bytewax-naive and Quix Streams baselines on the same input topic as e2e.
+
+Each peer runs as its own process over every message of the topic; the harness checks that it
+processed them all (its per-event counter must equal the topic's message count). Throughput uses
+the same clock as ours: first message handled -> last message handled, inside the process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import broker
+from benchmarks.harness import PYTHON, REPO_ROOT, log, quix_env_versions
+from benchmarks.peers.common import write_spec
+from operators.scoring import MODEL_FILE, default_model_dir
+from pipelines.config import Config
+from schemas.device_types import MAX_SIGNALS, load_device_types
+from schemas.features import FEATURE_NAMES, THREAT_CLASSES
+
+QUIX_ENV = Path(os.environ.get("TWINGUARD_BENCH_QUIX_VENV")
+                or Path.home() / ".cache" / "twinguard-bench" / "quix-venv")
+# quixstreams pins confluent-kafka<2.13 (twinguard uses 2.16): it gets a venv of its own
+QUIX_REQUIREMENTS = ["quixstreams", "numpy", "xgboost-cpu"]
+
+
+def write_peer_spec(cfg: Config, path: Path) -> Path:
+    types = load_device_types()
+    spec_types = {t.name: {"signals": [s.name for s in t.signals],
+                           "lo": [s.min for s in t.signals], "hi": [s.max for s in t.signals],
+                           "nominal_hz": float(types.nominal_hz[i])}
+                  for i, t in enumerate(types.types)}
+    model_dir = Path(cfg.detection.model_dir) if cfg.detection.model_dir else default_model_dir()
+    write_spec(path, list(FEATURE_NAMES), list(THREAT_CLASSES), cfg.detection.model_threshold,
+               spec_types, MAX_SIGNALS, str(model_dir / MODEL_FILE))
+    return path
+
+
+def quix_python() -> tuple[str | None, str]:
+    """The Quix venv's python, creating the venv (pip install quixstreams) if missing."""
+    py = QUIX_ENV / "bin" / "python"
+    if py.exists():
+        return str(py), f"existing venv {QUIX_ENV}"
+    log(f"peers: creating {QUIX_ENV} and installing {' '.join(QUIX_REQUIREMENTS)} from PyPI")
+    try:
+        QUIX_ENV.parent.mkdir(parents=True, exist_ok=True)
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", str(QUIX_ENV)], check=True, timeout=300,
+                       capture_output=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *QUIX_REQUIREMENTS], check=True,
+                       timeout=1200, capture_output=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        return None, f"could not install quixstreams: {e} {detail.decode(errors='replace')[-500:]}"
+    return str(py), f"created venv {QUIX_ENV}"
+
+
+def _run_peer(name: str, cmd: list[str], stats: Path, log_path: Path, expected: int,
+              timeout_s: float) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    t0 = time.monotonic()
+    with log_path.open("wb") as lf:
+        proc = subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        try:
+            rc = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return {"error": f"{name} did not finish in {timeout_s:.0f} s (killed); see {log_path}"}
+    if rc != 0 or not stats.exists():
+        return {"error": f"{name} exited with {rc}; see {log_path}"}
+    res: dict[str, Any] = json.loads(stats.read_text())
+    res["process_wall_s"] = round(time.monotonic() - t0, 2)
+    res["expected"] = expected
+    res["processed_every_event"] = res["processed"] == expected
+    if not res["processed_every_event"]:
+        res["error"] = f"{name} processed {res['processed']} of {expected} events"
+    log(f"peers: {name}: {res['events_per_s']:,.0f} ev/s, processed {res['processed']:,} of "
+        f"{expected:,}")
+    return res
+
+
+def run(cfg: Config, brokers: str, topic: str, expected: int, logdir: Path, partitions: int,
+        which: tuple[str, ...] = ("bytewax_naive", "quix")) -> dict[str, Any]:
+    spec = write_peer_spec(cfg, logdir / "peer-spec.json")
+    # per-event 1-row predict runs ~2-3k events/s: allow for that and a loaded machine
+    timeout = 300 + expected / 500
+    out: dict[str, Any] = {}
+    if "bytewax_naive" in which:
+        o = broker.output_topics(brokers, "peer-bytewax", partitions)["threats"]
+        log(f"peers: bytewax_naive over {expected:,} messages")
+        stats = logdir / "peer-bytewax.json"
+        out["bytewax_naive"] = _run_peer(
+            "bytewax_naive", [PYTHON, "-m", "benchmarks.peers.bytewax_naive", "--spec", str(spec),
+                              "--brokers", brokers, "--topic", topic, "--out-topic", o,
+                              "--stats", str(stats)],
+            stats, logdir / "peer-bytewax.log", expected, timeout)
+        out["bytewax_naive"]["threats"] = broker.message_count(brokers, o)
+    if "quix" in which:
+        py, how = quix_python()
+        if py is None:
+            out["quix"] = {"error": how}
+        else:
+            o = broker.output_topics(brokers, "peer-quix", partitions)["threats"]
+            log(f"peers: quix over {expected:,} messages ({how})")
+            stats = logdir / "peer-quix.json"
+            out["quix"] = _run_peer(
+                "quix", [py, "-m", "benchmarks.peers.quix_app", "--spec", str(spec),
+                         "--brokers", brokers, "--topic", topic, "--out-topic", o,
+                         "--stats", str(stats), "--idle", "5"],
+                stats, logdir / "peer-quix.log", expected, timeout)
+            out["quix"]["venv"] = how
+            out["quix"]["env_versions"] = quix_env_versions(py)
+            out["quix"]["threats"] = broker.message_count(brokers, o)
+    for res in out.values():
+        if "events_per_s" in res:
+            res["events_per_s"] = round(res["events_per_s"])
+    return out

@@ -1,0 +1,270 @@
+"""Results: targets verdicts, results.json, results.md (tables) and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+TARGETS: list[tuple[str, str, str, float, str]] = [
+    # key, description, comparison, threshold, unit
+    ("operators_events_per_s_per_core", "operators: events/s per core", ">=", 1_000_000, "ev/s"),
+    ("e2e_events_per_s", "end to end through Kafka: events/s", ">=", 400_000, "ev/s"),
+    ("vs_bytewax_naive", "ours e2e / Bytewax-naive peer", ">=", 20, "x"),
+    ("vs_quix", "ours e2e / Quix Streams peer", ">=", 10, "x"),
+    ("e2e_latency_p99_ms", "detection latency p99", "<=", 1000, "ms"),
+    ("state_bytes_per_device", "twin state per device", "<=", 2048, "B"),
+    ("speedup_2_processes", "2 Bytewax processes vs 1", ">=", 1.7, "x"),
+]
+
+
+def _get(d: dict[str, Any], *path: str) -> Any:
+    cur: Any = d
+    for p in path:
+        if not isinstance(cur, dict) or p not in cur:
+            return None
+        cur = cur[p]
+    return cur
+
+
+def measured(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "operators_events_per_s_per_core": _get(r, "operators", "events_per_s_per_core"),
+        "e2e_events_per_s": _get(r, "e2e", "events_per_s"),
+        "vs_bytewax_naive": _get(r, "peers", "bytewax_naive", "ratio_ours_over_peer"),
+        "vs_quix": _get(r, "peers", "quix", "ratio_ours_over_peer"),
+        "e2e_latency_p99_ms": _get(r, "e2e", "latency_ms", "p99"),
+        "state_bytes_per_device": _get(r, "memory", "bytes_per_device"),
+        "speedup_2_processes": _get(r, "scaling", "speedup_2_processes"),
+    }
+
+
+def targets(r: dict[str, Any]) -> dict[str, Any]:
+    vals = measured(r)
+    out: dict[str, Any] = {}
+    for key, desc, cmp, thr, unit in TARGETS:
+        v = vals[key]
+        met = None if v is None else (v >= thr if cmp == ">=" else v <= thr)
+        out[key] = {"description": desc, "target": f"{cmp} {thr:,} {unit}",
+                    "value": v, "met": met,
+                    "fraction_of_target": None if v in (None, 0) else
+                    round(v / thr if cmp == ">=" else thr / v, 4)}
+    return out
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "not measured"
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, (int, float)):
+        s = f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
+        return f"{s} {unit}".strip()
+    return str(v)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    L: list[str] = ["# twinguard benchmark results", ""]
+    m = r.get("machine", {})
+    L.append(f"{'quick' if r['meta']['quick'] else 'full'} run, suites "
+             f"{', '.join(r['meta']['suites'])}; {m.get('cpu_model')} ({m.get('usable_cores')} "
+             f"usable cores), {m.get('ram_gb')} GB RAM; load average at start "
+             f"{m.get('loadavg_at_start')}, at end {r['meta'].get('loadavg_at_end')} (shared, "
+             "noisy machine: medians of repeated trials, min-max in results.json).")
+    L += ["", "## Targets", "", "| target | measured | goal | met |", "|---|---:|---:|:---:|"]
+    units = {k: u for k, _, _, _, u in TARGETS}
+    for key, t in r.get("targets", {}).items():
+        met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+        L.append(f"| {t['description']} | {_fmt(t['value'], units[key])} | {t['target']} | {met} |")
+    ops = r.get("operators")
+    if isinstance(ops, dict) and "breakdown" in ops:
+        b = ops["breakdown"]
+        L += ["", "## Operators (in-process, no Kafka)", "",
+              f"events/s per core (median of {ops['events_per_cpu_s']['trials']}): "
+              f"**{_fmt(ops['events_per_s_per_core'])}** (min-max "
+              f"{_fmt(ops['events_per_cpu_s']['min'])}-{_fmt(ops['events_per_cpu_s']['max'])}); "
+              f"wall-clock {_fmt(ops['events_per_s_wall']['median'])} ev/s. "
+              f"Every event accounted: {ops['accounting']['all_accounted']}.", "",
+              "| stage | µs/event | % of instrumented pass |", "|---|---:|---:|"]
+        for name, s in b["stages"].items():
+            L.append(f"| {name} | {s['us_per_event']:.2f} | {s['pct_of_total']:.1f} |")
+        dp = b["decode_parts"]
+        L += ["", "decode micro-benchmarks (µs/event): " + ", ".join(
+            f"{k[:-3]} {v:.2f}" for k, v in dp.items() if k.endswith("_us"))]
+    e2e = r.get("e2e")
+    if isinstance(e2e, dict) and "throughput" in e2e:
+        th = e2e["throughput"]
+        L += ["", "## End to end (local Kafka broker)", "",
+              f"- sustained: **{_fmt(e2e['events_per_s'])} ev/s** (median of "
+              f"{th['events_per_s']['trials']}, min-max {_fmt(th['events_per_s']['min'])}-"
+              f"{_fmt(th['events_per_s']['max'])}) over {th['messages']:,} messages; "
+              f"{th['definition']}",
+              f"- accounting: {th['accounting']}",
+              f"- detection (throughput run): {th['detection']['detected_right_class']}/"
+              f"{th['detection']['attacks']} attacks detected with the right class, "
+              f"{th['detection']['false_alarms']} false alarms"]
+        lat = e2e.get("latency")
+        if isinstance(lat, dict) and "latency_ms" in lat:
+            lr = lat["latency_ms"]["right_class"]
+            aw = lat["latency_ms"]["append_minus_window_end"]
+            L += [f"- latency (paced at {_fmt(lat['target_rate'])} ev/s, {lat['devices']:,} "
+                  f"devices): p50 {_fmt(lr['p50'])} / p95 {_fmt(lr['p95'])} / p99 "
+                  f"{_fmt(lr['p99'])} ms over {lr['n']} detected attacks; threat append time "
+                  f"minus its window's end: p50 {_fmt(aw['p50'])} / p99 {_fmt(aw['p99'])} ms "
+                  "(negative: fired before the window ended); "
+                  f"{lat['definition']}",
+                  f"- detection (paced run): {lat['detection']['detected_right_class']}/"
+                  f"{lat['detection']['attacks']} right class, "
+                  f"{lat['detection']['false_alarms']} false alarms; producer send lag "
+                  f"{lat['producer']['send_lag_ms']}; dataflow poll behind event time "
+                  f"{lat['run'].get('consume_lag_ms')}"]
+    peers = r.get("peers")
+    if isinstance(peers, dict) and peers:
+        L += ["", "## Peers (same input topic)", "",
+              "| system | events/s | ours / peer | processed every event | version |",
+              "|---|---:|---:|:---:|---|"]
+        L.append(f"| twinguard (e2e, 1 worker) | {_fmt(_get(r, 'e2e', 'events_per_s'))} | 1 | "
+                 f"yes | {r.get('versions', {}).get('twinguard')} |")
+        for name, p in peers.items():
+            if not isinstance(p, dict):
+                continue
+            if "error" in p and "events_per_s" not in p:
+                L.append(f"| {name} | error: {p['error']} | | | |")
+                continue
+            L.append(f"| {name} | {_fmt(p.get('events_per_s'))} | "
+                     f"{_fmt(p.get('ratio_ours_over_peer'))} | "
+                     f"{p.get('processed_every_event')} | {p.get('version')} |")
+        if "note" in peers:
+            L += ["", str(peers["note"])]
+    sc = r.get("scaling")
+    if isinstance(sc, dict) and "speedup_2_processes" in sc:
+        L += ["", "## Scaling (python -m bytewax.run)", "",
+              f"1 process {_fmt(sc['events_per_s_1_process']['median'])} ev/s, 2 processes "
+              f"{_fmt(sc['events_per_s_2_processes']['median'])} ev/s: speedup "
+              f"**{sc['speedup_2_processes']}x** ({sc['definition']})."]
+    mem = r.get("memory")
+    if isinstance(mem, dict) and "sizes" in mem:
+        L += ["", "## Memory (twin state)", "",
+              "| devices | TwinStore bytes/device | slot bytes | RSS delta/device |",
+              "|---:|---:|---:|---:|"]
+        for s in mem["sizes"]:
+            if "error" in s:
+                L.append(f"| {s['devices']:,} | error: {s['error']} | | |")
+            else:
+                L.append(f"| {s['devices']:,} | {s['bytes_per_device']:,.0f} | "
+                         f"{s['slot_bytes']:,} | {s['rss_delta_per_device']:,.0f} |")
+    prof = r.get("profile")
+    if isinstance(prof, dict):
+        L += ["", "## Where the time goes (py-spy, own time; full lists in profile.txt)", ""]
+        for name, p in prof.items():
+            if isinstance(p, dict) and "top_self" in p:
+                L.append(f"**{name}** ({p['samples']} samples): " + "; ".join(
+                    f"{x['frame']} {x['pct']}%" for x in p["top_self"][:8]))
+                L.append("")
+    if r.get("errors"):
+        L += ["", "## Errors", ""] + [f"- {k}: {v}" for k, v in r["errors"].items()]
+    L += ["", "## Versions", "", "```", json.dumps(r.get("versions", {}), indent=1), "```", ""]
+    return "\n".join(L)
+
+
+def plots(r: dict[str, Any], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made: list[str] = []
+    bars: list[tuple[str, float, float, float]] = []  # label, median, min, max
+
+    def add(label: str, stat: Any) -> None:
+        if isinstance(stat, dict) and stat.get("median"):
+            bars.append((label, stat["median"], stat["min"], stat["max"]))
+
+    add("ours: operators\n(per core, no Kafka)", _get(r, "operators", "events_per_cpu_s"))
+    add("ours: e2e Kafka\n(1 process)", _get(r, "e2e", "throughput", "events_per_s"))
+    add("ours: bytewax.run\n1 process", _get(r, "scaling", "events_per_s_1_process"))
+    add("ours: bytewax.run\n2 processes", _get(r, "scaling", "events_per_s_2_processes"))
+    for name, label in (("bytewax_naive", "peer: Bytewax\nnaive"), ("quix", "peer: Quix\nStreams")):
+        v = _get(r, "peers", name, "events_per_s")
+        if v:
+            bars.append((label, float(v), float(v), float(v)))
+    if bars:
+        fig, ax = plt.subplots(figsize=(9, 4.8))
+        ys = list(range(len(bars)))
+        med = [b[1] for b in bars]
+        err = [[b[1] - b[2] for b in bars], [b[3] - b[1] for b in bars]]
+        colors = ["#1f77b4" if b[0].startswith("ours") else "#999999" for b in bars]
+        ax.barh(ys, med, xerr=err, color=colors, capsize=3)
+        ax.set_yticks(ys, [b[0] for b in bars])
+        ax.set_xscale("log")
+        ax.invert_yaxis()
+        for y, b in zip(ys, bars, strict=True):
+            ax.text(b[3] * 1.12, y, f"{b[1]:,.0f}", va="center", fontsize=8)
+        ax.axvline(400_000, ls="--", color="red", lw=1, label="e2e target 400k ev/s")
+        ax.axvline(1_000_000, ls=":", color="red", lw=1, label="operators target 1M ev/s/core")
+        ax.set_xlabel("events/s (log scale; median, bars = min-max)")
+        ax.set_title("twinguard throughput vs peers")
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "throughput.png", dpi=110)
+        plt.close(fig)
+        made.append("throughput.png")
+    samples = _get(r, "e2e", "latency", "latency_ms", "samples_right_class_ms")
+    if samples:
+        xs = sorted(s / 1000 for s in samples)
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        ax.plot(xs, [(i + 1) / len(xs) for i in range(len(xs))], drawstyle="steps-post")
+        lr = _get(r, "e2e", "latency", "latency_ms", "right_class") or {}
+        for q, style in (("p50", ":"), ("p95", "-."), ("p99", "--")):
+            if lr.get(q) is not None:
+                ax.axvline(lr[q] / 1000, ls=style, color="gray", lw=1,
+                           label=f"{q} {lr[q] / 1000:.1f} s")
+        ax.axvline(1.0, color="red", lw=1, label="target p99 1 s")
+        ax.set_xlabel("attack's first event -> threat appended to Kafka (s)")
+        ax.set_ylabel("fraction of detected attacks")
+        ax.set_title("detection latency (paced at half the sustained rate)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "latency.png", dpi=110)
+        plt.close(fig)
+        made.append("latency.png")
+    stages = _get(r, "operators", "breakdown", "stages")
+    if stages:
+        leaf = {k: v for k, v in stages.items() if k != "engine"}
+        names = sorted(leaf, key=lambda k: -leaf[k]["us_per_event"])
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        ax.barh(names, [leaf[k]["us_per_event"] for k in names], color="#1f77b4")
+        ax.invert_yaxis()
+        ax.set_xlabel("µs per event (one core)")
+        ax.set_title("operators: where an event's time goes")
+        fig.tight_layout()
+        fig.savefig(out / "stages.png", dpi=110)
+        plt.close(fig)
+        made.append("stages.png")
+    return made
+
+
+def write(r: dict[str, Any], out: Path) -> None:
+    """results.json, results.md and the plots into `out` (called after every suite)."""
+    out.mkdir(parents=True, exist_ok=True)
+    r["targets"] = targets(r)
+    try:
+        r["plots"] = plots(r, out)
+    except Exception as e:  # noqa: BLE001 - a plot must never cost the measured numbers
+        r.setdefault("errors", {})["plots"] = repr(e)
+    (out / "results.json").write_text(json.dumps(r, indent=2, default=str) + "\n")
+    (out / "results.md").write_text(markdown(r))
+
+
+def summary(r: dict[str, Any]) -> str:
+    """The targets table for the terminal."""
+    units = {k: u for k, _, _, _, u in TARGETS}
+    lines = [f"{'target':<40}{'measured':>18}{'goal':>22}  met"]
+    for key, t in r.get("targets", {}).items():
+        met = {True: "yes", False: "no", None: "-"}[t["met"]]
+        lines.append(f"{t['description']:<40}{_fmt(t['value'], units[key]):>18}"
+                     f"{t['target']:>22}  {met}")
+    for name, err in (r.get("errors") or {}).items():
+        lines.append(f"error in {name}: {err}")
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""twinguard's production dataflow on Kafka, in a child process, with counting source partitions.
+
+The graph is `pipelines.flow.build_flow` with `kafka_source(cfg)` exactly as `twinguard run` builds it
+(same decode, shard engines, Kafka sink, recovery off, epoch = recovery.snapshot_interval_s). The only
+addition is a thin wrapper around each source partition that records when messages were handed to
+the dataflow and ends the partition after `idle` seconds without input (and, for paced runs, only
+after the producer said it is done). Configuration comes from TWINGUARD__* variables.
+
+    python -m benchmarks.run_child --stats DIR --idle S [--ready FILE] [--done FILE]
+    python -m bytewax.run "benchmarks.run_child:scaling_flow()" -i 0 -a "h:p;h:p"   (env BENCH_*)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from operators.batches import RawBatch
+from operators.kafka_io import KafkaBatchSource
+from operators.simulator import FleetSimulator, SimConfig
+from pipelines.config import load_config
+from pipelines.flow import Runtime, build_flow, kafka_source
+from pipelines.offline import run_offline
+
+
+class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
+    def __init__(self, inner: StatefulSourcePartition[RawBatch, int], name: str, stats_dir: Path,
+                 idle_s: float, ready: Path | None, done: Path | None) -> None:
+        self.inner, self.name, self.stats_dir = inner, name, stats_dir
+        self.idle_s, self.ready, self.done = idle_s, ready, done
+        self.lags_ms: list[float] = []  # paced runs: poll time - event time of the batch's last msg
+        self.messages = 0
+        self.polls = 0
+        self.first_t: float | None = None  # wall time the first message was in hand
+        self.last_t: float | None = None  # ... the last message
+        self.drained_t: float | None = None  # first empty poll after the last message
+        self.last_data = time.monotonic()
+        self.written = False
+
+    def next_batch(self) -> list[RawBatch]:
+        if self.polls == 0 and self.ready is not None:
+            self.ready.touch()
+        self.polls += 1
+        out = list(self.inner.next_batch())
+        now = time.time()
+        n = sum(len(b) for b in out)
+        if n:
+            self.messages += n
+            self.first_t = self.first_t or now
+            self.last_t, self.drained_t = now, None
+            self.last_data = time.monotonic()
+            if self.done is not None:
+                self._lag(out[-1], now)
+            return out
+        if self.last_t is not None and self.drained_t is None:
+            self.drained_t = now
+        producer_done = self.done is None or self.done.exists()
+        if producer_done and time.monotonic() - self.last_data > self.idle_s:
+            self._write()
+            raise StopIteration
+        return out
+
+    def _lag(self, batch: RawBatch, now: float) -> None:
+        """How far behind event time the dataflow consumes: newest ts among the batch's last few
+        messages (a replayed message carries an old ts, so one message alone could mislead)."""
+        newest = None
+        for v in batch.values[-5:]:
+            try:
+                ts = msgspec.json.decode(v or b"{}").get("ts")
+            except msgspec.DecodeError:
+                continue
+            if isinstance(ts, int) and (newest is None or ts > newest):
+                newest = ts
+        if newest is not None:
+            self.lags_ms.append(round(now * 1000 - newest, 1))
+
+    def snapshot(self) -> int:
+        return self.inner.snapshot()
+
+    def close(self) -> None:
+        self.inner.close()
+        self._write()
+
+    def _write(self) -> None:
+        if self.written:
+            return
+        self.written = True
+        doc = {"partition": self.name, "pid": os.getpid(),
+               "process_id": os.environ.get("BYTEWAX_PROCESS_ID"), "messages": self.messages,
+               "polls": self.polls, "first_t": self.first_t, "last_t": self.last_t,
+               "drained_t": self.drained_t, "consume_lag_ms": self.lags_ms}
+        path = self.stats_dir / f"part-{os.getpid()}-{self.name}.json"
+        path.write_text(json.dumps(doc))
+
+
+class CountingSource(FixedPartitionedSource[RawBatch, int]):
+    """The project's KafkaBatchSource, each partition wrapped by a counter with an idle stop."""
+
+    def __init__(self, inner: KafkaBatchSource, stats_dir: Path, idle_s: float,
+                 ready: Path | None = None, done: Path | None = None) -> None:
+        self.inner, self.stats_dir, self.idle_s = inner, stats_dir, idle_s
+        self.ready, self.done = ready, done
+
+    def list_parts(self) -> list[str]:
+        return self.inner.list_parts()
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None
+                   ) -> _CountingPartition:
+        part = self.inner.build_part(step_id, for_part, resume_state)
+        return _CountingPartition(part, for_part, self.stats_dir, self.idle_s, self.ready,
+                                  self.done)
+
+
+def warm_up(rt: Runtime) -> None:
+    """Load the Numba kernels (disk cache) and the model before the clock starts, as demo does."""
+    tiny = FleetSimulator(SimConfig(devices=10, duration_s=15, seed=1), rt.types, rt.keys)
+    run_offline(((b.keys, b.values) for b in tiny.batches()), rt)
+
+
+def _flow(stats_dir: Path, idle_s: float, ready: Path | None, done: Path | None) -> Dataflow:
+    cfg = load_config(os.environ.get("TWINGUARD_CONFIG"))
+    rt = Runtime.from_config(cfg)
+    warm_up(rt)
+    stats_dir.mkdir(parents=True, exist_ok=True)
+    source = CountingSource(kafka_source(cfg, idle_s=None), stats_dir, idle_s, ready, done)
+    return build_flow(cfg, source=source, runtime=rt)
+
+
+def scaling_flow() -> Dataflow:
+    """Factory for `python -m bytewax.run` (several processes): BENCH_STATS_DIR, BENCH_IDLE_S."""
+    return _flow(Path(os.environ["BENCH_STATS_DIR"]), float(os.environ.get("BENCH_IDLE_S", "3")),
+                 None, None)
+
+
+def main() -> None:
+    from bytewax._bytewax import cli_main
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--stats", required=True, help="folder for per-partition counters")
+    ap.add_argument("--idle", type=float, default=3.0, help="end after this long without input")
+    ap.add_argument("--ready", default=None, help="touched when the source first polls")
+    ap.add_argument("--done", default=None, help="do not end before this file exists")
+    ap.add_argument("--workers", type=int, default=1)
+    a = ap.parse_args()
+    cfg = load_config(os.environ.get("TWINGUARD_CONFIG"))
+    flow = _flow(Path(a.stats), a.idle, Path(a.ready) if a.ready else None,
+                 Path(a.done) if a.done else None)
+    t0 = time.time()
+    cli_main(flow, workers_per_process=a.workers,  # type: ignore[no-untyped-call]
+             epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))
+    (Path(a.stats) / "process.json").write_text(json.dumps({"run_s": time.time() - t0}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Scaling suite: the production flow under `python -m bytewax.run` with 1 and with 2 processes.
+
+Same input topic as e2e. The flow factory `benchmarks.run_child:scaling_flow()` is
+`pipelines.flow:build_flow()` with the counting source wrapper, which ends the flow once the topic
+is drained (plain build_flow() under bytewax.run never ends). events/s = messages / (last partition
+drained - first message in hand) across all processes (same host clock). Trials alternate 1 and 2
+processes so the machine's noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import broker
+from benchmarks.e2e_suite import accounting, aggregate_stats, child_env
+from benchmarks.harness import PYTHON, REPO_ROOT, Stat, log
+from pipelines.kafka_local import free_port
+
+FACTORY = "benchmarks.run_child:scaling_flow()"
+
+
+def run_cluster(brokers: str, topic: str, procs: int, name: str, logdir: Path, partitions: int,
+                config_path: str | None, epoch_s: float, timeout_s: float) -> dict[str, Any]:
+    topics = broker.output_topics(brokers, name, partitions)
+    stats = logdir / name
+    stats.mkdir(parents=True, exist_ok=True)
+    env = child_env(brokers, topic, topics, config_path,
+                    {"BENCH_STATS_DIR": str(stats), "BENCH_IDLE_S": "3"})
+    # bytewax.run takes whole seconds for -s (the epoch length without recovery)
+    base = [PYTHON, "-m", "bytewax.run", FACTORY, "-s", str(max(round(epoch_s), 1))]
+    addrs = ";".join(f"127.0.0.1:{free_port()}" for _ in range(procs))
+    running: list[tuple[subprocess.Popen[bytes], Path]] = []
+    t0 = time.monotonic()
+    for i in range(procs):
+        cmd = base + (["-i", str(i), "-a", addrs] if procs > 1 else [])
+        lp = logdir / f"{name}-p{i}.log"
+        with lp.open("wb") as lf:
+            running.append((subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT,
+                                             cwd=REPO_ROOT), lp))
+    failed = []
+    for proc, lp in running:
+        try:
+            rc = proc.wait(timeout=max(timeout_s - (time.monotonic() - t0), 1))
+        except subprocess.TimeoutExpired:
+            for p, _ in running:
+                p.kill()
+                p.wait()
+            raise RuntimeError(f"{name}: did not finish in {timeout_s:.0f} s; see {lp}") from None
+        if rc != 0:
+            failed.append(f"{lp} (exit {rc})")
+    if failed:
+        raise RuntimeError(f"{name}: process(es) failed: {', '.join(failed)}")
+    res = aggregate_stats(stats)
+    res["process_wall_s"] = round(time.monotonic() - t0, 2)
+    res["topics"] = topics
+    return res
+
+
+def run(brokers: str, topic: str, expected: int, logdir: Path, partitions: int,
+        config_path: str | None, n_trials: int, epoch_s: float) -> dict[str, Any]:
+    samples: dict[int, list[float]] = {1: [], 2: []}
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    timeout = 180 + expected / 2000
+    for t in range(n_trials):
+        for procs in (1, 2):
+            name = f"scale-{procs}p-t{t + 1}"
+            res = run_cluster(brokers, topic, procs, name, logdir, partitions, config_path,
+                              epoch_s, timeout)
+            if res["messages"] != expected:
+                raise RuntimeError(f"{name} consumed {res['messages']} of {expected} messages")
+            if t == 0:
+                res["accounting"] = accounting(brokers, res["topics"], expected)
+            samples[procs].append(res["events_per_s"])
+            runs[procs].append(res)
+            log(f"scaling: {procs} process(es), trial {t + 1}/{n_trials}: "
+                f"{res['events_per_s']:,.0f} ev/s in {res.get('elapsed_s')} s")
+    one, two = Stat(samples[1]), Stat(samples[2])
+    return {"events_per_s_1_process": one.as_dict(0), "events_per_s_2_processes": two.as_dict(0),
+            "speedup_2_processes": round(two.median / one.median, 3) if one.median else None,
+            "runs": runs, "command": f"python -m bytewax.run \"{FACTORY}\" -s {max(round(epoch_s), 1)} "
+                                     "[-i N -a \"127.0.0.1:p1;127.0.0.1:p2\"]",
+            "definition": "messages / (last partition drained - first message in hand) across "
+                          f"processes; 1 worker per process, {partitions} partitions"}
