@@ -398,8 +398,9 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         if istate[s, I_EARLY] == 0 and _crossed(s, t, istate, acc, ports, nominal_hz, window_ms,
                                                 require_sig, base, peer, peer_n, warm, trig):
             istate[s, I_EARLY] = 1
-            # it ends now: the shard's event time, not the (possibly replayed, old) message's
-            window_row(s, ws, max(t_ms, ws, wm) + 1, window_ms, istate, acc, sacc, ewma, ports, ring,
+            # it ends now on the device's own clock (its latest authentic time), not at a replayed
+            # message's old time, and not on other devices' clocks: ids stay order-independent
+            window_row(s, ws, max(t_ms, ws, istate[s, I_LAST_TS]) + 1, window_ms, istate, acc, sacc, ewma, ports, ring,
                        ring_ws, ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
                        out_feat, out_meta, r, 0)
             r += 1

@@ -2,8 +2,9 @@
 
 Event-level and honest: an attack counts as detected only by a threat on its device, of its class,
 whose window overlaps the attack (plus a grace of one window); nothing is point-adjusted.
-A threat's time is its partition's event-time mark when it fired; a replayed message carries an old
-timestamp, so that mark can sit just before the first attack message: MARK_SLACK_MS allows for it.
+A threat fired by a replayed message (which carries an old timestamp) is dated by the device's latest
+authentic message, up to one report interval before the first attack message: MARK_SLACK_MS allows
+for that (2 s = the slowest shipped device type's interval).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from operators.labels import AttackLabel
 
-MARK_SLACK_MS = 1_000
+MARK_SLACK_MS = 2_000
 
 
 @dataclass
