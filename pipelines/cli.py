@@ -1,4 +1,4 @@
-"""`twinguard` command line: demo, run, simulate, train, evaluate, kafka, topics, config."""
+"""`twinguard` command line: demo, run, simulate, train, evaluate, chaos, kafka, topics, config."""
 
 from __future__ import annotations
 
@@ -65,6 +65,20 @@ def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     from pipelines.evaluate_kafka import evaluate_topic
 
     return evaluate_topic(cfg, Path(args.labels), args.devices_from, args.out)
+
+
+def cmd_chaos(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.chaos import ChaosConfig, format_table, run_chaos, write_report
+
+    cc = ChaosConfig(kills=args.kills, outage_s=args.outage_seconds, events=args.events,
+                     brokers=args.brokers, seed=args.seed, duration_s=args.duration,
+                     partitions=args.partitions,
+                     keep_dir=Path(args.keep_dir) if args.keep_dir else None)
+    report = run_chaos(cfg, cc)
+    write_report(report, Path(args.out))
+    print(format_table(report))
+    print(f"report written to {args.out}")
+    return 0 if report["ok"] else 1
 
 
 def cmd_kafka(args: argparse.Namespace, cfg: Config) -> int:
@@ -156,6 +170,21 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--devices-from", choices=["twins", "labels"], default="twins",
                    help="where the fleet's device list comes from (default: the twins topic)")
     e.add_argument("--out", default=None, help="also write the result as JSON here")
+
+    c = add("chaos", cmd_chaos, "reliability report: SIGKILL the dataflow, stop the broker, "
+            "account for every message")
+    c.add_argument("--kills", type=int, default=10, help="SIGKILL/restart cycles (default 10)")
+    c.add_argument("--outage-seconds", type=float, default=30.0,
+                   help="broker downtime during a later run (default 30; private broker only)")
+    c.add_argument("--events", type=int, default=300_000, help="telemetry messages (default 300000)")
+    c.add_argument("--brokers", help="use this Kafka (no outage) instead of a private broker")
+    c.add_argument("--seed", type=int, default=7, help="fleet and kill timing seed")
+    c.add_argument("--partitions", type=int, default=2, help="partitions of the chaos topics")
+    c.add_argument("--duration", type=float, default=None,
+                   help="seconds of live telemetry (default: long enough for the schedule)")
+    c.add_argument("--keep-dir", default=None, help="keep run logs here (default: temp, kept on "
+                   "failure)")
+    c.add_argument("--out", required=True, help="write the JSON report here")
 
     k = add("kafka", cmd_kafka, "run a real single-node Apache Kafka on 127.0.0.1")
     k.add_argument("action", choices=["up", "status", "down"])
