@@ -63,11 +63,15 @@ class Windows:
         return int(self.meta.shape[0])
 
 
+STALL_S = 5.0  # a gap this long between calls means the worker was blocked, not that input idled
+
+
 @dataclass
 class ShardEngine:
     ctx: EngineContext
     store: TwinStore
     last_twin_emit: float = 0.0
+    last_call: float = 0.0
     on_windows: list[Callable[[TwinStore, Windows, Decisions], None]] = field(default_factory=list)
 
     @property
@@ -84,6 +88,7 @@ class ShardEngine:
     def process(self, batch: TelemetryBatch) -> list[OutMsg]:
         """Fold a batch of this shard's telemetry in; outputs for windows it closed."""
         st, ctx = self.store, self.ctx
+        self._skip_stall()
         slots = st.slots_for(batch.device_ids, batch.type_idx)
         for s, fw, ip in zip(slots.tolist(), batch.fws, batch.src_ips, strict=True):
             if fw is not None:
@@ -111,6 +116,7 @@ class ShardEngine:
     def tick(self) -> list[OutMsg]:
         """Close windows the watermark has passed; emit coalesced twins when their interval is due."""
         st, p = self.store, self.ctx.pipeline
+        self._skip_stall()
         out: list[OutMsg] = []
         if st.max_ts >= 0:  # a partition's mark moves on with the wall clock while it is idle
             idle_ms = np.maximum((self.ctx.now() - st.part_wall) * 1000, 0).astype(np.int64)
@@ -119,6 +125,14 @@ class ShardEngine:
         if self.ctx.now() - self.last_twin_emit >= p.twin_emit_interval_s:
             out += self.twins()
         return out
+
+    def _skip_stall(self) -> None:
+        """Time the worker spent blocked (e.g. the sink waiting out a broker outage) is not idle
+        input: shift the partitions' wall marks so idle windows do not close early."""
+        now = self.ctx.now()
+        if self.last_call and now - self.last_call > STALL_S:
+            self.store.part_wall += now - self.last_call
+        self.last_call = now
 
     def flush(self) -> list[OutMsg]:
         """End of input: close every open window and emit every changed twin."""

@@ -52,6 +52,26 @@ class KafkaFatalError(RuntimeError):
     """The broker refused us for good (auth, unknown topic, ...); restarting will not help."""
 
 
+class _Reporter:
+    """librdkafka error callback: one clear, rate-limited line instead of a log line per retry."""
+
+    def __init__(self, who: str, every_s: float = 10.0) -> None:
+        self.who, self.every_s, self.last = who, every_s, 0.0
+
+    def __call__(self, err: Any) -> None:
+        if time.monotonic() - self.last >= self.every_s:
+            self.last = time.monotonic()
+            log.warning("Kafka %s: %s — retrying (brokers unreachable or restarting?)", self.who,
+                        err.str())
+
+
+def quiet_settings(who: str) -> dict[str, Any]:
+    """Route librdkafka's own logs through Python logging (errors only) and report errors once."""
+    raw = logging.getLogger(f"librdkafka.{who}")
+    raw.setLevel(logging.CRITICAL)  # per-retry FAIL lines; _Reporter says it once, readably
+    return {"error_cb": _Reporter(who), "logger": raw}
+
+
 @dataclass
 class _Partition(StatefulSourcePartition[RawBatch, int]):
     consumer: Consumer
@@ -68,13 +88,24 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
         good = [m for m in msgs if _ok(m)]
         if not good:
             if self.idle_s is not None and time.monotonic() - self.last_data > self.idle_s:
-                raise StopIteration
+                if self._drained():
+                    raise StopIteration
+                self.last_data = time.monotonic()  # unreachable or behind: not idle
             return []
         self.last_data = time.monotonic()
         offsets = np.fromiter((m.offset() for m in good), dtype=np.int64, count=len(good))
         self.next_offset = int(offsets[-1]) + 1
         return [RawBatch(self.topic, self.partition, offsets, [m.key() for m in good],
                          [m.value() for m in good])]
+
+    def _drained(self) -> bool:
+        """Connected and at the end of the partition (an outage or a backlog is not idleness)."""
+        try:
+            _, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, self.partition), timeout=5, cached=False)
+        except KafkaException:
+            return False
+        return bool(high <= self.next_offset)
 
     def snapshot(self) -> int:
         return self.next_offset
@@ -119,7 +150,8 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
         p = int(for_part)
-        consumer = Consumer({**self.settings, "group.id": self.group_id, **CONSUMER_TUNING})
+        consumer = Consumer({**self.settings, "group.id": self.group_id, **CONSUMER_TUNING,
+                             **quiet_settings(f"consumer[{for_part}]")})
         start = OFFSET_BEGINNING if resume_state is None else resume_state
         consumer.assign([TopicPartition(self.topic, p, start)])
         return _Partition(consumer, self.topic, p, self.batch_size, self.poll_timeout_s,
@@ -128,7 +160,7 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
 
 class _ProducerPartition(StatelessSinkPartition[OutMsg]):
     def __init__(self, settings: dict[str, Any], topics: dict[str, str]) -> None:
-        self.producer = Producer({**PRODUCER_TUNING, **settings})
+        self.producer = Producer({**PRODUCER_TUNING, **settings, **quiet_settings("producer")})
         self.topics = topics
         self.errors: list[str] = []
 
