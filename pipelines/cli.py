@@ -160,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     t = add("train", cmd_train, "train the XGBoost attack classifier from simulated fleets")
     t.add_argument("--out", default="operators/models/default", help="model directory")
     t.add_argument("--devices", type=int, default=1500)
-    t.add_argument("--duration", type=float, default=120.0)
+    t.add_argument("--duration", type=float, default=180.0)
     t.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
     t.add_argument("--rounds", type=int, default=60)
 
