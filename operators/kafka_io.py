@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,6 +221,11 @@ def produce_all(p: Producer, topic: str, items: list[tuple[bytes, bytes]],
 def read_topic(settings: dict[str, Any], topic: str, timeout_s: float = 60.0
                ) -> list[tuple[bytes | None, bytes]]:
     """Every (key, value) currently in `topic`, up to the high watermarks seen at the start."""
+    return [(m.key(), m.value() or b"") for m in scan_topic(settings, topic, timeout_s)]
+
+
+def scan_topic(settings: dict[str, Any], topic: str, timeout_s: float = 60.0) -> Iterator[Any]:
+    """Every message currently in `topic` (up to the high watermarks seen at the start)."""
     c = Consumer({**settings, "group.id": "twinguard-reader", **CONSUMER_TUNING,
                   "enable.auto.commit": False})
     try:
@@ -230,18 +235,16 @@ def read_topic(settings: dict[str, Any], topic: str, timeout_s: float = 60.0
         ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
                 for p in meta.partitions}
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, e in ends.items() if e > 0])
-        out: list[tuple[bytes | None, bytes]] = []
         pos = dict.fromkeys(ends, 0)
         deadline = time.monotonic() + timeout_s
         while any(pos[p] < e for p, e in ends.items()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic}: reached {pos} of {ends} in {timeout_s} s")
-            for m in c.consume(1000, 0.5):
+            for m in c.consume(5000, 0.5):
                 part, off = m.partition(), m.offset()
                 if _ok(m) and part is not None and off is not None and off < ends[part]:
-                    out.append((m.key(), m.value() or b""))
+                    yield m
                     pos[part] = off + 1
-        return out
     finally:
         c.close()
 

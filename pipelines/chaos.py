@@ -34,17 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from operators.batches import OutMsg, RawBatch
-from operators.decode import decode_batch
-from operators.engine import ShardEngine
+from operators.batches import RawBatch
 from operators.integrity import KeyRing
-from operators.kafka_io import produce_all, producer, read_topic
+from operators.kafka_io import produce_all, producer, read_topic, scan_topic
 from operators.simulator import FleetSimulator, SimConfig
 from pipelines import kafka_admin, kafka_local
 from pipelines.config import Config
 from pipelines.flow import Runtime
+from pipelines.offline import run_batches
 from schemas.device_types import load_device_types
 
 log = logging.getLogger(__name__)
@@ -702,52 +701,26 @@ def reference_run(rt: Runtime, chunks: Chunks, parts: dict[bytes, int], order: l
                   topic: str = "reference") -> dict[str, Any]:
     """The same input through the same decode + engine code in-process: no kills, no outage.
 
-    pipelines.offline.run_offline's loop, except that every message keeps its Kafka partition:
-    run_offline labels all input partition 0, but the engine keeps one event-time mark per source
-    partition (early-fire threat ids depend on it). Each chunk is fed as one batch per partition,
-    in `order`, as a consumer polling the partitions in turn would.
+    Every message keeps its Kafka partition (the engine keeps one event-time mark per source
+    partition); each chunk is fed as one batch per partition, in `order`, as a consumer polling the
+    partitions in turn would.
     """
-    engines: dict[int, ShardEngine] = {}
-    outputs: list[OutMsg] = []
-    next_offset: dict[int, int] = {}
-    for part, keys, values in split_by_partition(chunks, parts, order):
-        first = next_offset.get(part, 0)
-        next_offset[part] = first + len(values)
-        offsets = np.arange(first, first + len(values), dtype=np.int64)
-        decoded = decode_batch(RawBatch(topic, part, offsets, list(keys), list(values)), rt.types,
-                               rt.keys, rt.decode)
-        outputs += decoded.errs
-        for shard, batch in decoded.oks.split_by_shard():
-            if shard not in engines:
-                engines[shard] = ShardEngine.fresh(rt.engine)
-            outputs += engines[shard].process(batch)
-    for eng in engines.values():
-        outputs += eng.flush()
+    def raws() -> Iterator[RawBatch]:
+        next_offset: dict[int, int] = {}
+        for part, keys, values in split_by_partition(chunks, parts, order):
+            first = next_offset.get(part, 0)
+            next_offset[part] = first + len(values)
+            offsets = np.arange(first, first + len(values), dtype=np.int64)
+            yield RawBatch(topic, part, offsets, list(keys), list(values))
+
+    outputs = run_batches(raws(), rt).outputs
     return {"threats": [json.loads(o.value) for o in outputs if o.role == "threats"],
             "dead_lettered": sum(o.role == "deadletter" for o in outputs)}
 
 
 def key_partitions(settings: dict[str, Any], topic: str, timeout_s: float = 300) -> dict[bytes, int]:
     """Kafka partition of every message key in `topic` (the producer's partitioner decided)."""
-    ends = kafka_admin.end_offsets(settings, topic)
-    c = Consumer({**settings, "group.id": "twinguard-chaos-keys", "enable.auto.commit": False,
-                  "enable.partition.eof": False})
-    try:
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, e in ends.items() if e > 0])
-        pos = dict.fromkeys(ends, 0)
-        out: dict[bytes, int] = {}
-        deadline = time.monotonic() + timeout_s
-        while any(pos[p] < e for p, e in ends.items()):
-            if time.monotonic() > deadline:
-                raise ChaosError(f"reading the keys of {topic} took over {timeout_s:.0f} s")
-            for m in c.consume(5000, 0.5):
-                part, off = m.partition(), m.offset()
-                if m.error() is None and part is not None and off is not None:
-                    out[m.key() or b""] = part
-                    pos[part] = off + 1
-        return out
-    finally:
-        c.close()
+    return {m.key() or b"": m.partition() for m in scan_topic(settings, topic, timeout_s)}
 
 
 def split_by_partition(chunks: Chunks, parts: dict[bytes, int], order: list[int]

@@ -52,16 +52,25 @@ class OfflineRun:
 
 def run_offline(chunks: Iterable[tuple[list[bytes], list[bytes]]], rt: Runtime,
                 topic: str = "offline") -> OfflineRun:
-    """Feed (keys, values) chunks through decode and per-shard engines, then flush at the end."""
+    """Feed (keys, values) chunks, as one partition, through decode and per-shard engines."""
+    def raws() -> Iterable[RawBatch]:
+        offset = 0
+        for keys, values in chunks:
+            offsets = np.arange(offset, offset + len(values), dtype=np.int64)
+            offset += len(values)
+            yield RawBatch(topic, 0, offsets, list(keys), list(values))
+    return run_batches(raws(), rt)
+
+
+def run_batches(raws: Iterable[RawBatch], rt: Runtime) -> OfflineRun:
+    """Feed raw batches (any partitions, in the given order) through the flow's steps; flush."""
     log = WindowLog()
     engines: dict[int, ShardEngine] = {}
     outputs: list[OutMsg] = []
-    offset = 0
-    for keys, values in chunks:
-        offsets = np.arange(offset, offset + len(values), dtype=np.int64)
-        offset += len(values)
-        decoded = decode_batch(RawBatch(topic, 0, offsets, list(keys), list(values)), rt.types,
-                               rt.keys, rt.decode)
+    events = 0
+    for raw in raws:
+        events += len(raw)
+        decoded = decode_batch(raw, rt.types, rt.keys, rt.decode)
         outputs += decoded.errs
         for shard, part in decoded.oks.split_by_shard():
             eng = engines.get(shard)
@@ -71,4 +80,4 @@ def run_offline(chunks: Iterable[tuple[list[bytes], list[bytes]]], rt: Runtime,
             outputs += eng.process(part)
     for eng in engines.values():
         outputs += eng.flush()
-    return OfflineRun(outputs, log, offset)
+    return OfflineRun(outputs, log, events)
