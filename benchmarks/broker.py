@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
 from benchmarks.harness import env_vars, log
-from operators.kafka_io import CONSUMER_TUNING, produce_all, producer
+from operators.kafka_io import produce_all, producer, scan_topic
 from pipelines import kafka_local
 from pipelines.kafka_admin import TopicSpec, create_topics, end_offsets
 
@@ -99,25 +97,8 @@ class Record:
 
 def read_records(brokers: str, topic: str, timeout_s: float = 120.0) -> list[Record]:
     """Every record now in `topic`, with its Kafka timestamp."""
-    ends = end_offsets(settings(brokers), topic)
-    c = Consumer({**settings(brokers), "group.id": "twinguard-bench-reader", **CONSUMER_TUNING})
     out: list[Record] = []
-    try:
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, e in ends.items() if e > 0])
-        pos = dict.fromkeys(ends, 0)
-        deadline = time.monotonic() + timeout_s
-        while any(pos[p] < e for p, e in ends.items()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}: reached {pos} of {ends} in {timeout_s} s")
-            for m in c.consume(5000, 0.5):
-                if m.error() is not None:
-                    continue
-                part, off = m.partition(), m.offset()
-                if part is None or off is None or off >= ends[part]:
-                    continue
-                ttype, ts = m.timestamp()
-                out.append(Record(m.key(), m.value() or b"", part, off, ts, ttype))
-                pos[part] = off + 1
-        return out
-    finally:
-        c.close()
+    for m in scan_topic(settings(brokers), topic, timeout_s):
+        ttype, ts = m.timestamp()
+        out.append(Record(m.key(), m.value() or b"", m.partition(), m.offset(), ts, ttype))
+    return out
