@@ -17,7 +17,9 @@ CLASS_INDEX = {c: i for i, c in enumerate(THREAT_CLASSES)}
 DETECTOR_CONFIDENCE = 0.95
 SEVERITIES = ("low", "medium", "high", "critical")
 BASE_SEVERITY = {"dos": 1, "scan": 0, "brute_force": 1, "exfiltration": 2,
-                 "false_data_injection": 2, "replay": 2, "tampering": 2, "firmware_tampering": 3}
+                 "false_data_injection": 2, "replay": 2, "tampering": 2, "firmware_tampering": 3,
+                 "cloning": 3, "unauthorized_access": 2, "hijack": 3, "insider": 2, "drift": 1,
+                 "anomaly": 0}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,14 @@ RESPONSES: dict[str, tuple[Response, ...]] = {
     "replay": (Response("rotate_key", "auto", "rotate the device key and reset its session"),),
     "tampering": (Response("rotate_key", "auto", "rotate the device key; drop unsigned traffic"),),
     "firmware_tampering": (Response("quarantine", "approval", "isolate until firmware is re-flashed"),),
+    "cloning": (Response("rotate_key", "auto", "revoke the shared identity's key; re-enrol the device"),
+                Response("block_ip", "approval", "block the impostor's source address")),
+    "unauthorized_access": (Response("lock_credentials", "auto", "lock the account that logged in"),
+                            Response("block_ip", "approval", "block the new source address")),
+    "hijack": (Response("quarantine", "approval", "isolate the device; its behaviour profile changed"),),
+    "insider": (Response("suspend_user", "approval", "suspend the operator's command rights"),),
+    "drift": (Response("resync_twin", "auto", "re-send the desired state and verify it"),),
+    "anomaly": (Response("investigate", "auto", "open a ticket with the window's forensic detail"),),
 }
 
 

@@ -7,7 +7,7 @@ import hashlib
 from schemas.device_types import MAX_SIGNALS
 
 NORMAL = "normal"
-# The skeleton's attack classes; index = XGBoost class id (0 = normal).
+# Threat classes; index = XGBoost class id (0 = normal). A class may have no training examples.
 THREAT_CLASSES: tuple[str, ...] = (
     NORMAL,
     "dos",
@@ -18,6 +18,14 @@ THREAT_CLASSES: tuple[str, ...] = (
     "replay",
     "tampering",
     "firmware_tampering",
+    # issue #4: channel, behaviour and twin-consistency classes; `anomaly` = a deviation from a
+    # learned baseline that no typed detector explains (learning mode, bring-your-own-data replay)
+    "cloning",
+    "unauthorized_access",
+    "hijack",
+    "insider",
+    "drift",
+    "anomaly",
 )
 
 _WINDOW_FEATURES = (
