@@ -46,11 +46,13 @@ def _batch(rt: Runtime, ids: list[str], first: int, ts: int) -> TelemetryBatch:
     return TelemetryBatch(
         device_ids=ids, src_ips=[f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
                                  for i in range(first, first + n)],
+        dst_ips=[None] * n, principals=[None] * n,
         fws=[f"1.{i % 7}.{i % 3}" for i in range(first, first + n)],
         shard=shard, type_idx=type_idx, ts=np.full(n, ts, dtype=np.int64),
         seq=np.full(n, ts // 10_000, dtype=np.int64), signals=signals,
         bytes_in=np.full(n, 80.0), bytes_out=np.full(n, 200.0), conns=np.ones(n),
-        auth_fail=np.zeros(n), dst_port=np.full(n, 8883, dtype=np.int64), src_hash=ints + 7,
+        auth_fail=np.zeros(n), auth_ok=np.zeros(n), dst_port=np.full(n, 8883, dtype=np.int64),
+        src_hash=ints + 7,
         sig_state=np.full(n, SIG_OK, dtype=np.int64), fw_unknown=ints.copy(), partition=ints.copy(),
         offset=np.arange(first, first + n, dtype=np.int64))
 

@@ -37,6 +37,8 @@ class TelemetryBatch:
 
     device_ids: list[str]
     src_ips: list[str | None]
+    dst_ips: list[str | None]
+    principals: list[str | None]  # auth.principal
     fws: list[str | None]
     shard: I64
     type_idx: I64
@@ -47,6 +49,7 @@ class TelemetryBatch:
     bytes_out: F64
     conns: F64
     auth_fail: F64
+    auth_ok: F64  # auth.successes
     dst_port: I64  # -1 = none
     src_hash: I64  # 0 = none
     sig_state: I64  # integrity.SIG_OK / SIG_MISSING / SIG_BAD
@@ -92,24 +95,27 @@ class ColumnBuilder:
 
     device_ids: list[str] = field(default_factory=list)
     src_ips: list[str | None] = field(default_factory=list)
+    dst_ips: list[str | None] = field(default_factory=list)
+    principals: list[str | None] = field(default_factory=list)
     fws: list[str | None] = field(default_factory=list)
     ints: list[tuple[int, int, int, int, int, int, int, int, int, int]] = field(default_factory=list)
-    floats: list[tuple[float, float, float, float]] = field(default_factory=list)
+    floats: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     signals: list[list[float]] = field(default_factory=list)
 
     def build(self) -> TelemetryBatch:
         n = len(self.device_ids)
         ints = np.array(self.ints, dtype=np.int64).reshape(n, 10)
-        floats = np.array(self.floats, dtype=np.float64).reshape(n, 4)
+        floats = np.array(self.floats, dtype=np.float64).reshape(n, 5)
         sig = np.array(self.signals, dtype=np.float64).reshape(n, MAX_SIGNALS)
         cols = [np.ascontiguousarray(ints[:, j]) for j in range(10)]
-        fcols = [np.ascontiguousarray(floats[:, j]) for j in range(4)]
+        fcols = [np.ascontiguousarray(floats[:, j]) for j in range(5)]
         return TelemetryBatch(
-            device_ids=self.device_ids, src_ips=self.src_ips, fws=self.fws,
+            device_ids=self.device_ids, src_ips=self.src_ips, dst_ips=self.dst_ips,
+            principals=self.principals, fws=self.fws,
             shard=cols[0], type_idx=cols[1], ts=cols[2], seq=cols[3], dst_port=cols[4],
             src_hash=cols[5], sig_state=cols[6], fw_unknown=cols[7], partition=cols[8],
             offset=cols[9], signals=sig, bytes_in=fcols[0], bytes_out=fcols[1], conns=fcols[2],
-            auth_fail=fcols[3],
+            auth_fail=fcols[3], auth_ok=fcols[4],
         )
 
 

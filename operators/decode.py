@@ -114,12 +114,15 @@ def _append(cols: ColumnBuilder, ev: Telemetry, value: bytes, partition: int, of
     assert isinstance(ev.ts, int)  # noqa: S101 - _parse normalised it
     cols.device_ids.append(ev.device_id)
     cols.src_ips.append(src)
+    cols.dst_ips.append(net.dst_ip if net is not None else None)
+    cols.principals.append(auth.principal if auth is not None else None)
     cols.fws.append(ev.fw)
     cols.ints.append((shard, t, ev.ts, ev.seq, port, src_hash, sig_state, fw_unknown, partition,
                       offset))
     cols.floats.append((
         float(net.bytes_in) if net else 0.0, float(net.bytes_out) if net else 0.0,
-        float(net.connections) if net else 0.0, float(auth.failures) if auth else 0.0))
+        float(net.connections) if net else 0.0, float(auth.failures) if auth else 0.0,
+        float(auth.successes) if auth else 0.0))
     cols.signals.append(row)
 
 

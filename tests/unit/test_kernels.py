@@ -44,11 +44,12 @@ def batch_of(events: list[Ev]) -> TelemetryBatch:
         sig[i, :4] = (e.value, 10.0, e.value * 10.0 * 0.9, 100.0 + e.ts / 1e9)
     col = np.array
     return TelemetryBatch(
-        device_ids=[e.device for e in events], src_ips=[None] * n, fws=[None] * n,
+        device_ids=[e.device for e in events], src_ips=[None] * n, dst_ips=[None] * n,
+        principals=[None] * n, fws=[None] * n,
         shard=np.zeros(n, dtype=np.int64), type_idx=np.full(n, METER, dtype=np.int64),
         ts=col([e.ts for e in events], dtype=np.int64), seq=col([e.seq for e in events], dtype=np.int64),
         signals=sig, bytes_in=np.zeros(n), bytes_out=col([e.bytes_out for e in events], dtype=float),
-        conns=np.ones(n), auth_fail=col([e.auth for e in events], dtype=float),
+        conns=np.ones(n), auth_fail=col([e.auth for e in events], dtype=float), auth_ok=np.zeros(n),
         dst_port=col([e.port for e in events], dtype=np.int64), src_hash=np.zeros(n, dtype=np.int64),
         sig_state=col([e.sig_state for e in events], dtype=np.int64),
         fw_unknown=np.zeros(n, dtype=np.int64),
