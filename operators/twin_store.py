@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from operators import kernels as K
+from operators.risk import risk_arrays
 from schemas.device_types import MAX_SIGNALS
 from schemas.features import THREAT_CLASSES
 
@@ -32,6 +33,8 @@ class TwinStore:
     fws: list[str | None] = field(default_factory=list)
     src_ips: list[str | None] = field(default_factory=list)
     last_threat_ids: list[str | None] = field(default_factory=list)
+    # slot -> (address, severity, note, event time) of its worst intel-listed contact (sparse)
+    intel_hits: dict[int, tuple[str, str, str, int]] = field(default_factory=dict)
     # per source partition: highest authentic event time (drives window closing) and the
     # wall-clock second it last advanced (idle partitions still close their windows)
     part_max: I64 = field(default_factory=lambda: np.full(8, -1, dtype=np.int64))
@@ -69,6 +72,7 @@ class TwinStore:
             "alert_ts": np.full((cap, len(THREAT_CLASSES)), -(2**62), dtype=np.int64),
             "threats_total": np.zeros(cap, dtype=np.int64),
             "last_threat": np.full((cap, 2), -1, dtype=np.int64),  # class index, time
+            **risk_arrays(cap),
         }
 
     def _grow(self, need: int) -> None:
@@ -130,6 +134,7 @@ class TwinStore:
         snap.index, snap.device_ids = dict(self.index), list(self.device_ids)
         snap.fws, snap.src_ips = list(self.fws), list(self.src_ips)
         snap.last_threat_ids = list(self.last_threat_ids)
+        snap.intel_hits = dict(self.intel_hits)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()
         return snap
