@@ -19,9 +19,9 @@ be, compromised, and the score is the chance that at least one of them is right.
 
 Evidence (detections, intel contact) weighs up to 0.95 / 0.8, exposure alone at most 0.5 per
 component: with the default D_half = 2 one high-severity detection (0.63) outranks a critical
-vulnerability (0.5), which outranks one medium detection (0.48). D_half,
-E_half, A_half and the half-life are `[risk]` settings. Ages are event time (the shard's highest
-authentic timestamp), so a replay scores like the live run. State: 6 floats and 2 uint64 per device.
+vulnerability (0.5), which outranks one medium detection (0.48). D_half, E_half, A_half and the
+half-life are `[risk]` settings. Ages are event time (up to the device's last event), so a replay
+scores like the live run, on any number of workers. State: 6 floats and 2 uint64 per device.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from operators import kernels as K
 from operators.batches import TelemetryBatch
 from operators.intel import IntelIndex
 from operators.settings import RiskConfig
@@ -135,9 +136,8 @@ def threat_reasons(store: TwinStore, s: int, at_ms: int, cfg: RiskConfig) -> lis
     return [f"intel: traffic with {address}, listed as {severity}" + (f" ({note})" if note else "")]
 
 
-def _decayed(risk_row: npt.NDArray[np.float64], col: int, now: float, half_ms: float) -> float:
-    age = max(now - float(risk_row[R_TREF]), 0.0)
-    return float(risk_row[col]) * math.pow(2.0, -age / half_ms)
+def _decayed(value: float, tref: float, now: float, half_ms: float) -> float:
+    return value * math.pow(2.0, -max(now - tref, 0.0) / half_ms) if value > 0 else 0.0
 
 
 def _sat(x: float, half: float) -> float:
@@ -180,29 +180,29 @@ def firmware_exposure(dt: DeviceType, fw: str | None, intel: IntelIndex, now: in
 
 def assess(store: TwinStore, s: int, dt: DeviceType, intel: IntelIndex, cfg: RiskConfig
            ) -> tuple[float, list[str]]:
-    """(risk in [0, 100], top reasons, most important first) of device slot `s` now."""
+    """(risk in [0, 100], top reasons, most important first) of device slot `s` as of its last
+    event (its own time, so the score does not depend on which devices share its shard)."""
     a, half = store.arrays, half_life_ms(cfg)
-    row = a["risk"][s]
-    now = max(float(store.max_ts), float(row[R_TREF]))
+    tref, det, contacts, logins, contact_w, port_gen = a["risk"][s].tolist()
+    now = max(float(a["istate"][s, K.I_LAST_TS]), tref)
     parts: list[tuple[float, str]] = []
-    det = _decayed(row, R_DET, now, half)
+    det = _decayed(det, tref, now, half)
     if det > 0:
         n, cls = int(a["threats_total"][s]), int(a["last_threat"][s, 0])
         last = f", last {THREAT_CLASSES[cls]}" if cls > 0 else ""
         parts.append((DETECTION_CAP * _sat(det, cfg.detection_half_points),
                       f"{n} threat{'s' if n != 1 else ''} detected{last}"))
-    contacts = _decayed(row, R_INTEL, now, half)
+    contacts = _decayed(contacts, tref, now, half)
     hit = store.intel_hits.get(s)
     if contacts > 0 and hit is not None:
-        parts.append((row[R_INTEL_W] * _sat(contacts, 1.0),
-                      f"traffic with intel-listed {hit[0]} ({hit[1]})"))
+        parts.append((contact_w * _sat(contacts, 1.0), f"traffic with intel-listed {hit[0]} ({hit[1]})"))
     parts.append(firmware_exposure(dt, store.fws[s], intel, int(now)))
-    ports = distinct_ports(int(a["risk_ports"][s, 0]), int(a["risk_ports"][s, 1]),
-                           now - row[R_PORT_GEN], half)
+    current, previous = a["risk_ports"][s].tolist()
+    ports = distinct_ports(current, previous, now - port_gen, half)
     if ports > 1.5:
         parts.append((EXPOSURE_CAP * _sat(ports - 1, cfg.ports_half_extra),
                       f"~{ports:.0f} destination ports in use"))
-    logins = _decayed(row, R_AUTH, now, half)
+    logins = _decayed(logins, tref, now, half)
     if logins > 0:
         parts.append((EXPOSURE_CAP * _sat(logins, cfg.auth_half_attempts),
                       f"{logins:.0f} recent inbound auth attempt{'s' if round(logins) != 1 else ''}"))

@@ -11,6 +11,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from operators import kernels as K
 from operators import risk as R
 from operators.batches import TelemetryBatch
 from operators.engine import EngineContext, ShardEngine
@@ -46,11 +47,11 @@ def test_detections_decay_with_the_half_life_and_late_ones_are_discounted() -> N
     store = TwinStore(len(TYPES), 5)
     store.slots_for(["m"], np.array([METER]))
     R.record_detection(store, 0, "high", BASE, CFG)  # 4 points
-    store.part_max[0] = BASE
+    store.arrays["istate"][0, K.I_LAST_TS] = BASE
     d = 4.0
     assert R.assess(store, 0, METER_TYPE, IntelIndexEmpty, CFG)[0] == pytest.approx(
         100 * 0.95 * d / (d + CFG.detection_half_points), abs=0.05)
-    store.part_max[0] = BASE + int(HALF)  # one half-life later: half the points
+    store.arrays["istate"][0, K.I_LAST_TS] = BASE + int(HALF)  # a half-life later: half the points
     d = 2.0
     assert R.assess(store, 0, METER_TYPE, IntelIndexEmpty, CFG)[0] == pytest.approx(
         100 * 0.95 * d / (d + CFG.detection_half_points), abs=0.05)
