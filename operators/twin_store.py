@@ -7,6 +7,7 @@ are limited to the id, firmware and source-address strings the outputs need.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,6 +139,16 @@ class TwinStore:
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()
         return snap
+
+    def upgrade(self) -> TwinStore:
+        """A store restored from a snapshot of an older version gains the arrays and fields added
+        since, at their initial values (so a recovery store survives an upgrade)."""
+        for f in dataclasses.fields(self):
+            if not hasattr(self, f.name) and f.default_factory is not dataclasses.MISSING:
+                setattr(self, f.name, f.default_factory())
+        for name, arr in self._alloc(self.capacity).items():
+            self.arrays.setdefault(name, arr)
+        return self
 
     def nbytes(self) -> int:
         """Bytes held in arrays (state per device = nbytes / size)."""

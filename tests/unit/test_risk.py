@@ -188,6 +188,17 @@ def test_risk_state_survives_a_snapshot() -> None:
     assert snap.arrays["risk"][0, R.R_DET] == 2.0 and snap.intel_hits[0][0] == "203.0.113.5"
 
 
+def test_a_snapshot_from_before_the_risk_state_is_upgraded_on_resume() -> None:
+    store = TwinStore(len(TYPES), 5)
+    store.slots_for(["m", "n"], np.array([METER, METER]))
+    old = store.snapshot()
+    del old.arrays["risk"], old.arrays["risk_ports"], old.__dict__["intel_hits"]
+    restored = pickle.loads(pickle.dumps(old)).upgrade()
+    assert restored.arrays["risk"].shape == (2, R.N_RISK) and restored.intel_hits == {}
+    R.record_detection(restored, 1, "high", BASE, CFG)
+    assert restored.slots_for(["o"], np.array([METER]))[0] == 2 and restored.arrays["risk"][1, R.R_DET] == 4
+
+
 def test_twin_state_without_risk_fields_still_decodes() -> None:
     """Twins written before the risk fields existed read as risk 0 with no reasons."""
     old = {"device_id": "m", "device_type": "smart_meter", "version": 1, "last_seen": 1, "seq": 1,
