@@ -1,4 +1,5 @@
-"""`twinguard` command line: demo, run, simulate, train, evaluate, risk, chaos, kafka, topics, config."""
+"""`twinguard` command line: demo, run, simulate, train, evaluate, risk, intel, chaos, kafka, topics,
+config."""
 
 from __future__ import annotations
 
@@ -82,6 +83,18 @@ def cmd_risk(args: argparse.Namespace, cfg: Config) -> int:
     print(as_json(rows, fleet) if args.json else format_table(rows, len(fleet.twins)))
     if fleet.unreadable:
         print(f"{fleet.unreadable} twin records could not be read and were skipped", file=sys.stderr)
+    return 0
+
+
+def cmd_intel(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.intel_publish import feed_messages, indicator_key, send
+
+    if args.action == "publish":
+        items = [m for f in args.items for m in feed_messages(Path(f))]
+    else:  # a tombstone (empty value) per indicator: compaction removes it, readers drop it
+        items = [(indicator_key(i), b"") for i in args.items]
+    done = "published to" if args.action == "publish" else "withdrawn from"
+    print(f"{send(cfg, items)} intel entries {done} {cfg.topics.intel}")
     return 0
 
 
@@ -200,6 +213,13 @@ def _parser() -> argparse.ArgumentParser:
     rk.add_argument("--top", type=int, default=20, help="devices to show (default 20; 0 = all)")
     rk.add_argument("--type", default=None, help="only devices of this type")
     rk.add_argument("--json", action="store_true", help="machine-readable output")
+
+    it = add("intel", cmd_intel, "publish threat intel (JSON lines of the Intel schema) to the "
+             "compacted intel topic, or withdraw indicators")
+    it.add_argument("action", choices=["publish", "withdraw"])
+    it.add_argument("items", nargs="+", metavar="FILE|INDICATOR",
+                    help="publish: JSON-lines files; withdraw: indicators (e.g. 203.0.113.0/24)")
+    it.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
 
     c = add("chaos", cmd_chaos, "reliability report: SIGKILL the dataflow, stop the broker, "
             "account for every message")

@@ -111,3 +111,26 @@ def test_risk_ranks_attacked_and_exposed_devices_first(unique_topics: Config, tm
                                                   if r.device_type == "ip_camera"][:5]
     bad = twinguard("--config", str(config_file), "risk", "--type", "toaster")
     assert bad.returncode == 2 and "no twins of type 'toaster'" in bad.stderr
+
+
+def test_intel_cli_publishes_a_feed_and_withdraws_an_indicator(unique_topics: Config,
+                                                               tmp_path: Path) -> None:
+    cfg = unique_topics
+    config_file = str(write_config(cfg, tmp_path / "twinguard.toml"))
+    out = twinguard("--config", config_file, "intel", "publish", str(DEMO_INTEL))
+    assert out.returncode == 0 and "6 intel entries published" in out.stdout, out.stderr
+    out = twinguard("--config", config_file, "intel", "withdraw", "203.0.113.7/24")
+    assert out.returncode == 0 and "1 intel entries withdrawn" in out.stdout, out.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"indicator": "10.0.0.1", "kind": "url"}\n')
+    out = twinguard("--config", config_file, "intel", "publish", str(bad))
+    assert out.returncode == 2 and "bad.jsonl:1: schema" in out.stderr
+
+    table = IntelTable()
+    reader = start_intel_reader(cfg.kafka.client_settings(), cfg.topics.intel, cfg.topics.deadletter,
+                                table, catch_up_timeout_s=60)
+    reader.stop()
+    now_ms = int(time.time() * 1000)
+    assert reader.rejected == 0 and len(table) == 5
+    assert table.current.lookup_ip("203.0.113.9", now_ms) is None
+    assert table.current.lookup_ip("198.51.100.9", now_ms) is not None

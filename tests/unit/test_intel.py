@@ -114,3 +114,20 @@ def test_file_loads_skipping_comments_and_names_a_bad_line(tmp_path: Path) -> No
         IntelTable.from_file(bad)
     with pytest.raises(IntelFileError, match="does not exist"):
         IntelTable.from_file(tmp_path / "missing.jsonl")
+
+
+def test_publish_validates_the_whole_feed_and_keys_by_normalised_indicator(tmp_path: Path) -> None:
+    from pipelines.cli import DEMO_INTEL
+    from pipelines.intel_publish import feed_messages, indicator_key
+
+    items = feed_messages(DEMO_INTEL)
+    assert len(items) == 6 and all(parse_intel(v, k) is not None for k, v in items)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"indicator": "198.51.100.7/24", "kind": "cidr"}\n')
+    assert feed_messages(feed)[0][0] == b"198.51.100.0/24"
+    feed.write_text('{"indicator": "192.0.2.1", "kind": "ip"}\n{"indicator": "x", "kind": "ip"}\n')
+    with pytest.raises(IntelFileError, match=r"feed\.jsonl:2: indicator 'x' is not a valid ip"):
+        feed_messages(feed)
+    assert indicator_key(" 2001:DB8::1 ") == b"2001:db8::1"
+    assert indicator_key("198.51.100.7/24") == b"198.51.100.0/24"
+    assert indicator_key("ip_camera:5.51.2") == b"ip_camera:5.51.2"
