@@ -24,6 +24,7 @@ from operators.kafka_io import CONSUMER_TUNING, PRODUCER_TUNING, quiet_settings
 
 log = logging.getLogger(__name__)
 STAGE = "intel"
+PUBLISH_EVERY_S = 5.0
 
 
 class IntelReader(threading.Thread):
@@ -73,15 +74,20 @@ class IntelReader(threading.Thread):
     def _follow(self, consumer: Consumer, dead: Producer, pending: dict[int, int]) -> None:
         if not pending:
             self.caught_up.set()
+        changed, published = False, time.monotonic()
         while not self._halt.is_set():
             msgs = [m for m in consumer.consume(1000, self.poll_s) if m.error() is None]
             if msgs:
                 self._apply(msgs, dead)
+                changed = True
                 for m in msgs:
                     part, off = m.partition(), m.offset()
                     if part in pending and off is not None and off + 1 >= pending[part]:
                         del pending[part]
+            # rebuilding is O(table): while a large backlog loads, at most every PUBLISH_EVERY_S
+            if changed and (not pending or time.monotonic() - published >= PUBLISH_EVERY_S):
                 self.table.publish(drop_expired_at=int(time.time() * 1000))
+                changed, published = False, time.monotonic()
             if not pending and not self.caught_up.is_set():
                 log.info("intel: %d entries from %s (%d rejected)", len(self.table), self.topic,
                          self.rejected)
