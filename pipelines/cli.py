@@ -72,12 +72,12 @@ def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_risk(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.risk_report import as_json, format_table, rank, read_fleet
+    from pipelines.risk_report import as_json, format_table, rank, read_fleet, read_fleet_file
 
-    fleet = read_fleet(cfg)
+    fleet = read_fleet_file(Path(args.twins)) if args.twins else read_fleet(cfg)
     if args.type and all(t.device_type != args.type for t in fleet.twins.values()):
         types = sorted({t.device_type for t in fleet.twins.values()})
-        raise ValueError(f"no twins of type {args.type!r} in {cfg.topics.twins} "
+        raise ValueError(f"no twins of type {args.type!r} in {args.twins or cfg.topics.twins} "
                          f"(types present: {', '.join(types) or 'none'})")
     rows = rank(fleet.twins.values(), args.top, args.type)
     print(as_json(rows, fleet) if args.json else format_table(rows, len(fleet.twins)))
@@ -213,6 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     rk.add_argument("--top", type=int, default=20, help="devices to show (default 20; 0 = all)")
     rk.add_argument("--type", default=None, help="only devices of this type")
     rk.add_argument("--json", action="store_true", help="machine-readable output")
+    rk.add_argument("--twins", metavar="FILE", help="read twins from a JSON-lines file instead "
+                    "(e.g. out/demo/twins.jsonl)")
 
     it = add("intel", cmd_intel, "publish threat intel (JSON lines of the Intel schema) to the "
              "compacted intel topic, or withdraw indicators")

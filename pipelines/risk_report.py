@@ -1,7 +1,8 @@
 """`twinguard risk`: the fleet ranked by risk score with the top reasons — the patch-priority list.
 
 Reads the compacted twins topic (the latest twin per device; an empty value deletes a device) or a
-twins JSON-lines file (the demo's), and ranks by the `risk` each twin carries (operators/risk.py).
+twins JSON-lines file (`--twins`, e.g. the demo's), and ranks by the `risk` each twin carries
+(operators/risk.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -74,6 +76,13 @@ def read_fleet(cfg: Config, progress: bool = True) -> FleetTwins:
     bar = tqdm(msgs, desc=f"reading {cfg.topics.twins}", unit="twin", unit_scale=True,
                disable=None if progress else True, leave=False)  # None: only on a terminal
     return latest_twins((m.key(), m.value()) for m in bar)
+
+
+def read_fleet_file(path: Path) -> FleetTwins:
+    """The latest twin per device from a twins JSON-lines file (e.g. `twinguard demo`'s)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"twins file {path} does not exist")
+    return latest_twins((None, line) for line in path.read_bytes().splitlines() if line.strip())
 
 
 def format_table(rows: list[RiskRow], fleet_size: int) -> str:

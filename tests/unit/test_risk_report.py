@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import msgspec
+import pytest
 
+from pipelines.cli import main
 from pipelines.risk_report import as_json, format_table, latest_twins, rank
 from schemas.messages import TwinState
 
@@ -47,3 +50,14 @@ def test_table_and_json_show_the_reasons() -> None:
     doc = json.loads(as_json(rows, fleet))
     assert doc["devices"] == 2 and doc["ranking"][0]["reasons"][1] == "firmware 5.51.2 vulnerable"
     assert "no twins found" in format_table([], 0)
+
+
+def test_cli_ranks_a_twins_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "twins.jsonl"
+    path.write_bytes(b"\n".join([twin("a", 10.0), twin("b", 60.0, "ip_camera"), twin("a", 80.0)]) + b"\n")
+    assert main(["risk", "--twins", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(r["device_id"], r["risk"]) for r in doc["ranking"]] == [("a", 80.0), ("b", 60.0)]
+    assert main(["risk", "--twins", str(path), "--type", "toaster"]) == 2
+    assert "no twins of type 'toaster'" in capsys.readouterr().err
+    assert main(["risk", "--twins", str(tmp_path / "none.jsonl")]) == 2
