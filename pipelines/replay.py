@@ -1,0 +1,296 @@
+"""`twinguard replay`: stream a CSV/parquet table through the serving engine, one verdict per row.
+
+Bring your own data: the table becomes one ad-hoc device type (its signal columns, no physical
+ranges: a table states no limits, so only learned baselines judge), rows are sorted by event time
+and fed in chunks to the same ShardEngine (kernels, detectors, model, policy) the dataflow uses, as
+TelemetryBatch columns built from the arrays (no JSON round trip). Window decisions map back to
+rows: every row of a window that decided a threat gets its class, score = the highest score of any
+window (or early row) covering it. The first `warmup_rows` rows of each device are the learning
+period: baselines learn, their flag is 0.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from tqdm import tqdm
+
+from operators import kernels as K
+from operators.batches import TelemetryBatch
+from operators.engine import EngineContext, ShardEngine, Windows
+from operators.integrity import SIG_OK
+from operators.policy import Decisions
+from operators.scoring import Scorer
+from operators.twin_store import TwinStore
+from pipelines.config import Config
+from pipelines.tables import Table
+from schemas.device_types import DeviceType, DeviceTypeTable, Signal, build_table
+from schemas.features import N_FEATURES, THREAT_CLASSES
+
+if TYPE_CHECKING:
+    from pipelines.table_model import LearnedBaselines
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+DEFAULT_WARMUP_ROWS = 100
+CHUNK_ROWS = 20_000
+
+
+class ReplayError(ValueError):
+    """The table cannot be replayed as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    warmup_rows: int | None = None  # None: DEFAULT_WARMUP_ROWS, 0 for devices with learned baselines
+    window_s: float | None = None  # None: the median row interval
+    progress: bool = True
+    known_devices_only: bool = True  # with baselines: refuse a table none of whose devices has any
+
+
+@dataclass
+class WindowTrace:
+    """Every judged window (closed and early): its rows (sorted positions) and decision."""
+
+    slot: list[I64] = field(default_factory=list)
+    first: list[I64] = field(default_factory=list)
+    last: list[I64] = field(default_factory=list)
+    final: list[I64] = field(default_factory=list)
+    cls: list[I64] = field(default_factory=list)
+    score: list[F64] = field(default_factory=list)
+    features: list[F64] = field(default_factory=list)  # closed windows only (for training)
+
+    def __call__(self, store: TwinStore, w: Windows, d: Decisions) -> None:
+        self.slot.append(w.meta[:, 0].copy())
+        self.first.append(w.meta[:, 4].copy())
+        self.last.append(w.meta[:, 5].copy())
+        self.final.append(w.meta[:, 6].copy())
+        self.cls.append(d.cls.copy())
+        self.score.append(d.score.copy())
+        self.features.append(w.features[w.meta[:, 6] == 1].copy())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        cat = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64)
+               for k, v in self.__dict__.items() if k != "features"}
+        cat["features"] = np.vstack(self.features) if self.features else np.zeros((0, N_FEATURES))
+        return cat
+
+
+@dataclass
+class ReplayResult:
+    """Per input row (input order) the verdict, plus what `train` needs."""
+
+    table: Table
+    score: F64
+    flag: I64
+    cls: I64  # class index per row
+    window_ms: int
+    warmup_windows: int
+    elapsed_s: float
+    engine: ShardEngine
+    window_features: F64  # closed windows, in closing order
+    window_span: I64  # [windows, 2]: first and last index into grouped_rows of each closed window
+    grouped_rows: I64  # input rows grouped by device, time order within a device
+
+    @property
+    def rows(self) -> int:
+        return int(self.score.shape[0])
+
+    def window_rows(self, i: int) -> I64:
+        """Input rows of closed window i."""
+        a, b = self.window_span[i]
+        return self.grouped_rows[a:b + 1]
+
+
+def table_device_type(table: Table, window_ms: int) -> DeviceTypeTable:
+    """One device type for the whole table: its signals, unbounded, one row per window nominal."""
+    name = f"table:{Path(table.source).stem}"
+    signals = tuple(Signal(n, "", -math.inf, math.inf, -1e18, 1e18) for n in table.signal_names)
+    return build_table([DeviceType(name, f"replayed from {table.source}", 1000.0 / window_ms, (),
+                                   signals)])
+
+
+def row_interval_ms(table: Table) -> float:
+    """Median over devices of each device's median interval between rows (ms, > 0)."""
+    order = np.lexsort((table.time_ms, _device_codes(table)[0]))
+    t, dev = table.time_ms[order], _device_codes(table)[0][order]
+    diffs = np.diff(t)
+    same = dev[1:] == dev[:-1]
+    per_dev = []
+    for d in np.unique(dev):
+        dd = diffs[same & (dev[1:] == d)]
+        pos = dd[dd > 0]
+        if pos.size:  # many rows per timestamp: the mean spacing, not 0
+            per_dev.append(float(np.median(dd)) if np.median(dd) > 0 else dd.sum() / dd.size)
+    return max(float(np.median(per_dev)), 1.0) if per_dev else 1000.0
+
+
+def _device_codes(table: Table) -> tuple[I64, list[str]]:
+    names, codes = np.unique(np.asarray(table.devices, dtype=object).astype(str),
+                             return_inverse=True)
+    return codes.astype(np.int64), [str(n) for n in names]
+
+
+def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer | None = None,
+                 baselines: LearnedBaselines | None = None) -> ReplayResult:
+    """Stream `table` through a ShardEngine in time order; per-row verdicts in input order."""
+    n = int(table.time_ms.shape[0])
+    if n == 0:
+        raise ReplayError(f"{table.source}: the table has no rows")
+    interval = row_interval_ms(table)
+    window_ms = max(int(round(opts.window_s * 1000)), 1) if opts.window_s else int(round(interval))
+    if baselines is not None:
+        window_ms = baselines.window_ms
+    warm_rows = DEFAULT_WARMUP_ROWS if opts.warmup_rows is None else opts.warmup_rows
+    rows_per_window = max(window_ms / interval, 1.0)
+    # the learning period = warm_rows: own baselines warm after a tenth of it, the slower
+    # type (peer) baseline at its end (kernels.PEER_WARM)
+    warm_windows = max(1, math.ceil(warm_rows / rows_per_window / K.PEER_WARM))
+    types = table_device_type(table, window_ms)
+    ctx = EngineContext(
+        types, scorer or Scorer.rules_only(),
+        replace(cfg.pipeline, shards=1, window_ms=window_ms, allowed_lateness_ms=0),
+        replace(cfg.detection, warmup_windows=warm_windows), cfg.response,
+        now=lambda: 0.0)  # event time only: no wall-clock idling, twins only at the end
+    engine = ShardEngine.fresh(ctx)
+    trace = WindowTrace()
+    engine.on_windows.append(trace)
+    learned: set[str] = set()
+    if baselines is not None:
+        learned = baselines.apply(engine.store, table, opts.known_devices_only)
+    order = np.argsort(table.time_ms, kind="stable")
+    codes, _ = _device_codes(table)
+    rank = _rank_in_device(codes[order])  # row's index within its device, time order
+    t0 = time.perf_counter()
+    _stream(engine, table, order, rank, types, opts.progress)
+    engine.flush()
+    elapsed = time.perf_counter() - t0
+    return _rows_from_windows(table, order, codes, rank, trace, window_ms, warm_windows,
+                              warm_rows, learned, opts, elapsed, engine)
+
+
+def _rank_in_device(dev_sorted: I64) -> I64:
+    """For rows in time order, how many earlier rows the same device has."""
+    g = np.argsort(dev_sorted, kind="stable")
+    starts = np.r_[0, np.nonzero(np.diff(dev_sorted[g]))[0] + 1]
+    sizes = np.diff(np.r_[starts, g.size])
+    rank_g = np.arange(g.size) - np.repeat(starts, sizes)
+    rank = np.empty(g.size, dtype=np.int64)
+    rank[g] = rank_g
+    return rank
+
+
+def _stream(engine: ShardEngine, table: Table, order: I64, rank: I64, types: DeviceTypeTable,
+            progress: bool) -> None:
+    n = order.size
+    ts = table.time_ms[order]
+    sig = table.signals[order]
+    devices = [table.devices[i] for i in order.tolist()]
+    width = types.width
+    bar = tqdm(total=n, desc=f"replay {Path(table.source).name}", unit="row", unit_scale=True,
+               disable=not progress or n < CHUNK_ROWS)
+    for a in range(0, n, CHUNK_ROWS):
+        b = min(a + CHUNK_ROWS, n)
+        engine.process(_batch(devices[a:b], ts[a:b], rank[a:b], sig[a:b], width, a))
+        bar.update(b - a)
+    bar.close()
+
+
+def _batch(devices: list[str], ts: I64, seq: I64, sig: F64, width: int, first: int) -> TelemetryBatch:
+    """Columns for the kernels straight from the table's arrays; offset = sorted position."""
+    m = len(devices)
+    zeros, izeros = np.zeros(m), np.zeros(m, dtype=np.int64)
+    none: list[str | None] = [None] * m
+    signals = np.full((m, width), np.nan)
+    signals[:, : sig.shape[1]] = sig
+    return TelemetryBatch(
+        device_ids=devices, src_ips=none, dst_ips=none, principals=none, fws=none,
+        shard=izeros, type_idx=izeros, ts=np.ascontiguousarray(ts), seq=np.ascontiguousarray(seq),
+        signals=signals, bytes_in=zeros, bytes_out=zeros, conns=zeros, auth_fail=zeros,
+        auth_ok=zeros, dst_port=np.full(m, -1, dtype=np.int64), src_hash=izeros,
+        sig_state=np.full(m, SIG_OK, dtype=np.int64), fw_unknown=izeros, partition=izeros,
+        offset=np.arange(first, first + m, dtype=np.int64))
+
+
+def _rows_from_windows(table: Table, order: I64, codes: I64, rank: I64, trace: WindowTrace,
+                       window_ms: int, warm_windows: int, warm_rows: int, learned: set[str],
+                       opts: ReplayOptions, elapsed: float, engine: ShardEngine) -> ReplayResult:
+    n = order.size
+    w = trace.arrays()
+    dev_sorted = codes[order]
+    g = np.argsort(dev_sorted, kind="stable")  # grouped by device, time order within
+    gpos = np.empty(n, dtype=np.int64)
+    gpos[g] = np.arange(n)
+    lo, hi = gpos[w["first"]], gpos[w["last"]]
+    lengths = hi - lo + 1
+    flat = np.repeat(lo - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(lengths.sum())
+    g_score = np.zeros(n)
+    np.maximum.at(g_score, flat, np.repeat(w["score"], lengths))
+    # class of the highest-scoring threat window covering the row (score, then class, as one key)
+    key = np.where(w["cls"] > 0, np.round(w["score"] * 1e6).astype(np.int64) * 64 + w["cls"], 0)
+    g_key = np.zeros(n, dtype=np.int64)
+    np.maximum.at(g_key, flat, np.repeat(key, lengths))
+    sorted_score, sorted_cls = np.empty(n), np.empty(n, dtype=np.int64)
+    sorted_score[g], sorted_cls[g] = g_score, g_key % 64
+    # the learning period: first warm_rows rows per device (none for devices with baselines
+    # learned by `train`, unless --warmup-rows was given)
+    skip = np.full(n, warm_rows, dtype=np.int64)
+    if learned and opts.warmup_rows is None:
+        names = np.asarray(table.devices, dtype=object)[order]
+        skip[np.isin(names.astype(str), list(learned))] = 0
+    learning = rank < skip
+    sorted_score[learning], sorted_cls[learning] = 0.0, 0
+    score, cls = np.empty(n), np.empty(n, dtype=np.int64)
+    score[order], cls[order] = np.clip(sorted_score, 0.0, 1.0), sorted_cls
+    final = w["final"] == 1
+    return ReplayResult(table, score, (cls > 0).astype(np.int64), cls, window_ms, warm_windows,
+                        elapsed, engine, w["features"],
+                        np.column_stack([lo[final], hi[final]]), order[g])
+
+
+def write_predictions(res: ReplayResult, out: str | Path) -> Path:
+    """One row per input row, input order: row, time, device, score, flag, threat[, label]."""
+    p = Path(out)
+    t = res.table
+    cols: dict[str, object] = {
+        "row": np.arange(res.rows, dtype=np.int64), "time": t.time_ms, "device": t.devices,
+        "score": np.round(res.score, 6), "flag": res.flag,
+        "threat": np.asarray(THREAT_CLASSES, dtype=object)[res.cls].tolist()}
+    if t.labels is not None:
+        cols["label"] = t.labels
+    df = pl.DataFrame(cols)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        df.write_parquet(p)
+    elif p.suffix.lower() in (".csv", ".txt"):
+        df.write_csv(p)
+    else:
+        raise ReplayError(f"--out {p}: use a .csv or .parquet file name")
+    return p
+
+
+def summary(res: ReplayResult) -> str:
+    """A few lines for the terminal: speed, windows, flagged rows by class, labels if any."""
+    t = res.table
+    classes, counts = np.unique(res.cls[res.flag == 1], return_counts=True)
+    flagged = ", ".join(f"{THREAT_CLASSES[c]} {n}" for c, n in zip(classes, counts, strict=True))
+    lines = [
+        f"{res.rows:,} rows of {len(set(t.devices))} device(s), {len(t.signal_names)} signals, "
+        f"in {res.elapsed_s:.1f} s ({res.rows / max(res.elapsed_s, 1e-9):,.0f} rows/s); "
+        f"window {res.window_ms / 1000:g} s, baselines warm after {res.warmup_windows} windows",
+        f"flagged rows: {int(res.flag.sum()):,} ({flagged or 'none'})",
+    ]
+    if t.labels is not None:
+        attack = np.array([lab != "normal" for lab in t.labels])
+        tp = int(np.sum(attack & (res.flag == 1)))
+        lines.append(f"labelled attack rows: {int(attack.sum()):,}, of which flagged {tp:,}; "
+                     f"flagged normal rows {int(np.sum(~attack & (res.flag == 1))):,} "
+                     "(use `twinguard evaluate --predictions` for the full evaluation)")
+    return "\n".join(lines)
