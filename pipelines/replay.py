@@ -91,8 +91,7 @@ class ReplayResult:
     score: F64
     flag: I64
     cls: I64  # class index per row
-    window_ms: int
-    warmup_windows: int
+    plan: ReplayPlan
     elapsed_s: float
     engine: ShardEngine
     window_features: F64  # closed windows, in closing order
@@ -103,33 +102,56 @@ class ReplayResult:
     def rows(self) -> int:
         return int(self.score.shape[0])
 
+    @property
+    def window_ms(self) -> int:
+        return self.plan.window_ms
+
     def window_rows(self, i: int) -> I64:
         """Input rows of closed window i."""
         a, b = self.window_span[i]
         return self.grouped_rows[a:b + 1]
 
 
-def table_device_type(table: Table, window_ms: int) -> DeviceTypeTable:
-    """One device type for the whole table: its signals, unbounded, one row per window nominal."""
+def table_device_type(table: Table, window_ms: int, rows_per_window: float) -> DeviceTypeTable:
+    """One device type for the whole table: its signals without physical limits (a table states
+    none, so learned baselines judge), nominal rate = rows_per_window per window."""
     name = f"table:{Path(table.source).stem}"
     signals = tuple(Signal(n, "", -math.inf, math.inf, -1e18, 1e18) for n in table.signal_names)
-    return build_table([DeviceType(name, f"replayed from {table.source}", 1000.0 / window_ms, (),
-                                   signals)])
+    hz = rows_per_window * 1000.0 / window_ms
+    return build_table([DeviceType(name, f"replayed from {table.source}", hz, (), signals)])
 
 
-def row_interval_ms(table: Table) -> float:
-    """Median over devices of each device's median interval between rows (ms, > 0)."""
-    order = np.lexsort((table.time_ms, _device_codes(table)[0]))
-    t, dev = table.time_ms[order], _device_codes(table)[0][order]
-    diffs = np.diff(t)
+def row_interval_ms(dev_sorted: I64, ts_sorted: I64) -> float:
+    """Median over devices of each device's median interval between rows (ms, >= 1); a device
+    with many rows per timestamp (median 0) counts its mean interval instead."""
+    g = np.lexsort((ts_sorted, dev_sorted))
+    dev, t = dev_sorted[g], ts_sorted[g]
     same = dev[1:] == dev[:-1]
-    per_dev = []
-    for d in np.unique(dev):
-        dd = diffs[same & (dev[1:] == d)]
-        pos = dd[dd > 0]
-        if pos.size:  # many rows per timestamp: the mean spacing, not 0
-            per_dev.append(float(np.median(dd)) if np.median(dd) > 0 else dd.sum() / dd.size)
-    return max(float(np.median(per_dev)), 1.0) if per_dev else 1000.0
+    diffs, owner = np.diff(t)[same], dev[1:][same]
+    if diffs.size == 0:
+        return 1000.0
+    k = np.lexsort((diffs, owner))
+    diffs, owner = diffs[k], owner[k]
+    starts = np.r_[0, np.nonzero(np.diff(owner))[0] + 1]
+    ends = np.r_[starts[1:], owner.size]
+    medians = diffs[(starts + ends - 1) // 2].astype(np.float64)
+    means = np.add.reduceat(diffs, starts) / (ends - starts)
+    per_dev = np.where(medians > 0, medians, means)
+    return max(float(np.median(per_dev)), 1.0)
+
+
+def learned_rows_per_window(dev_sorted: I64, ts_sorted: I64, learning: npt.NDArray[np.bool_],
+                            window_ms: int) -> float:
+    """The table's nominal rows per window, learned from the learning period: the median over
+    devices of the busiest window each saw (a table states no report rate, and irregular event
+    data is bursty: a flood is judged against bursts already seen, not against the mean)."""
+    if not learning.any():
+        return 1.0
+    key = dev_sorted[learning] * (2**40) + ts_sorted[learning] // window_ms
+    keys, counts = np.unique(key, return_counts=True)
+    dev = keys // (2**40)
+    starts = np.r_[0, np.nonzero(np.diff(dev))[0] + 1]
+    return max(float(np.median(np.maximum.reduceat(counts, starts))), 1.0)
 
 
 def _device_codes(table: Table) -> tuple[I64, list[str]]:
@@ -138,26 +160,51 @@ def _device_codes(table: Table) -> tuple[I64, list[str]]:
     return codes.astype(np.int64), [str(n) for n in names]
 
 
+@dataclass(frozen=True)
+class ReplayPlan:
+    """Window length, learning period and nominal rate chosen for one table."""
+
+    window_ms: int
+    warm_rows: int  # learning period per device (rows)
+    warm_windows: int  # engine warmup_windows (own baselines; peers need kernels.PEER_WARM x)
+    rows_per_window: float
+
+
+def plan(table: Table, order: I64, codes: I64, rank: I64, opts: ReplayOptions,
+         baselines: LearnedBaselines | None) -> ReplayPlan:
+    ts, dev = table.time_ms[order], codes[order]
+    interval = row_interval_ms(dev, ts)
+    window_ms = max(int(round(opts.window_s * 1000)), 1) if opts.window_s else int(round(interval))
+    if baselines is not None:  # baselines are per window: the length they were learned with
+        window_ms = baselines.window_ms
+    warm_rows = DEFAULT_WARMUP_ROWS if opts.warmup_rows is None else opts.warmup_rows
+    # the learning period = warm_rows: own baselines warm after a tenth of it, the slower
+    # type (peer) baseline at its end (kernels.PEER_WARM)
+    windows = warm_rows / max(window_ms / interval, 1.0)
+    warm_windows = max(1, math.ceil(windows / K.PEER_WARM))
+    if baselines is not None:
+        nominal = baselines.rows_per_window
+    else:
+        nominal = learned_rows_per_window(dev, ts, rank < max(warm_rows, DEFAULT_WARMUP_ROWS),
+                                          window_ms)
+    return ReplayPlan(window_ms, warm_rows, warm_windows, nominal)
+
+
 def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer | None = None,
                  baselines: LearnedBaselines | None = None) -> ReplayResult:
     """Stream `table` through a ShardEngine in time order; per-row verdicts in input order."""
     n = int(table.time_ms.shape[0])
     if n == 0:
         raise ReplayError(f"{table.source}: the table has no rows")
-    interval = row_interval_ms(table)
-    window_ms = max(int(round(opts.window_s * 1000)), 1) if opts.window_s else int(round(interval))
-    if baselines is not None:
-        window_ms = baselines.window_ms
-    warm_rows = DEFAULT_WARMUP_ROWS if opts.warmup_rows is None else opts.warmup_rows
-    rows_per_window = max(window_ms / interval, 1.0)
-    # the learning period = warm_rows: own baselines warm after a tenth of it, the slower
-    # type (peer) baseline at its end (kernels.PEER_WARM)
-    warm_windows = max(1, math.ceil(warm_rows / rows_per_window / K.PEER_WARM))
-    types = table_device_type(table, window_ms)
+    order = np.argsort(table.time_ms, kind="stable")
+    codes, _ = _device_codes(table)
+    rank = _rank_in_device(codes[order])  # row's index within its device, time order
+    p = plan(table, order, codes, rank, opts, baselines)
+    types = table_device_type(table, p.window_ms, p.rows_per_window)
     ctx = EngineContext(
         types, scorer or Scorer.rules_only(),
-        replace(cfg.pipeline, shards=1, window_ms=window_ms, allowed_lateness_ms=0),
-        replace(cfg.detection, warmup_windows=warm_windows), cfg.response,
+        replace(cfg.pipeline, shards=1, window_ms=p.window_ms, allowed_lateness_ms=0),
+        replace(cfg.detection, warmup_windows=p.warm_windows), cfg.response,
         now=lambda: 0.0)  # event time only: no wall-clock idling, twins only at the end
     engine = ShardEngine.fresh(ctx)
     trace = WindowTrace()
@@ -165,15 +212,11 @@ def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer 
     learned: set[str] = set()
     if baselines is not None:
         learned = baselines.apply(engine.store, table, opts.known_devices_only)
-    order = np.argsort(table.time_ms, kind="stable")
-    codes, _ = _device_codes(table)
-    rank = _rank_in_device(codes[order])  # row's index within its device, time order
     t0 = time.perf_counter()
     _stream(engine, table, order, rank, types, opts.progress)
     engine.flush()
     elapsed = time.perf_counter() - t0
-    return _rows_from_windows(table, order, codes, rank, trace, window_ms, warm_windows,
-                              warm_rows, learned, opts, elapsed, engine)
+    return _rows_from_windows(table, order, codes, rank, trace, p, learned, opts, elapsed, engine)
 
 
 def _rank_in_device(dev_sorted: I64) -> I64:
@@ -220,8 +263,8 @@ def _batch(devices: list[str], ts: I64, seq: I64, sig: F64, width: int, first: i
 
 
 def _rows_from_windows(table: Table, order: I64, codes: I64, rank: I64, trace: WindowTrace,
-                       window_ms: int, warm_windows: int, warm_rows: int, learned: set[str],
-                       opts: ReplayOptions, elapsed: float, engine: ShardEngine) -> ReplayResult:
+                       p: ReplayPlan, learned: set[str], opts: ReplayOptions, elapsed: float,
+                       engine: ShardEngine) -> ReplayResult:
     n = order.size
     w = trace.arrays()
     dev_sorted = codes[order]
@@ -241,7 +284,7 @@ def _rows_from_windows(table: Table, order: I64, codes: I64, rank: I64, trace: W
     sorted_score[g], sorted_cls[g] = g_score, g_key % 64
     # the learning period: first warm_rows rows per device (none for devices with baselines
     # learned by `train`, unless --warmup-rows was given)
-    skip = np.full(n, warm_rows, dtype=np.int64)
+    skip = np.full(n, p.warm_rows, dtype=np.int64)
     if learned and opts.warmup_rows is None:
         names = np.asarray(table.devices, dtype=object)[order]
         skip[np.isin(names.astype(str), list(learned))] = 0
@@ -250,8 +293,8 @@ def _rows_from_windows(table: Table, order: I64, codes: I64, rank: I64, trace: W
     score, cls = np.empty(n), np.empty(n, dtype=np.int64)
     score[order], cls[order] = np.clip(sorted_score, 0.0, 1.0), sorted_cls
     final = w["final"] == 1
-    return ReplayResult(table, score, (cls > 0).astype(np.int64), cls, window_ms, warm_windows,
-                        elapsed, engine, w["features"],
+    return ReplayResult(table, score, (cls > 0).astype(np.int64), cls, p, elapsed, engine,
+                        w["features"],
                         np.column_stack([lo[final], hi[final]]), order[g])
 
 
@@ -284,7 +327,8 @@ def summary(res: ReplayResult) -> str:
     lines = [
         f"{res.rows:,} rows of {len(set(t.devices))} device(s), {len(t.signal_names)} signals, "
         f"in {res.elapsed_s:.1f} s ({res.rows / max(res.elapsed_s, 1e-9):,.0f} rows/s); "
-        f"window {res.window_ms / 1000:g} s, baselines warm after {res.warmup_windows} windows",
+        f"window {res.window_ms / 1000:g} s, learning period {res.plan.warm_rows} rows/device, "
+        f"nominal {res.plan.rows_per_window:g} rows/window",
         f"flagged rows: {int(res.flag.sum()):,} ({flagged or 'none'})",
     ]
     if t.labels is not None:

@@ -31,6 +31,7 @@ class LearnedBaselines:
     """Own baselines per device and the table type's peer baseline, after a replay."""
 
     window_ms: int
+    rows_per_window: float  # the table's nominal rate (ReplayPlan.rows_per_window)
     signals: tuple[str, ...]
     device_ids: tuple[str, ...]
     base: F64  # [devices, kernels.B_SIG0 + signals, 2] EWMA mean, variance
@@ -39,10 +40,11 @@ class LearnedBaselines:
     peer_n: int
 
     @classmethod
-    def from_store(cls, store: TwinStore, signals: tuple[str, ...], window_ms: int) -> LearnedBaselines:
+    def from_store(cls, store: TwinStore, signals: tuple[str, ...], window_ms: int,
+                   rows_per_window: float) -> LearnedBaselines:
         n, q = store.size, K.B_SIG0 + len(signals)
         a = store.arrays
-        return cls(window_ms, signals, tuple(store.device_ids),
+        return cls(window_ms, rows_per_window, signals, tuple(store.device_ids),
                    a["base"][:n, :q].copy(), a["istate"][:n, K.I_BASE_N].copy(),
                    store.peer[0, :q].copy(), int(store.peer_n[0]))
 
@@ -69,7 +71,8 @@ class LearnedBaselines:
         """Write baselines.npz; returns the metadata entry describing them."""
         np.savez(directory / BASELINES_FILE, base=self.base, base_n=self.base_n, peer=self.peer,
                  peer_n=np.array([self.peer_n], dtype=np.int64))
-        return {"window_ms": self.window_ms, "signals": list(self.signals),
+        return {"window_ms": self.window_ms, "rows_per_window": self.rows_per_window,
+                "signals": list(self.signals),
                 "device_ids": list(self.device_ids)}
 
     @classmethod
@@ -80,7 +83,8 @@ class LearnedBaselines:
         n, q = len(info["device_ids"]), K.B_SIG0 + len(info["signals"])
         if base.shape != (n, q, 2) or base_n.shape != (n,) or peer.shape != (q, 2):
             raise ModelError(f"{directory}/{BASELINES_FILE}: arrays do not match the metadata")
-        return cls(int(info["window_ms"]), tuple(info["signals"]), tuple(info["device_ids"]),
+        return cls(int(info["window_ms"]), float(info["rows_per_window"]), tuple(info["signals"]),
+                   tuple(info["device_ids"]),
                    base.astype(np.float64), base_n.astype(np.int64), peer.astype(np.float64),
                    int(peer_n[0]))
 

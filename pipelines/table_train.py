@@ -74,9 +74,10 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
     for t in tables:
         res = replay_table(t, cfg, ReplayOptions(warmup_rows, progress=True, known_devices_only=False),
                            baselines=baselines)
-        baselines = LearnedBaselines.from_store(res.engine.store, t.signal_names, res.window_ms)
+        baselines = LearnedBaselines.from_store(res.engine.store, t.signal_names, res.window_ms,
+                                                res.plan.rows_per_window)
         y = window_classes(res)
-        keep = res.window_features[:, BASELINE_WINDOWS] >= res.warmup_windows
+        keep = res.window_features[:, BASELINE_WINDOWS] >= res.plan.warm_windows
         x, y = res.window_features[keep], y[keep]
         cut = int(round(len(y) * (1 - HOLDOUT)))
         fit_x.append(x[:cut])

@@ -196,3 +196,16 @@ def test_replay_uses_the_table_arrays_directly() -> None:
     assert np.nonzero(res.flag)[0].tolist() == [300]
     with pytest.raises(TableError, match="no such file"):
         read_table(Path(__file__).parent / "missing.csv", TableOptions(None))
+
+
+def test_bursty_event_times_are_not_a_flood(tmp_path: Path) -> None:
+    """Irregular (Poisson) event times: the nominal rate is learned from the bursts seen while
+    learning, so ordinary bursts are not called `dos` and nothing is flagged."""
+    rng = np.random.default_rng(6)
+    n = 6000
+    t = T0_S * 1000 + np.cumsum(rng.exponential(20_000, n)).astype(np.int64)
+    df = pl.DataFrame({"ts_ms": t, "unit": [f"u{i}" for i in rng.integers(0, 3, n)],
+                       "value": rng.normal(50, 2, n), "attack": np.zeros(n, dtype=np.int64)})
+    pred = replay_cli(tmp_path, write(df, tmp_path / "events.parquet"), "--time-col", "ts_ms",
+                      "--device-col", "unit", out="events.parquet")
+    assert pred["flag"].sum() == 0
