@@ -7,6 +7,7 @@ version); `replay` and `train` only use read_table, TableOptions, add_table_argu
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,9 +120,11 @@ def _times(s: pl.Series, fmt: str | None, p: Path) -> npt.NDArray[np.int64]:
             top = np.nanmax(np.abs(v)) if v.size else 0.0
             scale = 1000.0 if top < 1e11 else (1.0 if top < 1e14 else 1e-3)  # s, ms or µs
             ms = v * scale
+        elif fmt is not None:  # Python's strptime: polars refuses some formats (hour only)
+            ms = _strptime_ms(s.cast(pl.Utf8).str.strip_chars(), fmt)
         else:
             if s.dtype == pl.Utf8:
-                s = s.str.strip_chars().str.to_datetime(format=fmt, strict=True, time_unit="ms")
+                s = s.str.strip_chars().str.to_datetime(strict=True, time_unit="ms")
             ms = s.dt.replace_time_zone(None).dt.epoch("ms").cast(pl.Float64).to_numpy()
     except (pl.exceptions.PolarsError, ValueError) as e:
         how = f"--time-format {fmt!r}" if fmt else "epoch seconds/ms or ISO 8601"
@@ -131,6 +134,16 @@ def _times(s: pl.Series, fmt: str | None, p: Path) -> npt.NDArray[np.int64]:
     if bad.size:
         raise TableError(f"{p}: time column {s.name!r} is empty or invalid at row {bad[0]}")
     return ms.astype(np.int64)
+
+
+def _strptime_ms(s: pl.Series, fmt: str) -> npt.NDArray[np.float64]:
+    """ms epoch per value (naive times are UTC), parsing each distinct string once."""
+    uniq = s.unique().drop_nulls().to_list()
+    parsed = {}
+    for v in uniq:
+        d = dt.datetime.strptime(v, fmt)
+        parsed[v] = (d if d.tzinfo else d.replace(tzinfo=dt.UTC)).timestamp() * 1000.0
+    return np.array([parsed.get(v, np.nan) if v is not None else np.nan for v in s.to_list()])
 
 
 def _labels(s: pl.Series) -> list[str]:
