@@ -49,10 +49,17 @@ def cmd_simulate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.replay import ReplayOptions, replay_table, summary, write_predictions
+    from pipelines.replay import (
+        ReplayOptions,
+        output_format,
+        replay_table,
+        summary,
+        write_predictions,
+    )
     from pipelines.table_model import load_table_model
     from pipelines.tables import read_table, table_options
 
+    output_format(args.out)
     model = load_table_model(args.model) if args.model else None
     table = read_table(args.input, table_options(args))
     res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window),

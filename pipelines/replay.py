@@ -324,13 +324,21 @@ def write_predictions(res: ReplayResult, out: str | Path) -> Path:
         cols["label"] = t.labels
     df = pl.DataFrame(cols)
     p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() in (".parquet", ".pq"):
+    if output_format(p) == "parquet":
         df.write_parquet(p)
-    elif p.suffix.lower() in (".csv", ".txt"):
-        df.write_csv(p)
     else:
-        raise ReplayError(f"--out {p}: use a .csv or .parquet file name")
+        df.write_csv(p)
     return p
+
+
+def output_format(path: str | Path) -> str:
+    """csv or parquet by the file name; checked before any work is done."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    raise ReplayError(f"--out {path}: use a .csv or .parquet file name")
 
 
 def summary(res: ReplayResult) -> str:

@@ -141,7 +141,7 @@ def _strptime_ms(s: pl.Series, fmt: str) -> npt.NDArray[np.float64]:
     uniq = s.unique().drop_nulls().to_list()
     parsed = {}
     for v in uniq:
-        d = dt.datetime.strptime(v, fmt)
+        d = dt.datetime.strptime(v, fmt)  # noqa: DTZ007 - naive means UTC, set below
         parsed[v] = (d if d.tzinfo else d.replace(tzinfo=dt.UTC)).timestamp() * 1000.0
     return np.array([parsed.get(v, np.nan) if v is not None else np.nan for v in s.to_list()])
 
