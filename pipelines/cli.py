@@ -62,7 +62,8 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
     output_format(args.out)
     model = load_table_model(args.model) if args.model else None
     table = read_table(args.input, table_options(args))
-    res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window),
+    res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window,
+                                                 deltas=args.deltas),
                        scorer=model.scorer if model else None,
                        baselines=model.baselines if model else None)
     out = write_predictions(res, args.out)
@@ -96,7 +97,7 @@ def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
               "simulator model is not overwritten)", file=sys.stderr)
         return 2
     meta = train_tables(args.inputs, table_options(args), cfg, args.warmup_rows, Path(args.out),
-                        args.rounds)
+                        args.rounds, args.deltas)
     print(f"model {meta['version']} written to {args.out}: {meta['summary']}")
     return 0
 
@@ -210,6 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-rows", type=int, default=None, metavar="N",
                    help="tables: first N rows per device only learn (default 100)")
     add_table_arguments(t)
+    t.add_argument("--deltas", action="store_true", help="tables: also learn each signal's "
+                   "row-to-row change (replay --model then uses them too)")
 
     rp = add("replay", cmd_replay, "stream a CSV/parquet table through the detection engine: "
              "one score, flag and threat class per row")
@@ -223,6 +226,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--model", default=None, metavar="DIR",
                     help="model directory from `twinguard train TABLE...` (learned baselines "
                     "and/or classifier); default: learned online from the table only")
+    rp.add_argument("--deltas", action="store_true",
+                    help="also judge each signal's change since the device's previous row (finds "
+                    "spikes on smooth cycles; more alarms on signals that switch)")
     rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
     e = add("evaluate", cmd_evaluate, "score the threats topic against attack labels")

@@ -53,6 +53,7 @@ class ReplayOptions:
     window_s: float | None = None  # None: the median row interval
     progress: bool = True
     known_devices_only: bool = True  # with baselines: refuse a table none of whose devices has any
+    deltas: bool = False  # also judge each signal's change from the device's previous row
 
 
 @dataclass
@@ -119,6 +120,28 @@ def table_device_type(table: Table, window_ms: int, rows_per_window: float) -> D
     signals = tuple(Signal(n, "", -math.inf, math.inf, -1e18, 1e18) for n in table.signal_names)
     hz = rows_per_window * 1000.0 / window_ms
     return build_table([DeviceType(name, f"replayed from {table.source}", hz, (), signals)])
+
+
+DELTA_SUFFIX = ".delta"
+
+
+def with_deltas(table: Table, order: I64, codes: I64) -> Table:
+    """The table plus one derived signal per signal: its change since the same device's previous
+    row (NaN for a device's first row). Baselines of these learn how fast each signal usually
+    moves from row to row, so a spike on a smooth daily cycle stands out even where the level
+    baseline, widened by the cycle itself, cannot see it."""
+    x = table.signals[order]
+    dev = codes[order]
+    g = np.argsort(dev, kind="stable")
+    xg = x[g]
+    d = np.full_like(xg, np.nan)
+    d[1:] = xg[1:] - xg[:-1]
+    d[np.r_[True, dev[g][1:] != dev[g][:-1]]] = np.nan  # first row of each device
+    delta = np.empty_like(d)
+    delta[order[g]] = d
+    names = table.signal_names + tuple(n + DELTA_SUFFIX for n in table.signal_names)
+    return Table(table.source, table.time_ms, table.devices, names,
+                 np.hstack([table.signals, delta]), table.labels)
 
 
 def row_interval_ms(dev_sorted: I64, ts_sorted: I64) -> float:
@@ -200,6 +223,8 @@ def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer 
     order = np.argsort(table.time_ms, kind="stable")
     codes, _ = _device_codes(table)
     rank = _rank_in_device(codes[order])  # row's index within its device, time order
+    if opts.deltas or (baselines is not None and baselines.has_deltas):
+        table = with_deltas(table, order, codes)
     p = plan(table, order, codes, rank, opts, baselines)
     types = table_device_type(table, p.window_ms, p.rows_per_window)
     ctx = EngineContext(
@@ -346,8 +371,10 @@ def summary(res: ReplayResult) -> str:
     t = res.table
     classes, counts = np.unique(res.cls[res.flag == 1], return_counts=True)
     flagged = ", ".join(f"{THREAT_CLASSES[c]} {n}" for c, n in zip(classes, counts, strict=True))
+    deltas = sum(n.endswith(DELTA_SUFFIX) for n in t.signal_names)
+    signals = f"{len(t.signal_names) - deltas} signals" + (" + their changes" if deltas else "")
     lines = [
-        f"{res.rows:,} rows of {len(set(t.devices))} device(s), {len(t.signal_names)} signals, "
+        f"{res.rows:,} rows of {len(set(t.devices))} device(s), {signals}, "
         f"in {res.elapsed_s:.1f} s ({res.rows / max(res.elapsed_s, 1e-9):,.0f} rows/s); "
         f"window {res.window_ms / 1000:g} s, learning period {res.plan.warm_rows} rows/device, "
         f"nominal {res.plan.rows_per_window:g} rows/window",

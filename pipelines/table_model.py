@@ -39,6 +39,11 @@ class LearnedBaselines:
     peer: F64  # [kernels.B_SIG0 + signals, 2]
     peer_n: int
 
+    @property
+    def has_deltas(self) -> bool:
+        """Learned with replay's derived row-to-row change signals (so replay adds them too)."""
+        return any(n.endswith(".delta") for n in self.signals)
+
     @classmethod
     def from_store(cls, store: TwinStore, signals: tuple[str, ...], window_ms: int,
                    rows_per_window: float) -> LearnedBaselines:

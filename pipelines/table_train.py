@@ -62,7 +62,7 @@ def window_classes(res: ReplayResult) -> I64:
 
 
 def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows: int | None,
-                 out_dir: Path, rounds: int = 60) -> dict[str, Any]:
+                 out_dir: Path, rounds: int = 60, deltas: bool = False) -> dict[str, Any]:
     """Replay every table, write baselines (+ a classifier when attacks are labelled)."""
     tables = [read_table(p, opts) for p in paths]
     for t in tables[1:]:
@@ -72,9 +72,10 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
     baselines: LearnedBaselines | None = None
     fit_x, fit_y, hold_x, hold_y = [], [], [], []
     for t in tables:
-        res = replay_table(t, cfg, ReplayOptions(warmup_rows, progress=True, known_devices_only=False),
-                           baselines=baselines)
-        baselines = LearnedBaselines.from_store(res.engine.store, t.signal_names, res.window_ms,
+        ro = ReplayOptions(warmup_rows, progress=True, known_devices_only=False, deltas=deltas)
+        res = replay_table(t, cfg, ro, baselines=baselines)
+        baselines = LearnedBaselines.from_store(res.engine.store, res.table.signal_names,
+                                                res.window_ms,
                                                 res.plan.rows_per_window)
         y = window_classes(res)
         keep = res.window_features[:, BASELINE_WINDOWS] >= res.plan.warm_windows

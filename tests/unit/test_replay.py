@@ -211,3 +211,23 @@ def test_bursty_event_times_are_not_a_flood(tmp_path: Path) -> None:
     pred = replay_cli(tmp_path, write(df, tmp_path / "events.parquet"), "--time-col", "ts_ms",
                       "--device-col", "unit", out="events.parquet")
     assert pred["flag"].sum() == 0
+
+
+def test_deltas_find_a_spike_the_cycle_hides(tmp_path: Path) -> None:
+    """A one-row spike of ~2.5 cycle sigmas: invisible to level baselines, obvious as a change;
+    a model trained with --deltas makes replay use them too."""
+    df = sinusoid_table(1200, 3, seed=13)
+    x = df["tag_1"].to_numpy().copy()
+    x[900] += 5.0
+    df = df.with_columns(pl.Series("tag_1", x))
+    path = write(df, tmp_path / "cycle.csv")
+    assert replay_cli(tmp_path, path, out="level.csv")["flag"][900] == 0
+    with_deltas = replay_cli(tmp_path, path, "--deltas", out="deltas.csv")
+    assert with_deltas["flag"][900] == 1 and with_deltas["threat"][900] == "anomaly"
+    model = tmp_path / "model"
+    assert main(["train", str(write(sinusoid_table(800, 3, seed=14), tmp_path / "n.csv")),
+                 "--device", "cycle", "--label-col", "attack", "--deltas", "--out", str(model)]) == 0
+    later = df.with_columns(pl.col("timestamp") + 800 * HOUR_S)
+    warm = replay_cli(tmp_path, write(later, tmp_path / "later.csv"), "--device", "cycle",
+                      "--model", str(model), out="warm.csv")
+    assert warm["flag"][900] == 1
