@@ -145,22 +145,27 @@ def with_deltas(table: Table, order: I64, codes: I64) -> Table:
 
 
 def row_interval_ms(dev_sorted: I64, ts_sorted: I64) -> float:
-    """Median over devices of each device's median interval between rows (ms, >= 1); a device
-    with many rows per timestamp (median 0) counts its mean interval instead."""
+    """Median over devices of each device's median interval between rows (ms, >= 1); where most
+    of a device's rows share timestamps, its median positive interval (the spacing while active,
+    not the mean, which long pauses inflate)."""
     g = np.lexsort((ts_sorted, dev_sorted))
     dev, t = dev_sorted[g], ts_sorted[g]
     same = dev[1:] == dev[:-1]
     diffs, owner = np.diff(t)[same], dev[1:][same]
-    if diffs.size == 0:
-        return 1000.0
-    k = np.lexsort((diffs, owner))
-    diffs, owner = diffs[k], owner[k]
-    starts = np.r_[0, np.nonzero(np.diff(owner))[0] + 1]
-    ends = np.r_[starts[1:], owner.size]
-    medians = diffs[(starts + ends - 1) // 2].astype(np.float64)
-    means = np.add.reduceat(diffs, starts) / (ends - starts)
-    per_dev = np.where(medians > 0, medians, means)
-    return max(float(np.median(per_dev)), 1.0)
+    per_dev = [_median_gap(diffs), _median_gap(diffs[diffs > 0])]
+    if np.unique(owner).size > 1:  # several devices: the median of their medians
+        k = np.lexsort((diffs, owner))
+        diffs, owner = diffs[k], owner[k]
+        starts = np.r_[0, np.nonzero(np.diff(owner))[0] + 1]
+        ends = np.r_[starts[1:], owner.size]
+        per_dev = [_median_gap(diffs[a:b]) or _median_gap(diffs[a:b][diffs[a:b] > 0])
+                   for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+        return max(float(np.median([d for d in per_dev if d > 0] or [1000.0])), 1.0)
+    return max(per_dev[0] or per_dev[1] or 1000.0, 1.0)
+
+
+def _median_gap(d: I64) -> float:
+    return float(np.median(d)) if d.size else 0.0
 
 
 def learned_rows_per_window(dev_sorted: I64, ts_sorted: I64, learning: npt.NDArray[np.bool_],
