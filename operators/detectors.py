@@ -89,7 +89,7 @@ DETECTORS: tuple[Detector, ...] = (
 )
 # When several detectors fire and the model does not settle it, the earlier class wins: integrity
 # evidence is certain, floods are often a side effect of the others, `anomaly` is the fallback.
-PRIORITY: tuple[str, ...] = tuple(d.threat for d in DETECTORS)
+PRIORITY: tuple[str, ...] = tuple(sorted((d.threat for d in DETECTORS), key=lambda c: c == "anomaly"))
 
 
 def run_detectors(x: F64, cfg: DetectionConfig) -> Mask:
