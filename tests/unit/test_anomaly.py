@@ -33,7 +33,9 @@ def test_score_is_half_at_the_configured_sigmas_and_needs_both_baselines() -> No
     assert math.isclose(anomaly_score(at, z)[0], 0.5)
     own_only = row(sig_max_abs_z_own=40.0, sig_max_abs_z_peer=1.0)  # e.g. a pump switching on
     assert deviation(own_only)[0] == 1.0
-    assert anomaly_score(row(count_z_own=-60, count_z_peer=-50), z)[0] > 0.9
+    assert anomaly_score(row(count_z_own=60, count_z_peer=50), z)[0] > 0.9
+    assert anomaly_score(row(count_z_own=-60, count_z_peer=-50), z)[0] == 0.0  # a partial window
+    assert anomaly_score(row(sig_max_abs_z_own=60, sig_max_abs_z_peer=50), z)[0] > 0.9
     assert anomaly_score(row(), z)[0] == 0.0
 
 
