@@ -231,3 +231,16 @@ def test_deltas_find_a_spike_the_cycle_hides(tmp_path: Path) -> None:
     warm = replay_cli(tmp_path, write(later, tmp_path / "later.csv"), "--device", "cycle",
                       "--model", str(model), out="warm.csv")
     assert warm["flag"][900] == 1
+
+
+def test_every_row_of_a_flagged_window_is_flagged(tmp_path: Path) -> None:
+    """--window 7200 on hourly rows: two rows per window, a spike on the second flags both."""
+    df = sinusoid_table(800, 2, seed=15)
+    x = df["tag_0"].to_numpy().copy()
+    window = (T0_S + np.arange(800) * HOUR_S) // 7200
+    start = int(np.nonzero(np.diff(window) == 0)[0][300])  # first row of a two-row window
+    x[start + 1] += 60.0
+    df = df.with_columns(pl.Series("tag_0", x))
+    pred = replay_cli(tmp_path, write(df, tmp_path / "pairs.csv"), "--window", "7200")
+    assert pred.filter(pl.col("flag") == 1)["row"].to_list() == [start, start + 1]
+    assert pred["score"][start] == pred["score"][start + 1] >= 0.5
