@@ -240,3 +240,11 @@ def test_every_row_of_a_flagged_window_is_flagged(tmp_path: Path) -> None:
     pred = replay_cli(tmp_path, write(df, tmp_path / "pairs.csv"), "--window", "7200")
     assert pred.filter(pl.col("flag") == 1)["row"].to_list() == [start, start + 1]
     assert pred["score"][start] == pred["score"][start + 1] >= 0.5
+
+
+def test_a_long_learning_period_still_ends(tmp_path: Path) -> None:
+    """A learning period longer than the engine's 100-window warm-up scale (kernels.BASE_N_CAP)."""
+    df = sinusoid_table(3000, 2, seed=16, step_at=2600, step=25.0)
+    pred = replay_cli(tmp_path, write(df, tmp_path / "long.csv"), "--warmup-rows", "2000")
+    assert pred["flag"][:2000].sum() == 0
+    assert pred["flag"][2600] == 1
