@@ -227,6 +227,9 @@ def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer 
     n = int(table.time_ms.shape[0])
     if n == 0:
         raise ReplayError(f"{table.source}: the table has no rows")
+    if int(table.time_ms.min()) < 0:
+        raise ReplayError(f"{table.source}: row {int(table.time_ms.argmin())} is dated before "
+                          "1970 (negative epoch time); shift or re-parse the time column")
     _warm_up(cfg)
     order = np.argsort(table.time_ms, kind="stable")
     codes, _ = _device_codes(table)
@@ -299,7 +302,7 @@ def _batch(devices: list[str], ts: I64, seq: I64, sig: F64, width: int, first: i
     zeros, izeros = np.zeros(m), np.zeros(m, dtype=np.int64)
     none: list[str | None] = [None] * m
     signals = np.full((m, width), np.nan)
-    signals[:, : sig.shape[1]] = sig
+    signals[:, : sig.shape[1]] = np.where(np.isfinite(sig), sig, np.nan)  # inf = not a reading
     return TelemetryBatch(
         device_ids=devices, src_ips=none, dst_ips=none, principals=none, fws=none,
         shard=izeros, type_idx=izeros, ts=np.ascontiguousarray(ts), seq=np.ascontiguousarray(seq),

@@ -12,7 +12,7 @@ import pytest
 from operators.scoring import ModelError
 from pipelines.cli import main
 from pipelines.config import load_config
-from pipelines.replay import DEFAULT_WARMUP_ROWS, ReplayOptions, replay_table
+from pipelines.replay import DEFAULT_WARMUP_ROWS, ReplayError, ReplayOptions, replay_table
 from pipelines.table_model import BASELINES_FILE, load_table_model
 from pipelines.tables import Table, TableError, TableOptions, read_table
 
@@ -187,11 +187,17 @@ def test_replay_uses_the_table_arrays_directly() -> None:
     sig = 5 + rng.normal(0, 0.2, (n, 5))
     sig[300, 4] = 30.0
     sig[310, 2] = np.nan  # a missing reading is skipped, not a deviation
+    sig[320, 1] = np.inf  # nor is a non-finite one
     table = Table("memory", (T0_S + np.arange(n) * 60) * 1000, ["m"] * n,
                   tuple(f"s{j}" for j in range(5)), sig, None)
     res = replay_table(table, load_config(), ReplayOptions(progress=False))
     assert res.rows == n and res.window_ms == 60_000
     assert np.nonzero(res.flag)[0].tolist() == [300]
+    assert np.isfinite(res.score).all() and res.score.max() <= 1.0
+    early = Table("memory", table.time_ms - T0_S * 2000, table.devices, table.signal_names, sig,
+                  None)
+    with pytest.raises(ReplayError, match="before 1970"):
+        replay_table(early, load_config(), ReplayOptions(progress=False))
     with pytest.raises(TableError, match="missing.csv"):
         read_table(Path(__file__).parent / "missing.csv", TableOptions(None))
 
