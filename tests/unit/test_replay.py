@@ -254,3 +254,15 @@ def test_a_long_learning_period_still_ends(tmp_path: Path) -> None:
     pred = replay_cli(tmp_path, write(df, tmp_path / "long.csv"), "--warmup-rows", "2000")
     assert pred["flag"][:2000].sum() == 0
     assert pred["flag"][2600] == 1
+
+
+def test_train_learns_from_several_tables(tmp_path: Path) -> None:
+    """Baselines carry over from table to table; each file's devices keep theirs."""
+    a = write(sinusoid_table(300, 2, seed=17), tmp_path / "site_a.csv")
+    b = write(sinusoid_table(300, 2, seed=18).with_columns(pl.col("timestamp") + 300 * HOUR_S),
+              tmp_path / "site_b.parquet")
+    model = tmp_path / "model"
+    assert main(["train", str(a), str(b), "--label-col", "attack", "--out", str(model)]) == 0
+    baselines = load_table_model(model).baselines
+    assert baselines is not None and set(baselines.device_ids) == {"site_a", "site_b"}
+    assert baselines.base_n.min() > 100
