@@ -13,7 +13,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -124,12 +124,12 @@ class Parsed:
                                                          strict=True)]
 
 
-def _column(codes: I64, values: Sequence[str]) -> list[str | None]:
+def _objects(codes: I64, values: Sequence[str]) -> npt.NDArray[np.object_]:
     """values[code] per row, None where the code is -1 (the extra last entry)."""
     table = np.empty(len(values) + 1, dtype=object)
     table[:len(values)] = values
     table[-1] = None
-    out: list[str | None] = table[codes].tolist()
+    out: npt.NDArray[np.object_] = table[codes]
     return out
 
 
@@ -146,16 +146,16 @@ def _signatures(p: Parsed, dev_codes: I64, devices: list[str], keys: KeyRing) ->
     idx = np.flatnonzero(fast)
     if not len(idx):
         return state
-    pads = [keys.pads(d) for d in devices]
-    mv = memoryview(p.buf)
+    pads = keys.pads_for(devices)
+    payload, starts = fj.signed_payloads(p.arr, p.starts, p.ends, cut_a, cut_b, idx)
+    mv = memoryview(payload)
     digests: list[bytes] = []
     add = digests.append
-    for c, a, b, x, y in zip(dev_codes[idx].tolist(), p.starts[idx].tolist(), cut_a[idx].tolist(),
-                             cut_b[idx].tolist(), p.ends[idx].tolist(), strict=True):
+    bounds = starts.tolist()
+    for c, a, b in zip(dev_codes[idx].tolist(), bounds[:-1], bounds[1:], strict=True):
         inner, outer = pads[c]
         h = inner.copy()
         h.update(mv[a:b])
-        h.update(mv[x:y])
         o = outer.copy()
         o.update(h.digest())
         add(o.digest())
@@ -166,18 +166,33 @@ def _signatures(p: Parsed, dev_codes: I64, devices: list[str], keys: KeyRing) ->
     return state
 
 
-def _fast_rows(p: Parsed, rows: I64 | None, raw: RawBatch, types: DeviceTypeTable, keys: KeyRing,
-               cfg: DecodeConfig) -> tuple[TelemetryBatch, I64]:
-    """The batch of parsed rows (all when `rows` is None) and the final row selection."""
-    dev_codes, devices = p.strings(fj.SP_DEV)
-    sig_state = _signatures(p, dev_codes, devices, keys)
-    if rows is None and not (p.status == fj.OK).all():
-        rows = np.flatnonzero(p.status == fj.OK)
-    elif rows is not None:
-        rows = rows[p.status[rows] == fj.OK]
-    sel = slice(None) if rows is None else rows
-    dc = dev_codes[sel]
-    crc = np.array([zlib.crc32(d.encode()) for d in devices], dtype=np.int64)
+@dataclass
+class _Fallback:
+    """Rows the reference decoded (positions in the raw batch) and its output for them."""
+
+    rows: I64
+    out: DecodeOut
+
+    @classmethod
+    def of(cls, raw: RawBatch, slow: I64, types: DeviceTypeTable, keys: KeyRing, cfg: DecodeConfig,
+           now_ms: int) -> _Fallback:
+        sub = RawBatch(raw.topic, raw.partition, np.asarray(raw.offsets)[slow],
+                       [raw.keys[i] for i in slow.tolist()], [raw.values[i] for i in slow.tolist()])
+        out = reference_decode(sub, types, keys, cfg, now_ms)
+        return cls(slow[~np.array(out.rejected, dtype=np.bool_)], out)
+
+    def numbers(self, full: npt.NDArray[Any], name: str) -> npt.NDArray[Any]:
+        """`full` (one row per raw message) with the reference's rows written in (a copy)."""
+        full = np.array(full)
+        full[self.rows] = getattr(self.out.oks, name)
+        return full
+
+
+def _assemble(p: Parsed, raw: RawBatch, types: DeviceTypeTable, cfg: DecodeConfig, sig_state: I64,
+              dev_codes: I64, devices: list[str], fb: _Fallback | None) -> TelemetryBatch:
+    """The batch: parsed rows from the parser's arrays, fallback rows from the reference, in
+    arrival order. Per-row values are table lookups by string code (one hash per distinct value)."""
+    crc = np.array([zlib.crc32(d.encode()) for d in devices] + [0], dtype=np.int64)
     src_codes, srcs = p.strings(fj.SP_SRC)
     src_hash = np.array([zlib.crc32(x.encode()) + 1 if x else 0 for x in srcs] + [0],
                         dtype=np.int64)
@@ -187,33 +202,30 @@ def _fast_rows(p: Parsed, rows: I64 | None, raw: RawBatch, types: DeviceTypeTabl
         unknown[u] = [fw not in known for known in types.firmware]
     dst_codes, dsts = p.strings(fj.SP_DST)
     pr_codes, prs = p.strings(fj.SP_PRINC)
-    type_idx = p.ints[sel, fj.C_TYPE]
-    fc = fw_codes[sel]
-    n = len(dc)
-    batch = TelemetryBatch(
-        device_ids=cast(list[str], _column(dc, devices)),  # parsed rows all have one
-        src_ips=_column(src_codes[sel], srcs),
-        dst_ips=_column(dst_codes[sel], dsts),
-        principals=_column(pr_codes[sel], prs),
-        fws=_column(fc, fws),
-        shard=crc[dc] % cfg.shards,
-        type_idx=np.ascontiguousarray(type_idx),
-        ts=np.ascontiguousarray(p.ints[sel, fj.C_TS]),
-        seq=np.ascontiguousarray(p.ints[sel, fj.C_SEQ]),
-        signals=np.ascontiguousarray(p.signals[sel]),
-        bytes_in=np.ascontiguousarray(p.floats[sel, fj.V_BIN]),
-        bytes_out=np.ascontiguousarray(p.floats[sel, fj.V_BOUT]),
-        conns=np.ascontiguousarray(p.floats[sel, fj.V_CONN]),
-        auth_fail=np.ascontiguousarray(p.floats[sel, fj.V_FAIL]),
-        auth_ok=np.ascontiguousarray(p.floats[sel, fj.V_SUCC]),
-        dst_port=np.ascontiguousarray(p.ints[sel, fj.C_PORT]),
-        src_hash=src_hash[src_codes[sel]],
-        sig_state=np.ascontiguousarray(sig_state[sel]),
-        fw_unknown=unknown[fc, type_idx],
-        partition=np.full(n, raw.partition, dtype=np.int64),
-        offset=np.ascontiguousarray(np.asarray(raw.offsets, dtype=np.int64)[sel]),
-    )
-    return batch, (np.arange(len(raw), dtype=np.int64) if rows is None else rows)
+    type_idx = p.ints[:, fj.C_TYPE]
+    full: dict[str, npt.NDArray[Any]] = {
+        "device_ids": _objects(dev_codes, devices), "src_ips": _objects(src_codes, srcs),
+        "dst_ips": _objects(dst_codes, dsts), "principals": _objects(pr_codes, prs),
+        "fws": _objects(fw_codes, fws), "shard": crc[dev_codes] % cfg.shards,
+        "type_idx": type_idx, "ts": p.ints[:, fj.C_TS], "seq": p.ints[:, fj.C_SEQ],
+        "signals": p.signals, "bytes_in": p.floats[:, fj.V_BIN],
+        "bytes_out": p.floats[:, fj.V_BOUT], "conns": p.floats[:, fj.V_CONN],
+        "auth_fail": p.floats[:, fj.V_FAIL], "auth_ok": p.floats[:, fj.V_SUCC],
+        "dst_port": p.ints[:, fj.C_PORT], "src_hash": src_hash[src_codes], "sig_state": sig_state,
+        "fw_unknown": unknown[fw_codes, type_idx],
+        "partition": np.full(len(raw), raw.partition, dtype=np.int64),
+        "offset": np.asarray(raw.offsets, dtype=np.int64),
+    }
+    keep = p.status == fj.OK
+    if fb is not None:
+        keep[fb.rows] = True
+        full = {k: fb.numbers(v, k) for k, v in full.items()}
+    rows = None if keep.all() else np.flatnonzero(keep)
+    cols: dict[str, object] = {}
+    for name, whole in full.items():
+        v = whole if rows is None else whole[rows]
+        cols[name] = v.tolist() if v.dtype == object else np.ascontiguousarray(v)
+    return TelemetryBatch(**cols)  # type: ignore[arg-type]
 
 
 def decode_batch(raw: RawBatch, types: DeviceTypeTable, keys: KeyRing, cfg: DecodeConfig,
@@ -224,20 +236,16 @@ def decode_batch(raw: RawBatch, types: DeviceTypeTable, keys: KeyRing, cfg: Deco
     if len(raw) == 0:
         return reference_decode(raw, types, keys, cfg, now_ms)
     p = Parsed.of(raw, _tables(types), cfg, now_ms)
-    first_ok = np.flatnonzero(p.status == fj.OK)
-    rows = None if len(first_ok) == len(raw) else first_ok
-    if rows is not None:
+    if not (p.status == fj.OK).all():
         p.spans[p.status != fj.OK] = -1  # only parsed rows intern strings
-    fast, rows_kept = _fast_rows(p, rows, raw, types, keys, cfg)
+    dev_codes, devices = p.strings(fj.SP_DEV)
+    sig_state = _signatures(p, dev_codes, devices, keys)
     slow = np.flatnonzero(p.status != fj.OK)
-    if not len(slow):
-        return DecodeOut(fast, [], [False] * len(raw))
-    sub = RawBatch(raw.topic, raw.partition, np.asarray(raw.offsets)[slow],
-                   [raw.keys[i] for i in slow.tolist()], [raw.values[i] for i in slow.tolist()])
-    ref = reference_decode(sub, types, keys, cfg, now_ms)
-    rejected = np.zeros(len(raw), dtype=np.bool_)
-    rejected[slow[np.array(ref.rejected, dtype=np.bool_)]] = True
-    accepted = slow[~rejected[slow]]
-    order = np.argsort(np.concatenate([rows_kept, accepted]), kind="stable")
-    merged = TelemetryBatch.concat([fast, ref.oks]).take(order)
-    return DecodeOut(merged, ref.errs, rejected.tolist(), ref.last_reason)
+    fb = _Fallback.of(raw, slow, types, keys, cfg, now_ms) if len(slow) else None
+    batch = _assemble(p, raw, types, cfg, sig_state, dev_codes, devices, fb)
+    if fb is None:
+        return DecodeOut(batch, [], [False] * len(raw))
+    rejected = [False] * len(raw)
+    for i, r in zip(slow.tolist(), fb.out.rejected, strict=True):
+        rejected[i] = r
+    return DecodeOut(batch, fb.out.errs, rejected, fb.out.last_reason)

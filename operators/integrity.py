@@ -80,6 +80,11 @@ class KeyRing:
             self._pads[device_id] = p
         return p
 
+    def pads_for(self, device_ids: list[str]) -> list[tuple[HASH, HASH]]:
+        """`pads` of each id (one dict lookup per cached id)."""
+        get = self._pads.get
+        return [get(d) or self.pads(d) for d in device_ids]
+
     def sign(self, device_id: str, payload: bytes) -> str:
         return hmac.digest(self.key(device_id), payload, "sha256").hex()
 
