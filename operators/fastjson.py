@@ -552,46 +552,64 @@ def parse_batch(buf: U8, starts: np.ndarray, ends: np.ndarray, kbuf: U8, kstarts
     return n_ok
 
 
-@njit(nogil=True, cache=True)
-def intern_spans(buf: U8, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(code per span, index of each distinct value's first span): equal bytes, equal code; code -1
-    where start < 0. Open addressing over exact byte comparison, so no collision can merge values."""
-    n = starts.shape[0]
-    size = 16
-    while size < 2 * n:
-        size *= 2
-    mask = size - 1
-    table = np.full(size, -1, dtype=np.int64)
-    codes = np.full(n, -1, dtype=np.int64)
-    reps = np.empty(n, dtype=np.int64)
+@_helper
+def _intern_column(buf: U8, spans: np.ndarray, col: int, j: int, table: np.ndarray,
+                   codes: np.ndarray, reps: np.ndarray, base: int) -> int:
+    """Codes of span column `col` into codes[:, j]; first rows of new values appended to reps from
+    `base`; returns the number of distinct values."""
+    n = spans.shape[0]
+    mask = table.shape[0] - 1
+    table[:] = -1
     nu = 0
     for i in range(n):
-        s, e = starts[i], ends[i]
+        s, e = spans[i, col], spans[i, col + 1]
         if s < 0:
+            codes[i, j] = -1
             continue
         h = e - s
-        for j in range(s, e):
-            h = (h * 257 + int(buf[j])) & 0x3FFFFFFF
+        for q in range(s, e):
+            h = (h * 257 + int(buf[q])) & 0x3FFFFFFF
         slot = ((h * 0x9E3779B1) >> 20) & mask  # spread similar ids (sequential suffixes)
         while True:
             c = table[slot]
             if c < 0:
                 table[slot] = nu
-                reps[nu] = i
-                codes[i] = nu
+                reps[base + nu] = i
+                codes[i, j] = nu
                 nu += 1
                 break
-            r = reps[c]
-            rs, re_ = starts[r], ends[r]
+            r = reps[base + c]
+            rs, re_ = spans[r, col], spans[r, col + 1]
             if re_ - rs == e - s:
-                j = 0
-                while j < e - s and buf[rs + j] == buf[s + j]:
-                    j += 1
-                if j == e - s:
-                    codes[i] = c
+                q = 0
+                while q < e - s and buf[rs + q] == buf[s + q]:
+                    q += 1
+                if q == e - s:
+                    codes[i, j] = c
                     break
             slot = (slot + 1) & mask
-    return codes, reps[:nu]
+    return nu
+
+
+@njit(nogil=True, cache=True)
+def intern_columns(buf: U8, spans: np.ndarray, cols: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dedup string span columns (spans[:, c:c+2] for c in cols) by exact bytes: (codes [n, k], code
+    -1 where start < 0; first row of each distinct value, column after column; distinct count per
+    column). Open addressing over byte comparison, so no hash collision can merge two values."""
+    n, k = spans.shape[0], cols.shape[0]
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    table = np.empty(size, dtype=np.int64)
+    codes = np.empty((n, k), dtype=np.int64)
+    reps = np.empty(n * k, dtype=np.int64)
+    counts = np.zeros(k, dtype=np.int64)
+    base = 0
+    for j in range(k):
+        counts[j] = _intern_column(buf, spans, cols[j], j, table, codes, reps, base)
+        base += counts[j]
+    return codes, reps[:base], counts
 
 
 @njit(nogil=True, cache=True)

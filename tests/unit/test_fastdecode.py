@@ -35,7 +35,8 @@ def both(values: list[bytes | None], keys: list[bytes | None] | None = None,
          partition: int = 2) -> tuple[DecodeOut, DecodeOut]:
     raw = RawBatch("telemetry", partition, np.arange(40, 40 + len(values), dtype=np.int64),
                    keys if keys is not None else [None] * len(values), values)
-    return reference(raw, TYPES, KEYS, CFG, NOW), fastdecode.decode_batch(raw, TYPES, KEYS, CFG, NOW)
+    fast = fastdecode.decode_batch(raw, TYPES, KEYS, CFG, NOW, fast_from=1)  # parser even for one
+    return reference(raw, TYPES, KEYS, CFG, NOW), fast
 
 
 def assert_same(values: list[bytes | None], keys: list[bytes | None] | None = None) -> DecodeOut:
@@ -232,19 +233,30 @@ def test_unknown_keys_escapes_and_duplicates_fall_back_to_the_reference() -> Non
     assert_same(values, [b"thermostat-1"] * 4)
 
 
+def test_batches_either_side_of_the_small_batch_threshold_decode_alike() -> None:
+    for n in (fastdecode.FAST_FROM - 1, fastdecode.FAST_FROM):
+        values = [signed(thermostat(seq=i)) for i in range(n)] + [b"{}"]
+        raw = RawBatch("t", 0, np.arange(n + 1, dtype=np.int64), [None] * (n + 1), values)
+        ref, fast = reference(raw, TYPES, KEYS, CFG, NOW), fastdecode.decode_batch(raw, TYPES, KEYS, CFG, NOW)
+        assert fast.oks.seq.tolist() == ref.oks.seq.tolist() == list(range(n))
+        assert fast.errs == ref.errs and fast.rejected == ref.rejected
+
+
 def test_batch_of_only_rejects_and_an_empty_batch() -> None:
     assert_same([None, b"", b"[]", b"{}"])
     ref, fast = both([])
     assert len(fast.oks) == 0 and not fast.errs
 
 
-def test_intern_spans_gives_equal_bytes_equal_codes() -> None:
+def test_intern_columns_gives_equal_bytes_equal_codes() -> None:
     buf = np.frombuffer(b"abcabcabxab", dtype=np.uint8)
-    starts = np.array([0, 3, 6, 9, -1, 0], dtype=np.int64)
-    ends = np.array([3, 6, 8, 11, -1, 0], dtype=np.int64)
-    codes, reps = fj.intern_spans(buf, starts, ends)
-    assert codes.tolist() == [0, 0, 1, 1, -1, 2]  # "abc", "abc", "ab", "ab", None, ""
-    assert reps.tolist() == [0, 2, 5]
+    spans = np.array([[0, 3, 9, 11], [3, 6, 0, 3], [6, 8, -1, -1], [9, 11, 3, 6], [-1, -1, 0, 0],
+                      [0, 0, 6, 8]], dtype=np.int64)
+    codes, reps, counts = fj.intern_columns(buf, spans, np.array([0, 2], dtype=np.int64))
+    # column 0: "abc", "abc", "ab", "ab", None, ""; column 2: "ab", "abc", None, "abc", "", "ab"
+    assert codes[:, 0].tolist() == [0, 0, 1, 1, -1, 2]
+    assert codes[:, 1].tolist() == [0, 1, -1, 1, 2, 0]
+    assert counts.tolist() == [3, 3] and reps.tolist() == [0, 2, 5, 0, 1, 4]
 
 
 def test_invalid_utf8_inside_a_string_is_a_dead_letter_not_a_crash() -> None:
