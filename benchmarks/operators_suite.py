@@ -20,8 +20,10 @@ from benchmarks.workload import Workload
 from operators import engine as engine_mod
 from operators import kernels as K
 from operators.batches import OutMsg, RawBatch
-from operators.decode import _decoder, decode_batch
+from operators.decode import _decoder
+from operators.decode import decode_batch as reference_decode_batch
 from operators.engine import ShardEngine
+from operators.fastdecode import decode_batch
 from operators.scoring import Scorer
 from operators.twin_store import TwinStore
 from pipelines.flow import Runtime
@@ -178,15 +180,19 @@ def decode_parts(rt: Runtime, w: Workload, limit: int = 30_000) -> dict[str, Any
         for k, v in pairs:
             hmac.digest(k, v, hashlib.sha256)
 
-    def full_decode() -> None:
+    def full_decode(fn: Callable[..., Any] = decode_batch) -> None:
         for i in range(0, len(values), CHUNK):
             vals = values[i:i + CHUNK]
-            decode_batch(RawBatch("bench", 0, np.arange(len(vals), dtype=np.int64),
-                                  list(w.keys[i:i + CHUNK]), list(vals)), rt.types, rt.keys,
-                         rt.decode)
+            fn(RawBatch("bench", 0, np.arange(len(vals), dtype=np.int64),
+                        list(w.keys[i:i + CHUNK]), list(vals)), rt.types, rt.keys, rt.decode)
+
+    def reference_decode() -> None:
+        full_decode(reference_decode_batch)
 
     out: dict[str, Any] = {"events": len(values)}
-    for name, fn in (("decode_batch_total", full_decode), ("msgspec_json_to_struct", json_decode),
+    for name, fn in (("decode_batch_total", full_decode),
+                     ("reference_decode_batch_total", reference_decode),
+                     ("msgspec_json_to_struct", json_decode),
                      ("signature_check", signature), ("hmac_sha256_digest_only", hmac_only)):
         fn()
         us = Stat([timed(fn).wall_s / len(values) * 1e6 for _ in range(3)]).median

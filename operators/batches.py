@@ -6,6 +6,7 @@ One Bytewax item = one batch of many events (architecture.md: batch, not event).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -61,16 +62,23 @@ class TelemetryBatch:
         return len(self.device_ids)
 
     def take(self, idx: I64) -> TelemetryBatch:
-        """Rows `idx` as a new batch (lists by comprehension, arrays by fancy indexing)."""
+        """Rows `idx` as a new batch (lists by itemgetter, arrays by fancy indexing)."""
+        rows = idx.tolist()  # plain ints: indexing a list with numpy ints is ~3x slower
+        pick = itemgetter(*rows) if len(rows) > 1 else None
         kw: dict[str, object] = {}
         for name, value in self.__dict__.items():
-            kw[name] = [value[i] for i in idx] if isinstance(value, list) else value[idx]
+            if isinstance(value, list):
+                kw[name] = list(pick(value)) if pick is not None else [value[i] for i in rows]
+            else:
+                kw[name] = value[idx]
         return TelemetryBatch(**kw)  # type: ignore[arg-type]
 
     def split_by_shard(self) -> list[tuple[int, TelemetryBatch]]:
         """(shard, rows of that shard in arrival order) for every shard present."""
         if len(self) == 0:
             return []
+        if (self.shard == self.shard[0]).all():
+            return [(int(self.shard[0]), self)]
         order = np.argsort(self.shard, kind="stable")
         shards, starts = np.unique(self.shard[order], return_index=True)
         bounds = [*starts.tolist(), len(order)]

@@ -72,7 +72,7 @@ def _parse(value: bytes | None, key: bytes | None, cfg: DecodeConfig, types: Dev
         ev = _decoder.decode(value)
     except msgspec.ValidationError as e:
         raise RejectError(f"schema: {e}") from None
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:  # msgspec raises the latter for bad UTF-8
         raise RejectError(f"malformed JSON: {e}") from None
     if key is not None and key != ev.device_id.encode():
         raise RejectError(f"message key {_preview(key, 64)!r} does not match device_id "

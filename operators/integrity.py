@@ -6,11 +6,16 @@ environment (HMAC-SHA256(master, device_id)); never from telemetry itself.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +23,9 @@ log = logging.getLogger(__name__)
 DEV_MASTER = b"twinguard-development-master-key"
 
 SIG_OK, SIG_MISSING, SIG_BAD = 0, 1, 2
+PAD_CACHE_DEVICES = 1 << 16  # ~0.5 KB of hash state per cached device
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class KeyRingError(ValueError):
@@ -30,6 +38,7 @@ class KeyRing:
     def __init__(self, master: bytes, keys: dict[str, bytes] | None = None) -> None:
         self._master = master
         self._keys = dict(keys or {})
+        self._pads: dict[str, tuple[HASH, HASH]] = {}
 
     @classmethod
     def from_config(cls, key_file: str, master_key_env: str) -> KeyRing:
@@ -54,6 +63,27 @@ class KeyRing:
             k = hmac.digest(self._master, device_id.encode(), "sha256")
             self._keys[device_id] = k
         return k
+
+    def pads(self, device_id: str) -> tuple[HASH, HASH]:
+        """SHA-256 states after the device key's HMAC inner/outer blocks (RFC 2104): copying them
+        per message skips the key setup `hmac.digest` repeats each call. Cached per device, bounded
+        (oldest evicted first)."""
+        p = self._pads.get(device_id)
+        if p is None:
+            k = self.key(device_id)
+            if len(k) > 64:
+                k = hashlib.sha256(k).digest()
+            k = k.ljust(64, b"\0")
+            p = hashlib.sha256(k.translate(_IPAD)), hashlib.sha256(k.translate(_OPAD))
+            if len(self._pads) >= PAD_CACHE_DEVICES:
+                del self._pads[next(iter(self._pads))]
+            self._pads[device_id] = p
+        return p
+
+    def pads_for(self, device_ids: list[str]) -> list[tuple[HASH, HASH]]:
+        """`pads` of each id (one dict lookup per cached id)."""
+        get = self._pads.get
+        return [get(d) or self.pads(d) for d in device_ids]
 
     def sign(self, device_id: str, payload: bytes) -> str:
         return hmac.digest(self.key(device_id), payload, "sha256").hex()

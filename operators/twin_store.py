@@ -86,13 +86,15 @@ class TwinStore:
 
     def slots_for(self, device_ids: list[str], type_idx: I64) -> I64:
         """Dense slot per event, allocating slots for new devices (type fixed at first sight)."""
-        index, out = self.index, np.empty(len(device_ids), dtype=np.int64)
-        for i, d in enumerate(device_ids):
-            s = index.get(d)
-            if s is None:
-                s = self._add(d, int(type_idx[i]))
-            out[i] = s
-        return out
+        index = self.index
+        try:  # the common case, every device known: one C-level pass
+            return np.fromiter(map(index.__getitem__, device_ids), np.int64, len(device_ids))
+        except KeyError:
+            pass
+        for i, d in enumerate(device_ids):  # new devices get slots in order of first sight
+            if d not in index:
+                self._add(d, int(type_idx[i]))
+        return np.fromiter(map(index.__getitem__, device_ids), np.int64, len(device_ids))
 
     def _add(self, device_id: str, type_idx: int) -> int:
         if self.size == self.capacity:

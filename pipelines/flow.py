@@ -15,8 +15,9 @@ from bytewax.outputs import Sink
 
 from operators.batches import OutMsg, RawBatch, TelemetryBatch
 from operators.brake import RejectBrake
-from operators.decode import DecodeConfig, DecodeOut, decode_batch
+from operators.decode import DecodeConfig, DecodeOut
 from operators.engine import EngineContext
+from operators.fastdecode import decode_batch
 from operators.integrity import KeyRing
 from operators.intel import IntelTable
 from operators.intel_reader import IntelReader, start_intel_reader

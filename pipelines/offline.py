@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from operators.batches import OutMsg, RawBatch
-from operators.decode import decode_batch
 from operators.engine import ShardEngine, Windows
+from operators.fastdecode import decode_batch
 from operators.policy import Decisions
 from operators.twin_store import TwinStore
 from pipelines.flow import Runtime
