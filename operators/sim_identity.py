@@ -49,6 +49,7 @@ class Lookalikes:
     ip_change: dict[int, tuple[int, str]] = field(default_factory=dict)  # dev -> (at, new address)
     fw_update: dict[int, tuple[int, str]] = field(default_factory=dict)  # dev -> (at, new firmware)
     bursts: dict[int, tuple[int, int, float, float]] = field(default_factory=dict)  # dev -> (a, b, out, in)
+    switch_at: I64 | None = None  # per device: first ms of a changed address/firmware (else huge)
 
 
 def _outside(rng: np.random.Generator) -> str:
@@ -117,8 +118,8 @@ def message(run: Any, i: int, ts: int, d: int, row: list[float]) -> bytes:
     signals = run.codec[d].make(*row)
     net = Net(plan.src, plan.dst, int(ev.port[i]), int(ev.bin[i]), int(ev.bout[i]),
               int(ev.pin[i]), int(ev.pout[i]), int(ev.conn[i]))
-    auth = Auth(0, int(ev.succ[i]), plan.principal) if ev.succ[i] else None
-    msg = Telemetry(sim._ids[d], sim._types[d], ts, seq, signals, net, auth, run.fw[d])
+    auth = Auth(0, int(ev.succ[i]), plan.principal) if ev.succ[i] else Auth()
+    msg = Telemetry(sim._ids[d], sim._types[d], ts, seq, signals, net, auth, sim._fw[d])
     if sim.cfg.sign:
         msg.sig = sim.keyring.sign(sim._ids[d], run.enc_sorted.encode(msg))
     value: bytes = run.enc_sorted.encode(msg)
@@ -147,18 +148,28 @@ def plan_lookalikes(sim: FleetSimulator, attacked: set[int], seed: int) -> Looka
             else:
                 out.bursts[d] = (at, at + int(rng.integers(5_000, 15_001)), rng.uniform(1.5, 3.0),
                                  rng.uniform(1.5, 3.0))
+    out.switch_at = np.full(sim.cfg.devices, np.iinfo(np.int64).max, dtype=np.int64)
+    for d, (at, _v) in (*out.ip_change.items(), *out.fw_update.items()):
+        out.switch_at[d] = min(out.switch_at[d], at)
     return out
 
 
-def apply_switches(run: Any, t0: int) -> None:
-    """Address changes and firmware updates due by slice start t0 (per run, so passes repeat)."""
-    la: Lookalikes = run.sim._lookalikes
-    for d, (at, ip) in la.ip_change.items():
-        if at <= t0:
-            run.src[d] = ip
-    for d, (at, fw) in la.fw_update.items():
-        if at <= t0:
-            run.fw[d] = fw
+def switched(la: Lookalikes, dev: I64, ts: I64) -> npt.NDArray[np.bool_]:
+    """Rows (device, ms since start) sent after their device's address change or update."""
+    if la.switch_at is None:
+        return np.zeros(len(dev), dtype=bool)
+    out: npt.NDArray[np.bool_] = ts >= la.switch_at[dev]
+    return out
+
+
+def src_of(sim: FleetSimulator, d: int, rel_ms: int) -> str | None:
+    change = sim._lookalikes.ip_change.get(d)
+    return change[1] if change is not None and rel_ms >= change[0] else sim._src[d]
+
+
+def fw_of(sim: FleetSimulator, d: int, rel_ms: int) -> str:
+    update = sim._lookalikes.fw_update.get(d)
+    return update[1] if update is not None and rel_ms >= update[0] else sim._fw[d]
 
 
 def apply_bursts(sim: FleetSimulator, dev: I64, ts: I64, bout: I64, bin_: I64) -> None:

@@ -831,7 +831,6 @@ class _Run:
         self.extra_attacks = [a for a in sim._attacks if len(a.extra_ts)]
         self.seqs = [0] * cfg.devices
         self.clone_seqs: dict[int, int] = {}
-        self.src, self.fw = list(sim._src), list(sim._fw)  # benign look-alikes change them mid-run
         self.captured: dict[int, bytes] = {}
         self.enc_sorted = msgspec.json.Encoder(order="sorted")
         n = cfg.devices
@@ -849,7 +848,6 @@ class _Run:
         sim, t0 = self.sim, 0
         while t0 < sim.dur_ms:
             t1 = min(t0 + sim._slice_ms, sim.dur_ms)
-            sim_identity.apply_switches(self, t0)
             parts = [self.pending] + [self._advance(tr, t1) for tr in self.trs]
             allev = _Events.concat(parts)
             due = allev.ts < t1
@@ -1055,10 +1053,10 @@ class _Run:
         seqs, enc, sign = self.seqs, self.enc_sorted.encode, sim.cfg.sign
         hexlify = binascii.hexlify
         make = [c.make for c in self.codec]
-        ids, types, src, dst, fw = sim._ids, sim._types, self.src, sim._dst, self.fw
+        ids, types, src, dst, fw = sim._ids, sim._types, sim._src, sim._dst, sim._fw
         ipads, opads, kbytes = self.ipads, self.opads, self.kbytes
         special = ((ev.kind == KIND_REPLAY) | ev.drop | (ev.tag >= 0) | ev.alt | (ev.mode != 0)
-                   | ev.fwmod).tolist()
+                   | ev.fwmod | sim_identity.switched(sim._lookalikes, ev.dev, ev.ts)).tolist()
         rows = np.take_along_axis(ev.sig, self.perm[ev.dev], axis=1).tolist()  # sorted-name order
         self.cur = ev
         for i, ts, d, row, bi, bo, pi, po, cn, pt, fl, sc, sp in zip(
@@ -1103,11 +1101,13 @@ class _Run:
             return None
         signals = codec.make(*row)
         fail, succ = int(ev.fail[i]), int(ev.succ[i])
-        net = Net(self.src[d], sim._ext[d] if ev.alt[i] else sim._dst[d], int(ev.port[i]),
+        rel = ts - sim.start_ms
+        net = Net(sim_identity.src_of(sim, d, rel), sim._ext[d] if ev.alt[i] else sim._dst[d],
+                  int(ev.port[i]),
                   int(ev.bin[i]), int(ev.bout[i]), int(ev.pin[i]), int(ev.pout[i]),
                   int(ev.conn[i]))
         msg = Telemetry(sim._ids[d], sim._types[d], ts, seq, signals, net, Auth(fail, succ),
-                        sim._fw_mod[d] if ev.fwmod[i] else self.fw[d])
+                        sim._fw_mod[d] if ev.fwmod[i] else sim_identity.fw_of(sim, d, rel))
         mode = int(ev.mode[i])
         if sim.cfg.sign and mode != NO_SIG:
             inner = self.ipads[d].copy()
