@@ -70,8 +70,11 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("physics", "false_data_injection", _physics, _physics_why),
     Detector("cloning", "cloning", _cloning, _cloning_why),
     Detector("exfil_volume", "exfiltration",
-             lambda x, c: _col(x, "bytes_out_ratio") >= c.exfil_ratio_min,
-             lambda r: f"bytes out per message {r[FI['bytes_out_ratio']]:.1f}x the learned baseline"),
+             lambda x, c: (_col(x, "bytes_out_ratio") >= c.exfil_ratio_min)
+             | (_col(x, "exfil_msgs_10s") >= 2),
+             lambda r: f"bytes out per message {r[FI['bytes_out_ratio']]:.1f}x the learned baseline "
+                       f"(exfiltration evidence {r[FI['exfil_msgs_10s']]:.0f}: messages over it, "
+                       "counted twice when sent to a new destination)"),
     Detector("hijack", "hijack",
              lambda x, c: _col(x, "hijack_msgs_10s") >= c.hijack_msgs_min,
              lambda r: f"{r[FI['hijack_msgs_10s']]:.0f} messages to one new destination with bytes "

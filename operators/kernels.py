@@ -21,7 +21,8 @@ I_CLOSED_END, I_EARLY = 13, 14  # I_EARLY: bitmask of the early-fire conditions 
 # the burst counters, and learned sets (hashed bitmaps, learned during warm-up) of destinations
 # (128 bits), source addresses and login principals (64 bits each)
 I_PREV_SRC, I_LAST_NEWDST, I_BURST_TS, I_KDST0, I_KDST1, I_KSRC, I_KPRINC = 15, 16, 17, 18, 19, 20, 21
-N_ISTATE = 22
+I_PEND_LOGIN = 22  # address of a login from a new address, judged at the device's next message
+N_ISTATE = 23
 # window rows: slot, window start, window end, partition, first offset, last offset, final (0 = an
 # early row: the window so far, written the moment a deterministic detector's threshold is crossed)
 N_META = 7
@@ -31,10 +32,10 @@ T_FLIPS, T_JUMPS, T_SKEW, T_UNAUTH, T_HIJACK, T_PORT_BURST = 6, 7, 8, 9, 10, 11
 # window accumulator columns
 A_COUNT, A_BIN, A_BOUT, A_CONNS, A_AUTH, A_GAPS, A_REPLAYS, A_HMAC = 0, 1, 2, 3, 4, 5, 6, 7
 A_UNSIGNED, A_SRCCHG, A_FW, A_RANGE, A_ROC, A_INV, A_LATE, A_TRUSTED = 8, 9, 10, 11, 12, 13, 14, 15
-A_FLIPS, A_UNAUTH, A_NEWDST, A_SKEW, A_JUMPS, A_HIJACK = 16, 17, 18, 19, 20, 21
-N_ACC_WINDOW = 22  # columns above reset with each window; the burst counters below carry over
-A_RATE_BURST, A_PORT_BURST = 22, 23  # exponentially decayed counts of messages / new ports
-N_ACC = 24
+A_FLIPS, A_UNAUTH, A_NEWDST, A_SKEW, A_JUMPS, A_HIJACK, A_EXFIL = 16, 17, 18, 19, 20, 21, 22
+N_ACC_WINDOW = 23  # columns above reset with each window; the burst counters below carry over
+A_RATE_BURST, A_PORT_BURST = 23, 24  # exponentially decayed counts of messages / new ports
+N_ACC = 25
 RATE_TAU_MS, PORT_TAU_MS = 2_000.0, 2_000.0
 BURST_MIN_MSGS = 6.0  # fewer messages than this in a burst say nothing about a device's rate
 # per-signal accumulator
@@ -66,7 +67,7 @@ F_SMARGIN, F_SEWMA, F_BASEN = _FI["sig_min_margin"], _FI["sig_ewma_dev_max"], _F
 F_SIG_Z, F_SIG_ROC, F_SIG_POS = _FI["sig0_z_own"], _FI["sig0_roc_ratio"], _FI["sig0_pos"]
 F_FLIPS, F_UNAUTH, F_NEWDST, F_SKEW = _FI["src_flips_10s"], _FI["unauth_logins_10s"], _FI["new_dst_10s"], _FI["clock_skew_10s"]
 F_JUMPS, F_HIJACK, F_DIMS = _FI["seq_jumps_10s"], _FI["hijack_msgs_10s"], _FI["profile_dims_off"]
-F_RATE_BURST, F_PORT_BURST = _FI["rate_burst_ratio"], _FI["port_burst"]
+F_RATE_BURST, F_PORT_BURST, F_EXFIL = _FI["rate_burst_ratio"], _FI["port_burst"], _FI["exfil_msgs_10s"]
 
 
 @njit(nogil=True, cache=True)
@@ -217,6 +218,7 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
     f[F_SKEW], f[F_JUMPS], f[F_HIJACK] = acc[s, A_SKEW], acc[s, A_JUMPS], acc[s, A_HIJACK]
     f[F_RATE_BURST] = _rate_burst_ratio(acc[s, A_RATE_BURST], hz)
     f[F_PORT_BURST] = acc[s, A_PORT_BURST]
+    f[F_EXFIL] = acc[s, A_EXFIL]
     f[F_DIMS] = _profile_dims_off(s, count, acc, base, base_n, warm, zo[B_COUNT], f[F_SZ])
     out_meta[r, 0], out_meta[r, 1], out_meta[r, 2] = s, ws, we
     out_meta[r, 3], out_meta[r, 4], out_meta[r, 5] = istate[s, I_WIN_PART], istate[s, I_FIRST_OFF], istate[s, I_LAST_OFF]
@@ -410,7 +412,12 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
             h = (p * 40503) % PORT_BITS
             ports[s, h >> 6] |= np.uint64(1) << np.uint64(h & 63)
         _observe_identity(s, src_hash[i], princ_hash[i], auth_ok[i], istate, a, warm)
-        _observe_destination(s, dst_hash[i], p, bytes_out[i], bytes_in[i], istate, a, base, warm)
+        new_dst = _observe_destination(s, dst_hash[i], p, bytes_out[i], bytes_in[i], istate, a,
+                                       base, warm)
+        ref = _bytes_per_msg_ref(s, t, istate[s, I_BASE_N], base, peer, peer_n[t], warm)
+        if ref > 0.0 and bytes_out[i] >= trig[T_EXFIL] * ref:
+            # a huge upload counts double when it also goes somewhere the device never went
+            a[A_EXFIL] += 2.0 if new_dst else 1.0
         # signals of replayed, late, forged (or, when required, unsigned) messages are not believed
         if not (replay or late or sig_state[i] == 2 or (sig_state[i] == 1 and require_sig)):
             a[A_TRUSTED] += 1.0
@@ -459,7 +466,8 @@ def _crossed(s, t, istate, acc, ports, nominal_hz, window_ms, require_sig, base,
             ports[s, 0] != 0 and distinct_estimate(ports[s]) >= trig[T_PORTS]):
         m |= 64
     ref = _bytes_per_msg_ref(s, t, istate[s, I_BASE_N], base, peer, peer_n[t], warm)
-    if ref > 0.0 and a[A_COUNT] >= 2 and a[A_BOUT] / a[A_COUNT] >= trig[T_EXFIL] * ref:
+    if (ref > 0.0 and a[A_COUNT] >= 2 and a[A_BOUT] / a[A_COUNT] >= trig[T_EXFIL] * ref) or (
+            a[A_EXFIL] >= 2):
         m |= 128
     if a[A_FLIPS] >= trig[T_FLIPS] or a[A_JUMPS] >= trig[T_JUMPS]:
         m |= 256
@@ -548,10 +556,17 @@ def _observe_identity(s, src, princ, ok, istate, a, warm):
 
     An A -> B -> A alternation within one window counts as a flip; a single move (DHCP) does not.
     Addresses are learned during warm-up and, after it, once a device keeps using one (two messages
-    in a row), so a move is adopted while a one-off login source is not.
+    in a row), so a move is adopted while a one-off login source is not: a login from a new address
+    is judged at the device's next message (still there = the device moved; gone = a foreign login).
+    A login by a principal never seen during warm-up counts at once.
     """
     learning = istate[s, I_BASE_N] < warm
     last = istate[s, I_LAST_SRC]
+    pend = istate[s, I_PEND_LOGIN]
+    if pend != 0 and src != 0:
+        istate[s, I_PEND_LOGIN] = 0
+        if src != pend:
+            a[A_UNAUTH] += 1.0
     if src != 0:
         known = istate[s, I_KSRC] & _bit(src) != 0
         if last != 0 and last != src:
@@ -567,33 +582,34 @@ def _observe_identity(s, src, princ, ok, istate, a, warm):
     if princ != 0 and learning:
         istate[s, I_KPRINC] |= _bit(princ)
     if ok > 0 and not learning:
-        new_src = not known and src != last
-        new_principal = princ != 0 and istate[s, I_KPRINC] & _bit(princ) == 0
-        if new_src or new_principal:
+        if princ != 0 and istate[s, I_KPRINC] & _bit(princ) == 0:
             a[A_UNAUTH] += 1.0
+        elif not known and src != last:
+            istate[s, I_PEND_LOGIN] = src
 
 
 @njit(nogil=True, cache=True)
 def _observe_destination(s, dst_hash, port, bout, bin_, istate, a, base, warm):
     """Destinations (address, port) outside the learned set; a hijack shows as a new destination
-    used again and again with traffic off the own profile in both directions."""
+    used again and again with traffic off the own profile in both directions. True = new."""
     if dst_hash == 0 and port < 0:
-        return
+        return False
     key = (dst_hash * 31 + port) % 4294967291 + 1
     h = (key * 40503) % (2 * KNOWN_BITS)
     w = I_KDST0 + h // KNOWN_BITS
     m = np.int64(1) << np.int64(h % KNOWN_BITS)
     if istate[s, I_BASE_N] < warm:
         istate[s, w] |= m
-        return
+        return False
     if istate[s, w] & m != 0:
-        return
+        return False
     a[A_NEWDST] += 1.0
     if key == istate[s, I_LAST_NEWDST] and base[s, B_COUNT, 0] > 0.0:
         n = base[s, B_COUNT, 0]
         if _off(bout, base[s, B_BOUT, 0] / n) and _off(bin_, base[s, B_BIN, 0] / n):
             a[A_HIJACK] += 1.0
     istate[s, I_LAST_NEWDST] = key
+    return True
 
 
 @njit(nogil=True, cache=True)

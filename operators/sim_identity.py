@@ -3,7 +3,7 @@
 Attacks (extra messages, signed with the device's real key, labelled by their send times):
 - cloning: a second sender with a copied identity (id + key) talks from its own address with its
   own sequence counter, at 0.5-1.5x the device's rate, reporting plausible (interpolated) readings;
-- unauthorized_access: 1-3 successful logins by an unknown principal from an outside address;
+- unauthorized_access: 1-3 successful logins from an outside address (half by a new principal);
 - hijack: the device itself opens a persistent channel to a new destination (command and control):
   extra messages at 1-2x its rate with bytes out 3.5-6x and bytes in 4-20x its usual, to the end.
 Benign look-alikes on unattacked devices (never labelled, so any alarm on them is a false alarm):
@@ -66,8 +66,9 @@ def plan_attack(sim: FleetSimulator, at: _Attack, rng: np.random.Generator, hz: 
         gaps = rng.uniform(1000, 3000, int(rng.integers(1, 4)))
         ts = at.a0 + np.concatenate([[0.0], np.cumsum(gaps[:-1])]).astype(np.int64)
         at.extra_ts = np.setdiff1d(ts[ts <= at.a1], avoid)
-        plan = IdentityPlan(_outside(rng), sim._dst[d],
-                            PRINCIPALS[int(rng.integers(len(PRINCIPALS)))], -1)
+        # half use a principal of their own, half only show up as a new source address
+        who = PRINCIPALS[int(rng.integers(len(PRINCIPALS)))] if rng.random() < 0.5 else None
+        plan = IdentityPlan(_outside(rng), sim._dst[d], who, -1)
     else:
         rate = rng.uniform(0.5, 1.5) * hz if at.threat == "cloning" else rng.uniform(1.0, 2.0) * hz
         at.extra_ts = sim._times(rng, at.a0, at.a1, rate, avoid)

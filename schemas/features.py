@@ -41,7 +41,7 @@ _WINDOW_FEATURES = (
     # _bursts): source alternations, logins from new addresses/principals, new destinations,
     # clock skew, sequence jumps, hijack evidence, own-profile dimensions off, short-term bursts
     "src_flips_10s", "unauth_logins_10s", "new_dst_10s", "clock_skew_10s", "seq_jumps_10s",
-    "hijack_msgs_10s", "profile_dims_off", "rate_burst_ratio", "port_burst",
+    "hijack_msgs_10s", "profile_dims_off", "rate_burst_ratio", "port_burst", "exfil_msgs_10s",
 )
 _PER_SIGNAL = ("z_own", "roc_ratio", "pos")
 

@@ -227,3 +227,22 @@ def test_benign_lookalikes_raise_no_alarm(identity_fleet) -> None:  # type: igno
     benign = {fleet.devices[d][0] for d in (*la.ip_change, *la.fw_update, *la.bursts)}
     assert len(benign) >= 6
     assert not [t for t in threats if t["device_id"] in benign]
+
+
+def test_one_huge_upload_to_a_new_destination_is_exfiltration_at_once() -> None:
+    msgs = warm_stream(60) + [Msg(T0 + 60_000, 60, dst="203.0.113.5", port=443, bout=20 * 220.0)]
+    found = threats_of(msgs + tail(61, 5))
+    assert {t["threat"] for t in found} >= {"exfiltration"}
+    assert min(int(str(t["window_end"])) for t in found if t["threat"] == "exfiltration") <= T0 + 60_001
+
+
+def test_one_large_message_to_the_usual_broker_is_not_exfiltration() -> None:
+    # mid-window: at a window's first two messages the per-window average alone still decides
+    msgs = warm_stream(65) + [Msg(T0 + 65_000, 65, bout=20 * 220.0)] + tail(66, 20)
+    assert classes(msgs) == set()
+
+
+def test_a_login_right_after_a_move_is_not_unauthorized() -> None:
+    moved = warm_stream(60) + tail(60, 30, src="10.16.0.99")
+    moved[60].ok = 1.0  # the first message from the new address carries a routine login
+    assert classes(moved) == set()

@@ -159,10 +159,10 @@ def test_benign_lookalikes_change_one_thing_and_stay_healthy() -> None:
     run = simulate(devices=120, duration_s=60.0, seed=3, attack_fraction=0.0)
     la = run.sim._lookalikes
     assert la.ip_change and la.fw_update and la.bursts
-    for d, (at, ip) in la.ip_change.items():
+    for d, (_at, ip) in la.ip_change.items():
         srcs = [m.ev.net.src_ip for m in run.of(run.sim.devices[d][0]) if m.ev.net]
         assert len(set(srcs)) == 2 and srcs[-1] == ip  # moved once, stayed
-    for d, (at, fw) in la.fw_update.items():
+    for d, (_at, fw) in la.fw_update.items():
         evs = [m.ev for m in run.of(run.sim.devices[d][0])]
         allowed = TYPES.firmware[TYPES.index[run.sim.devices[d][1]]]
         assert evs[-1].fw == fw and {e.fw for e in evs} <= allowed
@@ -379,7 +379,7 @@ def test_each_attack_shows_its_signature(attacked: Run) -> None:
                        for m in clone)
         elif lb.threat == "unauthorized_access":
             logins = [m.ev.auth for m in win if m.ev.auth and m.ev.auth.successes]
-            assert logins and all(a.principal and not a.failures for a in logins)
+            assert logins and all(not a.failures for a in logins)
         elif lb.threat == "hijack":
             c2 = [n for n in nets if n.dst_ip not in BROKERS]
             base_out = np.median([m.ev.net.bytes_out for m in before if m.ev.net])
