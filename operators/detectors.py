@@ -68,6 +68,11 @@ DETECTORS: tuple[Detector, ...] = (
              lambda x, c: _col(x, "fw_unknown_10s") >= 1,
              lambda r: f"{r[FI['fw_unknown_10s']]:.0f} messages report firmware not on the allowlist"),
     Detector("physics", "false_data_injection", _physics, _physics_why),
+    # before cloning: a foreign login session alternates addresses too, the login is more specific
+    Detector("new_login_source", "unauthorized_access",
+             lambda x, c: _col(x, "unauth_logins_10s") >= c.unauth_logins_min,
+             lambda r: f"{r[FI['unauth_logins_10s']]:.0f} successful logins from a source address "
+                       "or by a principal never seen for this device"),
     Detector("cloning", "cloning", _cloning, _cloning_why),
     Detector("exfil_volume", "exfiltration",
              lambda x, c: (_col(x, "bytes_out_ratio") >= c.exfil_ratio_min)
@@ -80,10 +85,6 @@ DETECTORS: tuple[Detector, ...] = (
              lambda r: f"{r[FI['hijack_msgs_10s']]:.0f} messages to one new destination with bytes "
                        f"in and out off the learned profile ({r[FI['profile_dims_off']]:.0f} "
                        "profile dimensions off)"),
-    Detector("new_login_source", "unauthorized_access",
-             lambda x, c: _col(x, "unauth_logins_10s") >= c.unauth_logins_min,
-             lambda r: f"{r[FI['unauth_logins_10s']]:.0f} successful logins from a source address "
-                       "or by a principal never seen for this device"),
     Detector("auth_failures", "brute_force",
              lambda x, c: _col(x, "auth_fail_10s") >= c.auth_fail_min,
              lambda r: f"{r[FI['auth_fail_10s']]:.0f} authentication failures in 10 s"),
