@@ -2,8 +2,8 @@
 1,000 device-hours — through the offline path `twinguard evaluate` scores (same decode, engines,
 detectors, model), on seeds the shipped model was not trained on.
 
-    python -m pipelines.scenario_eval --seeds 11 12 13 --devices 1000 --duration 120 \
-        --benign-devices 2000 --benign-duration 1800 --out scenario_eval.json
+    twinguard evaluate --scenarios [--seeds 11 12 13] [--devices 1000] [--duration 120] [--out F]
+    python -m pipelines.scenario_eval ... --benign-devices 2000 --benign-duration 1800
 
 Attack fleets give macro-F1 and time to detect; a separate attack-free fleet gives the false-alarm
 rate (a rate below 1 per 1,000 device-hours needs ~1,000 device-hours of normal traffic to show).
@@ -121,6 +121,21 @@ def measure(cfg: Config, seeds: list[int], devices: int, duration: float, benign
     }
 
 
+def run_scenarios(cfg: Config, seeds: list[int], devices: int, duration: float,
+                  out: str | None, benign_devices: int = 2000, benign_duration: float = 1800.0) -> int:
+    """`twinguard evaluate --scenarios`: print the numbers (and write them as JSON to `out`)."""
+    res = measure(cfg, seeds, devices, duration, benign_devices, benign_duration)
+    text = json.dumps(res, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
+    b = res["benign"]
+    print(f"macro-F1 {res['macro_f1']}; detected within 2 s {res['detected_within_2s_pct']}% of "
+          f"{res['attacks']} attacks; false alarms {b['false_alarms_per_1000_device_hours']} per "
+          f"1,000 device-hours ({b['false_alarms']} in {b['device_hours']} device-hours)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipelines.scenario_eval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,13 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--benign-duration", type=float, default=1800.0)
     ap.add_argument("--out", default=None, help="also write the result as JSON here")
     a = ap.parse_args(argv)
-    res = measure(load_config(a.config), a.seeds, a.devices, a.duration, a.benign_devices,
-                  a.benign_duration)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    return 0
+    return run_scenarios(load_config(a.config), a.seeds, a.devices, a.duration, a.out,
+                         a.benign_devices, a.benign_duration)
 
 
 if __name__ == "__main__":
