@@ -246,3 +246,16 @@ def test_a_login_right_after_a_move_is_not_unauthorized() -> None:
     moved = warm_stream(60) + tail(60, 30, src="10.16.0.99")
     moved[60].ok = 1.0  # the first message from the new address carries a routine login
     assert classes(moved) == set()
+
+
+def test_a_foreign_login_session_of_several_messages_is_unauthorized() -> None:
+    msgs = warm_stream(60) + [Msg(T0 + 60_100, 60, src="198.51.100.7", ok=1.0),
+                              Msg(T0 + 60_900, 61, src="198.51.100.7", ok=1.0)] + tail(62, 10)
+    assert classes(msgs) == {"unauthorized_access"}
+
+
+def test_learned_sets_tell_apart_addresses_that_share_one_hash_bit() -> None:
+    home, outside = _h("10.80.0.121"), _h("203.0.113.173")  # same bit under the first hash alone
+    assert (home * 40503) % K.KNOWN_BITS == (outside * 40503) % K.KNOWN_BITS
+    assert K._has(K._bit(home), K._bit(home))
+    assert not K._has(K._bit(home), K._bit(outside))
