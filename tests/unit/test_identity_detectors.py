@@ -259,3 +259,19 @@ def test_learned_sets_tell_apart_addresses_that_share_one_hash_bit() -> None:
     assert (home * 40503) % K.KNOWN_BITS == (outside * 40503) % K.KNOWN_BITS
     assert K._has(K._bit(home), K._bit(home))
     assert not K._has(K._bit(home), K._bit(outside))
+
+
+def test_a_snapshot_with_fewer_state_columns_is_widened_on_resume() -> None:
+    import pickle
+
+    from operators.twin_store import TwinStore
+
+    store = TwinStore(len(TYPES), 5)
+    store.slots_for(["a", "b"], np.array([THERMO, THERMO]))
+    store.arrays["istate"][1, K.I_LAST_SEQ] = 41
+    old = store.snapshot()
+    old.arrays["istate"] = old.arrays["istate"][:, :15].copy()  # before the identity columns
+    old.arrays["acc"] = old.arrays["acc"][:, :16].copy()
+    restored = pickle.loads(pickle.dumps(old)).upgrade()
+    assert restored.arrays["istate"].shape[1] == K.N_ISTATE and restored.arrays["acc"].shape[1] == K.N_ACC
+    assert restored.arrays["istate"][1, K.I_LAST_SEQ] == 41 and restored.arrays["istate"][1, K.I_KSRC] == 0
