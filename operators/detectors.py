@@ -48,6 +48,16 @@ def _unsigned(x: F64, cfg: DetectionConfig) -> Mask:
     return bad | (_col(x, "unsigned_10s") >= 1) if cfg.require_signature else bad
 
 
+def _cloning(x: F64, cfg: DetectionConfig) -> Mask:
+    return ((_col(x, "src_flips_10s") >= cfg.clone_flips_min)
+            | (_col(x, "seq_jumps_10s") >= cfg.clone_seq_jumps_min))
+
+
+def _cloning_why(r: F64) -> str:
+    return (f"one device id from alternating source addresses ({r[FI['src_flips_10s']]:.0f} "
+            f"A-B-A flips) and {r[FI['seq_jumps_10s']]:.0f} sequence counter jumps")
+
+
 def _baseline_deviation(x: F64, cfg: DetectionConfig) -> Mask:
     warm = _col(x, "baseline_windows") >= cfg.warmup_windows
     return warm & (anomaly_score(x, cfg.anomaly_z) >= THRESHOLD_SCORE)
@@ -71,18 +81,44 @@ DETECTORS: tuple[Detector, ...] = (
              lambda x, c: _col(x, "fw_unknown_10s") >= 1,
              lambda r: f"{r[FI['fw_unknown_10s']]:.0f} messages report firmware not on the allowlist"),
     Detector("physics", "false_data_injection", _physics, _physics_why),
+    # before cloning: a foreign login session alternates addresses too, the login is more specific
+    Detector("new_login_source", "unauthorized_access",
+             lambda x, c: _col(x, "unauth_logins_10s") >= c.unauth_logins_min,
+             lambda r: f"{r[FI['unauth_logins_10s']]:.0f} successful logins from a source address "
+                       "or by a principal never seen for this device"),
+    Detector("cloning", "cloning", _cloning, _cloning_why),
     Detector("exfil_volume", "exfiltration",
-             lambda x, c: _col(x, "bytes_out_ratio") >= c.exfil_ratio_min,
-             lambda r: f"bytes out per message {r[FI['bytes_out_ratio']]:.1f}x the learned baseline"),
+             lambda x, c: (_col(x, "bytes_out_ratio") >= c.exfil_ratio_min)
+             | (_col(x, "exfil_msgs_10s") >= 2),
+             lambda r: f"bytes out per message {r[FI['bytes_out_ratio']]:.1f}x the learned baseline "
+                       f"(exfiltration evidence {r[FI['exfil_msgs_10s']]:.0f}: messages over it, "
+                       "counted twice when sent to a new destination)"),
+    Detector("hijack", "hijack",
+             lambda x, c: _col(x, "hijack_msgs_10s") >= c.hijack_msgs_min,
+             lambda r: f"{r[FI['hijack_msgs_10s']]:.0f} messages to one new destination with bytes "
+                       f"in and out off the learned profile ({r[FI['profile_dims_off']]:.0f} "
+                       "profile dimensions off)"),
     Detector("auth_failures", "brute_force",
              lambda x, c: _col(x, "auth_fail_10s") >= c.auth_fail_min,
              lambda r: f"{r[FI['auth_fail_10s']]:.0f} authentication failures in 10 s"),
     Detector("port_scan", "scan",
-             lambda x, c: _col(x, "distinct_ports_10s") >= c.distinct_ports_min,
-             lambda r: f"~{r[FI['distinct_ports_10s']]:.0f} distinct destination ports in 10 s"),
+             lambda x, c: (_col(x, "distinct_ports_10s") >= c.distinct_ports_min)
+             | (_col(x, "port_burst") >= c.port_burst_min),
+             lambda r: f"~{r[FI['distinct_ports_10s']]:.0f} distinct destination ports in 10 s "
+                       f"({r[FI['port_burst']]:.1f} new in the last ~2 s)"),
     Detector("flood", "dos",
-             lambda x, c: _col(x, "rate_ratio_10s") >= c.rate_ratio_min,
-             lambda r: f"message rate {r[FI['rate_ratio_10s']]:.1f}x the device type's nominal rate"),
+             lambda x, c: (_col(x, "rate_ratio_10s") >= c.rate_ratio_min)
+             | (_col(x, "rate_burst_ratio") >= c.rate_ratio_min),
+             lambda r: f"message rate {r[FI['rate_ratio_10s']]:.1f}x the device type's nominal rate "
+                       f"({r[FI['rate_burst_ratio']]:.1f}x over the last second)"),
+    Detector("clock_skew", "replay",
+             lambda x, c: _col(x, "clock_skew_10s") >= 1,
+             lambda r: f"{r[FI['clock_skew_10s']]:.0f} authentic in-sequence messages far behind "
+                       "their partition's event time (held back and delivered late)"),
+    Detector("new_destination", "anomaly",
+             lambda x, c: _col(x, "new_dst_10s") >= c.new_dst_min,
+             lambda r: f"{r[FI['new_dst_10s']]:.0f} messages to destinations (address, port) never "
+                       "used while the device's profile was learned"),
     # learning mode: an untyped deviation from the learned baselines (operators/anomaly.py); last,
     # so any typed detector or a confident model names the threat instead
     Detector("baseline_deviation", "anomaly", _baseline_deviation, _deviation_why),

@@ -20,6 +20,7 @@ from operators import risk as R
 from operators.anomaly import anomaly_score
 from operators.batches import OutMsg, TelemetryBatch
 from operators.detectors import DETECTORS, run_detectors
+from operators.hashing import string_hashes
 from operators.intel import IntelTable
 from operators.policy import RESPONSES, Decisions, decide, severity
 from operators.scoring import Scorer
@@ -84,7 +85,9 @@ class ShardEngine:
         """Early-fire thresholds in kernels.T_* order."""
         d = self.ctx.detection
         return np.array([d.replay_min, d.auth_fail_min, d.distinct_ports_min, d.rate_ratio_min,
-                         d.exfil_ratio_min, d.hmac_fail_min], dtype=np.float64)
+                         d.exfil_ratio_min, d.hmac_fail_min, d.clone_flips_min,
+                         d.clone_seq_jumps_min, d.clock_skew_ms, d.unauth_logins_min,
+                         d.hijack_msgs_min, d.port_burst_min], dtype=np.float64)
 
     @classmethod
     def fresh(cls, ctx: EngineContext) -> ShardEngine:
@@ -112,7 +115,8 @@ class ShardEngine:
         rows = K.update_batch(
             slots, batch.ts, batch.seq, _widen(batch.signals, st.width), batch.bytes_in, batch.bytes_out,
             batch.conns, batch.auth_fail, batch.dst_port, batch.src_hash, batch.sig_state,
-            batch.fw_unknown, batch.partition, batch.offset, *st.kernel_state(), t.nominal_hz,
+            batch.fw_unknown, batch.partition, batch.offset, batch.auth_ok,
+            string_hashes(batch.dst_ips), string_hashes(batch.principals), *st.kernel_state(), t.nominal_hz,
             t.lo, t.hi, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
             ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)

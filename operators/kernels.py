@@ -16,17 +16,29 @@ from schemas.features import FEATURE_INDEX as _FI
 # istate columns (int64 per device slot)
 I_TYPE, I_LAST_SEQ, I_LAST_TS, I_LAST_SRC, I_WIN_START, I_WIN_PART = 0, 1, 2, 3, 4, 5
 I_FIRST_OFF, I_LAST_OFF, I_BASE_N, I_EVENTS, I_WINDOWS, I_DIRTY, I_RING_POS = 6, 7, 8, 9, 10, 11, 12
-I_CLOSED_END, I_EARLY = 13, 14
-N_ISTATE = 15
+I_CLOSED_END, I_EARLY = 13, 14  # I_EARLY: bitmask of the early-fire conditions already fired
+# identity/profile state: the address before the last change, the last new destination, the time of
+# the burst counters, and learned sets (hashed bitmaps, learned during warm-up) of destinations
+# (128 bits), source addresses and login principals (64 bits each)
+I_PREV_SRC, I_LAST_NEWDST, I_BURST_TS, I_KDST0, I_KDST1, I_KSRC, I_KPRINC = 15, 16, 17, 18, 19, 20, 21
+I_PEND_LOGIN, I_PEND_TS = 22, 23  # a login from a new address, and when: judged by what follows
+N_ISTATE = 24
+PEND_LOGIN_MS = 30_000  # a login address the device neither leaves nor keeps within this is dropped
 # window rows: slot, window start, window end, partition, first offset, last offset, final (0 = an
 # early row: the window so far, written the moment a deterministic detector's threshold is crossed)
 N_META = 7
 # early-fire thresholds, in this order (from DetectionConfig)
 T_REPLAY, T_AUTH, T_PORTS, T_RATE, T_EXFIL, T_HMAC = 0, 1, 2, 3, 4, 5
+T_FLIPS, T_JUMPS, T_SKEW, T_UNAUTH, T_HIJACK, T_PORT_BURST = 6, 7, 8, 9, 10, 11
 # window accumulator columns
 A_COUNT, A_BIN, A_BOUT, A_CONNS, A_AUTH, A_GAPS, A_REPLAYS, A_HMAC = 0, 1, 2, 3, 4, 5, 6, 7
 A_UNSIGNED, A_SRCCHG, A_FW, A_RANGE, A_ROC, A_INV, A_LATE, A_TRUSTED = 8, 9, 10, 11, 12, 13, 14, 15
-N_ACC = 16
+A_FLIPS, A_UNAUTH, A_NEWDST, A_SKEW, A_JUMPS, A_HIJACK, A_EXFIL = 16, 17, 18, 19, 20, 21, 22
+N_ACC_WINDOW = 23  # columns above reset with each window; the burst counters below carry over
+A_RATE_BURST, A_PORT_BURST = 23, 24  # exponentially decayed counts of messages / new ports
+N_ACC = 25
+RATE_TAU_MS, PORT_TAU_MS = 2_000.0, 2_000.0
+BURST_MIN_MSGS = 6.0  # fewer messages than this in a burst say nothing about a device's rate
 # per-signal accumulator
 S_N, S_SUM, S_SUMSQ, S_MIN, S_MAX, S_ROC = 0, 1, 2, 3, 4, 5
 N_SACC = 6
@@ -55,6 +67,9 @@ F_LATE, F_RANGE, F_ROC, F_INV = _FI["late_10s"], _FI["range_viol_frac"], _FI["ro
 F_SZ, F_SZP, F_SROC = _FI["sig_max_abs_z_own"], _FI["sig_max_abs_z_peer"], _FI["sig_max_roc_ratio"]
 F_SMARGIN, F_SEWMA, F_BASEN = _FI["sig_min_margin"], _FI["sig_ewma_dev_max"], _FI["baseline_windows"]
 F_SIG_Z, F_SIG_ROC, F_SIG_POS = _FI["sig0_z_own"], _FI["sig0_roc_ratio"], _FI["sig0_pos"]
+F_FLIPS, F_UNAUTH, F_NEWDST, F_SKEW = _FI["src_flips_10s"], _FI["unauth_logins_10s"], _FI["new_dst_10s"], _FI["clock_skew_10s"]
+F_JUMPS, F_HIJACK, F_DIMS = _FI["seq_jumps_10s"], _FI["hijack_msgs_10s"], _FI["profile_dims_off"]
+F_RATE_BURST, F_PORT_BURST, F_EXFIL = _FI["rate_burst_ratio"], _FI["port_burst"], _FI["exfil_msgs_10s"]
 # per-signal columns exist for the first few signals only; the sig_* aggregates cover every signal
 N_SIG_COLS = F_SIG_ROC - F_SIG_Z
 # floor of a z-score for a signal without a physical range (a replayed table): a share of its
@@ -213,6 +228,12 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
             dev = abs(ewma[s, k] - base[s, b, 0])
             f[F_SEWMA] = max(f[F_SEWMA], dev / (math.sqrt(max(base[s, b, 1], 0.0)) + fl))
     f[F_SMARGIN] = margin
+    f[F_FLIPS], f[F_UNAUTH], f[F_NEWDST] = acc[s, A_FLIPS], acc[s, A_UNAUTH], acc[s, A_NEWDST]
+    f[F_SKEW], f[F_JUMPS], f[F_HIJACK] = acc[s, A_SKEW], acc[s, A_JUMPS], acc[s, A_HIJACK]
+    f[F_RATE_BURST] = _rate_burst_ratio(acc[s, A_RATE_BURST], hz)
+    f[F_PORT_BURST] = acc[s, A_PORT_BURST]
+    f[F_EXFIL] = acc[s, A_EXFIL]
+    f[F_DIMS] = _profile_dims_off(s, count, acc, base, base_n, warm, zo[B_COUNT], f[F_SZ])
     out_meta[r, 0], out_meta[r, 1], out_meta[r, 2] = s, ws, we
     out_meta[r, 3], out_meta[r, 4], out_meta[r, 5] = istate[s, I_WIN_PART], istate[s, I_FIRST_OFF], istate[s, I_LAST_OFF]
     out_meta[r, 6] = final
@@ -253,7 +274,7 @@ def _finish_window(s, ws, window_ms, istate, acc, sacc, ports, ring, ring_ws, ri
     istate[s, I_WIN_START] = -1
     istate[s, I_CLOSED_END] = ws + window_ms
     istate[s, I_EARLY] = 0
-    acc[s, :] = 0.0
+    acc[s, :N_ACC_WINDOW] = 0.0
     ports[s, :] = 0
     for k in range(sacc.shape[1]):
         sacc[s, k, S_N], sacc[s, k, S_SUM], sacc[s, k, S_SUMSQ], sacc[s, k, S_ROC] = 0.0, 0.0, 0.0, 0.0
@@ -327,7 +348,7 @@ def _observe_signals(i, s, t, t_ms, sigv, sacc, last_sig, last_sig_ts, ewma, lo,
 
 @njit(nogil=True, cache=True)
 def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst_port, src_hash,
-                 sig_state, fw_unknown, partition, offset,
+                 sig_state, fw_unknown, partition, offset, auth_ok, dst_hash, princ_hash,
                  istate, acc, sacc, last_sig, last_sig_ts, ewma, ports, ring, ring_ws, ring_ports,
                  base, peer, peer_n, nominal_hz, lo, hi, rmin, rmax, inv, nsig,
                  window_ms, warm, require_sig, lateness_ms, trig, part_max, out_feat, out_meta):
@@ -338,7 +359,9 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
     device's window closes once it ends `lateness_ms` before its partition's mark, event by event,
     so neither batch cuts nor the interleaving of partitions change the windows. Besides closed windows, a window that
     crosses a threshold in `trig` yields one early row (final = 0) at that moment, so detection
-    need not wait for the window to end. out_* need at least 2 * len(slot) rows.
+    need not wait for the window to end (one more early row whenever another threshold is crossed).
+    dst_hash / princ_hash: nonzero hashes of net.dst_ip / auth.principal (0 = none).
+    out_* need at least 2 * len(slot) rows.
     """
     r = 0
     for i in range(slot.shape[0]):
@@ -348,6 +371,7 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         ws = istate[s, I_WIN_START]
         last = istate[s, I_LAST_SEQ]
         replay = last >= 0 and seq[i] <= last and t_ms <= istate[s, I_LAST_TS]
+        hz = nominal_hz[t]
         # in-order data may arrive up to lateness_ms after its window ends; replayed or old
         # messages are evidence of now, so they never land in a window the shard has passed
         stale = ws + window_ms <= wm and (replay or t_ms < ws)
@@ -381,6 +405,12 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         else:
             if last >= 0 and seq[i] > last + 1:
                 a[A_GAPS] += seq[i] - last - 1
+            a[A_JUMPS] += _seq_jumped(last, seq[i], t_ms - istate[s, I_LAST_TS], hz)
+            # an authentic, in-sequence message far behind its partition's mark was held back
+            # (or its clock is): its content may be genuine, its time is not
+            if wm >= 0 and wm - t_ms > trig[T_SKEW]:
+                a[A_SKEW] += 1.0
+            _bursts(s, t_ms, dst_port[i], istate, a, ports)
             istate[s, I_LAST_SEQ] = seq[i]
             istate[s, I_LAST_TS] = max(istate[s, I_LAST_TS], t_ms)
             if sig_state[i] == 0 or (sig_state[i] == 1 and not require_sig):
@@ -395,10 +425,13 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         if p >= 0:
             h = (p * 40503) % PORT_BITS
             ports[s, h >> 6] |= np.uint64(1) << np.uint64(h & 63)
-        if src_hash[i] != 0:
-            if istate[s, I_LAST_SRC] != 0 and istate[s, I_LAST_SRC] != src_hash[i]:
-                a[A_SRCCHG] += 1.0
-            istate[s, I_LAST_SRC] = src_hash[i]
+        _observe_identity(s, t_ms, src_hash[i], princ_hash[i], auth_ok[i], istate, a, warm)
+        new_dst = _observe_destination(s, dst_hash[i], p, bytes_out[i], bytes_in[i], istate, a,
+                                       base, warm)
+        ref = _bytes_per_msg_ref(s, t, istate[s, I_BASE_N], base, peer, peer_n[t], warm)
+        if ref > 0.0 and bytes_out[i] >= trig[T_EXFIL] * ref:
+            # a huge upload counts double when it also goes somewhere the device never went
+            a[A_EXFIL] += 2.0 if new_dst else 1.0
         # signals of replayed, late, forged (or, when required, unsigned) messages are not believed
         if not (replay or late or sig_state[i] == 2 or (sig_state[i] == 1 and require_sig)):
             a[A_TRUSTED] += 1.0
@@ -408,9 +441,10 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
             a[A_ROC] += roc_bad
             a[A_INV] += _invariants_broken(sigv[i], t, inv)
         # fire early: the window so far, the moment a deterministic threshold is crossed (once)
-        if istate[s, I_EARLY] == 0 and _crossed(s, t, istate, acc, ports, nominal_hz, window_ms,
-                                                require_sig, base, peer, peer_n, warm, trig):
-            istate[s, I_EARLY] = 1
+        crossed = _crossed(s, t, istate, acc, ports, nominal_hz, window_ms, require_sig, base, peer,
+                           peer_n, warm, trig)
+        if crossed & ~istate[s, I_EARLY]:
+            istate[s, I_EARLY] |= crossed
             # it ends now on the device's own clock (its latest authentic time), not at a replayed
             # message's old time, and not on other devices' clocks: ids stay order-independent
             window_row(s, ws, max(t_ms, ws, istate[s, I_LAST_TS]) + 1, window_ms, istate, acc, sacc, ewma, ports, ring,
@@ -423,18 +457,41 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
 @njit(nogil=True, cache=True)
 def _crossed(s, t, istate, acc, ports, nominal_hz, window_ms, require_sig, base, peer, peer_n,
              warm, trig):
-    """Has slot s's open window already crossed a deterministic detector's threshold?"""
+    """Bitmask of the deterministic thresholds slot s's open window has crossed so far (0 = none);
+    rate and new ports are also judged on their last second or two, so a flood or a scan that
+    starts late in a window fires at once instead of when the whole window's count catches up."""
     a = acc[s]
+    hz = nominal_hz[t]
+    m = 0
     if a[A_HMAC] >= trig[T_HMAC] or (require_sig and a[A_UNSIGNED] >= 1):
-        return True
-    if a[A_REPLAYS] >= trig[T_REPLAY] or a[A_FW] >= 1 or a[A_RANGE] + a[A_ROC] + a[A_INV] >= 1:
-        return True
-    if a[A_AUTH] >= trig[T_AUTH] or a[A_COUNT] >= trig[T_RATE] * nominal_hz[t] * window_ms / 1000:
-        return True
-    if ports[s, 0] != 0 and distinct_estimate(ports[s]) >= trig[T_PORTS]:
-        return True
+        m |= 1
+    if a[A_REPLAYS] >= trig[T_REPLAY]:
+        m |= 2
+    if a[A_FW] >= 1:
+        m |= 4
+    if a[A_RANGE] + a[A_ROC] + a[A_INV] >= 1:
+        m |= 8
+    if a[A_AUTH] >= trig[T_AUTH]:
+        m |= 16
+    if a[A_COUNT] >= trig[T_RATE] * hz * window_ms / 1000 or (
+            _rate_burst_ratio(a[A_RATE_BURST], hz) >= trig[T_RATE]):
+        m |= 32
+    if a[A_PORT_BURST] >= trig[T_PORT_BURST] or (
+            ports[s, 0] != 0 and distinct_estimate(ports[s]) >= trig[T_PORTS]):
+        m |= 64
     ref = _bytes_per_msg_ref(s, t, istate[s, I_BASE_N], base, peer, peer_n[t], warm)
-    return ref > 0.0 and a[A_COUNT] >= 2 and a[A_BOUT] / a[A_COUNT] >= trig[T_EXFIL] * ref
+    if (ref > 0.0 and a[A_COUNT] >= 2 and a[A_BOUT] / a[A_COUNT] >= trig[T_EXFIL] * ref) or (
+            a[A_EXFIL] >= 2):
+        m |= 128
+    if a[A_FLIPS] >= trig[T_FLIPS] or a[A_JUMPS] >= trig[T_JUMPS]:
+        m |= 256
+    if a[A_SKEW] >= 1:
+        m |= 512
+    if a[A_UNAUTH] >= trig[T_UNAUTH]:
+        m |= 1024
+    if a[A_HIJACK] >= trig[T_HIJACK]:
+        m |= 2048
+    return m
 
 
 @njit(nogil=True, cache=True)
@@ -460,3 +517,143 @@ def close_due(n_slots, part_watermark, istate, acc, sacc, ewma, ports, ring, rin
                          out_feat, out_meta, r)
             r += 1
     return r
+
+
+# ------------------------------------------------------------------ identity and profile checks
+
+KNOWN_BITS = 62  # per int64 word of a learned set (bit 63 stays clear: no sign games)
+OFF_RATIO = 3.0  # bytes per message this far (either way) from the own baseline = "off profile"
+
+
+@njit(nogil=True, cache=True)
+def _bit(h):
+    """Two bits per value (a 2-hash Bloom filter in one word): with one or two addresses learned,
+    a new one collides ~1 in 4,000 times instead of ~1 in 60."""
+    return (np.int64(1) << np.int64((h * 40503) % KNOWN_BITS)) | (
+        np.int64(1) << np.int64((h // KNOWN_BITS) % KNOWN_BITS))
+
+
+@njit(nogil=True, cache=True)
+def _has(word, bits):
+    return word & bits == bits
+
+
+@njit(nogil=True, cache=True)
+def _rate_burst_ratio(c, hz):
+    """Decayed message count over the last ~2 s as a multiple of the nominal rate (0 below
+    BURST_MIN_MSGS: a few messages close together are jitter, not a rate)."""
+    return c * 1000.0 / RATE_TAU_MS / hz if c >= BURST_MIN_MSGS else 0.0
+
+
+@njit(nogil=True, cache=True)
+def _seq_jumped(last, seq, dt_ms, hz):
+    """1 when the counter went back on a fresh timestamp (a reboot, or a second sender) or forward
+    by more than the time since the last message allows at 3x the nominal rate."""
+    if last < 0:
+        return 0.0
+    if seq <= last:
+        return 1.0
+    return 1.0 if seq - last - 1 > 3.0 + 3.0 * max(dt_ms, 0) * hz / 1000.0 else 0.0
+
+
+@njit(nogil=True, cache=True)
+def _bursts(s, t_ms, port, istate, a, ports):
+    """Exponentially decayed (event-time) counts of messages and of new destination ports."""
+    last = istate[s, I_BURST_TS]
+    dt = float(t_ms - last) if last > 0 else 1e12
+    dt = max(dt, 0.0)
+    a[A_RATE_BURST] = a[A_RATE_BURST] * math.exp(-dt / RATE_TAU_MS) + 1.0
+    new_port = 0.0
+    if port >= 0:
+        h = (port * 40503) % PORT_BITS
+        if ports[s, h >> 6] & (np.uint64(1) << np.uint64(h & 63)) == 0:
+            new_port = 1.0
+    a[A_PORT_BURST] = a[A_PORT_BURST] * math.exp(-dt / PORT_TAU_MS) + new_port
+    istate[s, I_BURST_TS] = max(last, t_ms)
+
+
+@njit(nogil=True, cache=True)
+def _observe_identity(s, t_ms, src, princ, ok, istate, a, warm):
+    """Source-address alternation (cloning) and logins from new addresses or principals.
+
+    An A -> B -> A alternation within one window counts as a flip; a single move (DHCP) does not.
+    Addresses are learned during warm-up and, after it, once a device keeps using one (two messages
+    in a row), so a move is adopted while a one-off login source is not: a login from a new address
+    is judged by the device's next message from another address (the device still talks from
+    elsewhere = a foreign login; a device that moved keeps the new address, which stays pending
+    until PEND_LOGIN_MS passes). A login by a principal never seen during warm-up counts at once.
+    """
+    learning = istate[s, I_BASE_N] < warm
+    last = istate[s, I_LAST_SRC]
+    pend = istate[s, I_PEND_LOGIN]
+    if pend != 0 and t_ms - istate[s, I_PEND_TS] > PEND_LOGIN_MS:
+        istate[s, I_PEND_LOGIN] = pend = 0
+    if pend != 0 and src != 0 and src != pend:
+        istate[s, I_PEND_LOGIN] = 0
+        a[A_UNAUTH] += 1.0
+    if src != 0:
+        known = _has(istate[s, I_KSRC], _bit(src))
+        if last != 0 and last != src:
+            if a[A_SRCCHG] >= 1 and src == istate[s, I_PREV_SRC]:
+                a[A_FLIPS] += 1.0
+            a[A_SRCCHG] += 1.0
+            istate[s, I_PREV_SRC] = last
+        if learning or src == last:
+            istate[s, I_KSRC] |= _bit(src)
+        istate[s, I_LAST_SRC] = src
+    else:
+        known = True
+    if princ != 0 and learning:
+        istate[s, I_KPRINC] |= _bit(princ)
+    if ok > 0 and not learning:
+        if princ != 0 and not _has(istate[s, I_KPRINC], _bit(princ)):
+            a[A_UNAUTH] += 1.0
+        elif not known and src != last:
+            istate[s, I_PEND_LOGIN], istate[s, I_PEND_TS] = src, t_ms
+
+
+@njit(nogil=True, cache=True)
+def _observe_destination(s, dst_hash, port, bout, bin_, istate, a, base, warm):
+    """Destinations (address, port) outside the learned set; a hijack shows as a new destination
+    used again and again with traffic off the own profile in both directions. True = new."""
+    if dst_hash == 0 and port < 0:
+        return False
+    key = (dst_hash * 31 + port) % 4294967291 + 1
+    # a partitioned Bloom filter: one bit per word, a destination is known when both are set
+    m0 = np.int64(1) << np.int64((key * 40503) % KNOWN_BITS)
+    m1 = np.int64(1) << np.int64((key // KNOWN_BITS) % KNOWN_BITS)
+    if istate[s, I_BASE_N] < warm:
+        istate[s, I_KDST0] |= m0
+        istate[s, I_KDST1] |= m1
+        return False
+    if _has(istate[s, I_KDST0], m0) and _has(istate[s, I_KDST1], m1):
+        return False
+    a[A_NEWDST] += 1.0
+    if key == istate[s, I_LAST_NEWDST] and base[s, B_COUNT, 0] > 0.0:
+        n = base[s, B_COUNT, 0]
+        if _off(bout, base[s, B_BOUT, 0] / n) and _off(bin_, base[s, B_BIN, 0] / n):
+            a[A_HIJACK] += 1.0
+    istate[s, I_LAST_NEWDST] = key
+    return True
+
+
+@njit(nogil=True, cache=True)
+def _off(x, ref):
+    return ref > 0.0 and (x > OFF_RATIO * ref or x * OFF_RATIO < ref)
+
+
+@njit(nogil=True, cache=True)
+def _profile_dims_off(s, count, acc, base, base_n, warm, count_z, sig_z):
+    """How many own-baseline dimensions the window is far from: rate, bytes out and in per message,
+    destinations, signals (0 while the baseline is still learning)."""
+    if base_n < warm:
+        return 0.0
+    n = max(base[s, B_COUNT, 0], 1.0)
+    c = max(count, 1.0)
+    dims = 0.0
+    dims += abs(count_z) >= 4.0
+    dims += _off(acc[s, A_BOUT] / c, base[s, B_BOUT, 0] / n)
+    dims += _off(acc[s, A_BIN] / c, base[s, B_BIN, 0] / n)
+    dims += acc[s, A_NEWDST] > 0
+    dims += sig_z >= 4.0
+    return dims

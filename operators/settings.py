@@ -29,6 +29,13 @@ class DetectionConfig:
     rate_ratio_min: float = 5.0
     exfil_ratio_min: float = 8.0
     require_signature: bool = True
+    clone_flips_min: int = 2
+    clone_seq_jumps_min: int = 2
+    clock_skew_ms: int = 30_000
+    unauth_logins_min: int = 1
+    hijack_msgs_min: int = 1
+    new_dst_min: int = 1
+    port_burst_min: float = 5.0
     anomaly_z: float = 5.0
 
 

@@ -26,13 +26,14 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from operators import sim_identity
 from operators.integrity import KeyRing
 from operators.labels import AttackLabel
 from schemas.device_types import MAX_SIGNALS, DeviceType, DeviceTypeTable, Signal
 from schemas.messages import Auth, Net, Telemetry
 
 ATTACK_CLASSES = ("dos", "scan", "brute_force", "exfiltration", "false_data_injection", "replay",
-                  "tampering", "firmware_tampering")
+                  "tampering", "firmware_tampering", *sim_identity.IDENT_THREATS)
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -47,10 +48,11 @@ DROP_P = 0.001          # lost messages (a seq gap)
 AUTH_FAIL_P = 0.002     # a single benign auth failure (mistyped password, clock skew)
 RECONNECT_P = 0.01      # a message that also saw a reconnect (2 connections)
 TARGET_SLICE_EVENTS = 16_000
-KIND_REGULAR, KIND_EXTRA, KIND_REPLAY = 0, 1, 2
+KIND_REGULAR, KIND_EXTRA, KIND_REPLAY, KIND_IDENT = 0, 1, 2, 3
 # tampering per message (numbered apart from integrity.SIG_*, which grade a received message)
 GENUINE, BAD_SIG, NO_SIG = 0, 1, 2
 EXTRA_THREATS = ("dos", "scan", "brute_force")
+NEEDS_HISTORY = EXTRA_THREATS + sim_identity.IDENT_THREATS  # extra messages interpolate readings
 WINDOW_THREATS = ("dos", "brute_force", "exfiltration", "false_data_injection", "firmware_tampering")
 # Signals a tampering attacker alters after signing: ones with roc headroom and no invariant trouble.
 TAMPER_SIGNAL = {"thermostat": "setpoint_c", "smart_meter": "power_w", "pump_plc": "valve_open_pct",
@@ -542,7 +544,9 @@ class FleetSimulator:
             2, np.uint64)]
         rng = np.random.default_rng([seed, 0])
         self._setup_devices(rng)
+        self._ident_plans: list[sim_identity.IdentityPlan] = []
         self._attacks = self._plan_attacks(np.random.default_rng([seed, 1]))
+        self._lookalikes = sim_identity.plan_lookalikes(self, {a.dev for a in self._attacks}, seed)
         self.labels: list[AttackLabel] = sorted(
             (AttackLabel(self.devices[a.dev][0], a.threat, self.start_ms + a.label_ts[0],
                          self.start_ms + a.label_ts[1]) for a in self._attacks),
@@ -642,8 +646,10 @@ class FleetSimulator:
             threat = classes[i % len(classes)]
             # never before the device's first report: floods interpolate from it, replays need it
             first = int(self._reg_ts(np.array([d]), np.zeros(1, np.int64))[0])
-            a0 = max(int(rng.integers(lo, hi + 1)), first + 1)
-            a1 = self.dur_ms - 1 if threat == "firmware_tampering" else min(
+            lo_t = min(max(lo, sim_identity.IDENT_START_MS), hi) if (
+                threat in sim_identity.IDENT_THREATS) else lo
+            a0 = max(int(rng.integers(lo_t, hi + 1)), first + 1)
+            a1 = self.dur_ms - 1 if threat in ("firmware_tampering", "hijack") else min(
                 a0 + int(rng.integers(10_000, 20_001)), self.dur_ms - 1)
             at = _Attack(int(d), threat, a0, a1)
             try:
@@ -687,6 +693,8 @@ class FleetSimulator:
                     ports = np.resize(rng.permutation(1024) + 1, m)
                 own = self._port[d]  # a probe of its usual port would look like normal traffic
                 at.extra_aux = np.where(ports == own, own % 1024 + 1, ports).astype(np.int64)
+        elif at.threat in sim_identity.IDENT_THREATS:
+            label = [sim_identity.plan_attack(self, at, rng, hz, reg_all)]
         elif at.threat == "exfiltration":
             net = EXTERNAL_NETS[int(rng.integers(len(EXTERNAL_NETS)))]
             self._ext[d] = f"{net}.{int(rng.integers(2, 255))}"
@@ -794,7 +802,7 @@ def _touches(at: _Attack, ks: I64, t_lo: int, t_hi: int, iv_ms: float) -> bool:
     """Whether a block of steps (ks, report times t_lo..t_hi) holds anything of the attack."""
     if at.threat in ("replay", "tampering"):
         return bool(len(at.ks)) and int(at.ks[0]) <= int(ks[-1]) and int(at.ks[-1]) >= int(ks[0])
-    margin = 4 * iv_ms if at.threat in EXTRA_THREATS else 0.0  # floods need reports around them
+    margin = 4 * iv_ms if at.threat in NEEDS_HISTORY else 0.0  # floods need reports around them
     return at.a0 - margin <= t_hi and at.a1 + margin >= t_lo
 
 
@@ -818,10 +826,11 @@ class _Run:
             atts = [(by_dev[int(d)], j) for j, d in enumerate(dev.tolist()) if int(d) in by_dev]
             self.trs.append(_TypeRun(t, dev, iv, model, rng, prev, atts))
         self.hist: dict[int, list[tuple[I64, F64]]] = {
-            id(a): [] for a in sim._attacks if a.threat in EXTRA_THREATS}
+            id(a): [] for a in sim._attacks if a.threat in NEEDS_HISTORY}
         self.pending = _Events.empty(0)
         self.extra_attacks = [a for a in sim._attacks if len(a.extra_ts)]
         self.seqs = [0] * cfg.devices
+        self.clone_seqs: dict[int, int] = {}
         self.captured: dict[int, bytes] = {}
         self.enc_sorted = msgspec.json.Encoder(order="sorted")
         n = cfg.devices
@@ -893,6 +902,7 @@ class _Run:
         bout = np.maximum(np.rint(sim._base_out[tr.dev] * scale * np.exp(0.12 * zn[0])), 1)
         bin_ = np.maximum(np.rint(sim._base_in[tr.dev] * np.exp(0.15 * zn[1])), 1)
         bout, bin_ = bout.astype(np.int64), bin_.astype(np.int64)
+        sim_identity.apply_bursts(sim, tr.dev, ts, bout, bin_)
         fail = (un[0] < AUTH_FAIL_P).astype(np.int64)
         succ = np.maximum(fail, (un[1] < 0.01).astype(np.int64))  # a failure is followed by a retry
         ports = np.array([sim._port[d] for d in tr.dev.tolist()], np.int64)
@@ -912,7 +922,7 @@ class _Run:
                       ev: _Events) -> None:
         """Mark or alter the attacked device's regular reports in this block (column j)."""
         col = ts[:, j]
-        if at.threat in EXTRA_THREATS and col[-1] >= at.a0 - 4 * tr.iv_ms and (
+        if at.threat in NEEDS_HISTORY and col[-1] >= at.a0 - 4 * tr.iv_ms and (
                 col[0] <= at.a1 + 4 * tr.iv_ms):
             self.hist[id(at)].append((col.copy(), sig[:, j, :].copy()))
         if at.threat == "replay":
@@ -989,6 +999,9 @@ class _Run:
         ev.sig = self._interpolate(at, ts)
         ev.port[:] = sim._port[d]
         base_out, base_in = sim._base_out[d], sim._base_in[d]
+        if at.threat in sim_identity.IDENT_THREATS:
+            sim_identity.fill_extra(ev, at, base_out, base_in, sim._port[d], a)
+            return ev
         if at.threat == "dos":
             ev.bout = np.rint(base_out * np.exp(0.12 * a.standard_normal(n))).astype(np.int64)
             ev.bin = np.rint(base_in * np.exp(0.15 * a.standard_normal(n))).astype(np.int64)
@@ -1043,7 +1056,7 @@ class _Run:
         ids, types, src, dst, fw = sim._ids, sim._types, sim._src, sim._dst, sim._fw
         ipads, opads, kbytes = self.ipads, self.opads, self.kbytes
         special = ((ev.kind == KIND_REPLAY) | ev.drop | (ev.tag >= 0) | ev.alt | (ev.mode != 0)
-                   | ev.fwmod).tolist()
+                   | ev.fwmod | sim_identity.switched(sim._lookalikes, ev.dev, ev.ts)).tolist()
         rows = np.take_along_axis(ev.sig, self.perm[ev.dev], axis=1).tolist()  # sorted-name order
         self.cur = ev
         for i, ts, d, row, bi, bo, pi, po, cn, pt, fl, sc, sp in zip(
@@ -1080,17 +1093,21 @@ class _Run:
         sim, ev, codec = self.sim, self.cur, self.codec[d]
         if ev.kind[i] == KIND_REPLAY:
             return self.captured[int(ev.tag[i])]
+        if ev.kind[i] == KIND_IDENT:
+            return sim_identity.message(self, i, ts, d, row)
         seq = self.seqs[d]
         self.seqs[d] = seq + 1
         if ev.drop[i]:
             return None
         signals = codec.make(*row)
         fail, succ = int(ev.fail[i]), int(ev.succ[i])
-        net = Net(sim._src[d], sim._ext[d] if ev.alt[i] else sim._dst[d], int(ev.port[i]),
+        rel = ts - sim.start_ms
+        net = Net(sim_identity.src_of(sim, d, rel), sim._ext[d] if ev.alt[i] else sim._dst[d],
+                  int(ev.port[i]),
                   int(ev.bin[i]), int(ev.bout[i]), int(ev.pin[i]), int(ev.pout[i]),
                   int(ev.conn[i]))
         msg = Telemetry(sim._ids[d], sim._types[d], ts, seq, signals, net, Auth(fail, succ),
-                        sim._fw_mod[d] if ev.fwmod[i] else sim._fw[d])
+                        sim._fw_mod[d] if ev.fwmod[i] else sim_identity.fw_of(sim, d, rel))
         mode = int(ev.mode[i])
         if sim.cfg.sign and mode != NO_SIG:
             inner = self.ipads[d].copy()

@@ -150,7 +150,12 @@ class TwinStore:
             if not hasattr(self, f.name) and f.default_factory is not dataclasses.MISSING:
                 setattr(self, f.name, f.default_factory())
         for name, arr in self._alloc(self.capacity).items():
-            self.arrays.setdefault(name, arr)
+            old = self.arrays.setdefault(name, arr)
+            if old.shape[1:] != arr.shape[1:] and old.ndim == arr.ndim:
+                # columns appended since (e.g. istate/acc): old values kept, new ones initial
+                cut = tuple(slice(0, min(a, b)) for a, b in zip(old.shape, arr.shape, strict=True))
+                arr[cut] = old[cut]
+                self.arrays[name] = arr
         return self
 
     def nbytes(self) -> int:

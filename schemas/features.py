@@ -37,6 +37,11 @@ _WINDOW_FEATURES = (
     "fw_unknown_10s", "late_10s", "range_viol_frac", "roc_viol_frac", "inv_viol_frac",
     "sig_max_abs_z_own", "sig_max_abs_z_peer", "sig_max_roc_ratio", "sig_min_margin",
     "sig_ewma_dev_max", "baseline_windows",
+    # issue #4 channel/identity/profile features (kernels: _observe_identity, _observe_destination,
+    # _bursts): source alternations, logins from new addresses/principals, new destinations,
+    # clock skew, sequence jumps, hijack evidence, own-profile dimensions off, short-term bursts
+    "src_flips_10s", "unauth_logins_10s", "new_dst_10s", "clock_skew_10s", "seq_jumps_10s",
+    "hijack_msgs_10s", "profile_dims_off", "rate_burst_ratio", "port_burst", "exfil_msgs_10s",
 )
 _PER_SIGNAL = ("z_own", "roc_ratio", "pos")
 

@@ -19,7 +19,8 @@ from schemas.features import N_FEATURES
 
 W = 10_000
 LATENESS = 2_000
-TRIGGERS = np.array([2, 8, 20, 5.0, 8.0, 1], dtype=np.float64)  # replay, auth, ports, rate, exfil, hmac
+# replay, auth, ports, rate, exfil, hmac, clone flips, seq jumps, skew ms, unauth, hijack, port burst
+TRIGGERS = np.array([2, 8, 20, 5.0, 8.0, 1, 1, 2, 30_000, 1, 2, 5.0], dtype=np.float64)
 TYPES = load_device_types()
 METER = TYPES.index["smart_meter"]
 
@@ -79,7 +80,8 @@ def run_kernels(events: list[Ev], chunk: int,
         feats, meta = np.empty((2 * len(b), N_FEATURES)), np.empty((2 * len(b), K.N_META), dtype=np.int64)
         r = K.update_batch(slots, b.ts, b.seq, b.signals, b.bytes_in, b.bytes_out, b.conns,
                            b.auth_fail, b.dst_port, b.src_hash, b.sig_state, b.fw_unknown,
-                           b.partition, b.offset, *store.kernel_state(), t.nominal_hz, t.lo, t.hi,
+                           b.partition, b.offset, b.auth_ok, np.zeros(len(b), dtype=np.int64),
+                           np.zeros(len(b), dtype=np.int64), *store.kernel_state(), t.nominal_hz, t.lo, t.hi,
                            t.roc_min, t.roc_max, t.inv, t.n_signals, W, 3, 1, LATENESS,
                            TRIGGERS, part_max, feats, meta)
         collect(feats, meta, r)

@@ -115,7 +115,8 @@ def batch_of(events: list[Ev]) -> TelemetryBatch:
         device_ids=[e.device for e in events], src_ips=["10.1.0.2"] * n,
         dst_ips=[e.dst_ip for e in events], principals=[None] * n, fws=[e.fw for e in events],
         shard=z, type_idx=np.full(n, METER, dtype=np.int64),
-        ts=np.array([e.ts for e in events], dtype=np.int64), seq=np.arange(n, dtype=np.int64),
+        ts=np.array([e.ts for e in events], dtype=np.int64),
+        seq=np.array([e.ts // 1000 for e in events], dtype=np.int64),  # per device, 1 Hz
         signals=sig, bytes_in=np.full(n, 80.0), bytes_out=np.full(n, 200.0), conns=np.ones(n),
         auth_fail=np.array([e.auth_fail for e in events]), auth_ok=np.zeros(n),
         dst_port=np.array([e.port for e in events], dtype=np.int64), src_hash=z + 7,

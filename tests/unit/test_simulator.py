@@ -143,10 +143,32 @@ def test_unsigned_mode_has_no_signatures() -> None:
 # ------------------------------------------------------------------------------- healthy physics
 
 
+def lookalike_ids(run: Run) -> set[str]:
+    """Unattacked devices with a benign change (address, firmware update, traffic burst)."""
+    la = run.sim._lookalikes
+    return {run.sim.devices[d][0] for d in (*la.ip_change, *la.fw_update, *la.bursts)}
+
+
 def healthy_ids(run: Run) -> list[str]:
-    """Devices nobody attacks."""
-    attacked = {lb.device_id for lb in run.sim.labels}
+    """Devices nobody attacks and nothing changes."""
+    attacked = {lb.device_id for lb in run.sim.labels} | lookalike_ids(run)
     return [d for d, _t in run.sim.devices if d not in attacked]
+
+
+def test_benign_lookalikes_change_one_thing_and_stay_healthy() -> None:
+    run = simulate(devices=120, duration_s=60.0, seed=3, attack_fraction=0.0)
+    la = run.sim._lookalikes
+    assert la.ip_change and la.fw_update and la.bursts
+    for d, (_at, ip) in la.ip_change.items():
+        srcs = [m.ev.net.src_ip for m in run.of(run.sim.devices[d][0]) if m.ev.net]
+        assert len(set(srcs)) == 2 and srcs[-1] == ip  # moved once, stayed
+    for d, (_at, fw) in la.fw_update.items():
+        evs = [m.ev for m in run.of(run.sim.devices[d][0])]
+        allowed = TYPES.firmware[TYPES.index[run.sim.devices[d][1]]]
+        assert evs[-1].fw == fw and {e.fw for e in evs} <= allowed
+    for d in la.bursts:
+        dt = run.dtype(run.sim.devices[d][0])
+        assert violations(dt, [m.ev for m in run.of(run.sim.devices[d][0])]) == []
 
 
 def test_healthy_devices_respect_ranges_roc_and_invariants(fleet: Run) -> None:
@@ -224,11 +246,12 @@ def test_signatures_verify_for_healthy_messages(fleet: Run) -> None:
 
 
 def test_every_attack_class_appears_with_few_devices() -> None:
-    sim = FleetSimulator(SimConfig(devices=8, duration_s=60.0, start_ms=START), TYPES, KEYS)
+    n = len(ATTACK_CLASSES)
+    sim = FleetSimulator(SimConfig(devices=n, duration_s=60.0, start_ms=START), TYPES, KEYS)
     assert sorted(lb.threat for lb in sim.labels) == sorted(ATTACK_CLASSES)
-    assert len({lb.device_id for lb in sim.labels}) == 8
+    assert len({lb.device_id for lb in sim.labels}) == n
     for lb in sim.labels:
-        assert START + 20_000 <= lb.start < lb.end < START + 60_000
+        assert START + 20_000 <= lb.start <= lb.end < START + 60_000
         if lb.threat == "firmware_tampering":
             assert lb.end >= START + 57_000
         else:
@@ -262,6 +285,10 @@ def is_marked(threat: str, m: Msg, seen_seq: int, dt: DeviceType, usual_port: in
         return KEYS.check(ev.device_id, canonical_bytes(ev), ev.sig) != SIG_OK
     if threat == "firmware_tampering":
         return ev.fw not in TYPES.firmware[TYPES.index[dt.name]]
+    if threat in ("cloning", "unauthorized_access"):
+        return net.src_ip is not None and not net.src_ip.startswith("10.")
+    if threat == "hijack":
+        return net.dst_ip not in BROKERS
     raise AssertionError(threat)
 
 
@@ -309,7 +336,7 @@ def test_each_attack_shows_its_signature(attacked: Run) -> None:
         normal = span * dt.report_hz
         nets = [m.ev.net for m in win if m.ev.net is not None]
         # 10..20 s attacks; tampering labels span only the altered subset of reports
-        assert span >= 7.9 or lb.threat == "tampering"
+        assert span >= 7.9 or lb.threat in ("tampering", "unauthorized_access")
         if lb.threat == "dos":
             assert len(win) >= 8 * normal and all(n.connections >= 5 for n in nets)
         elif lb.threat == "scan":
@@ -345,6 +372,19 @@ def test_each_attack_shows_its_signature(attacked: Run) -> None:
             allowed = TYPES.firmware[TYPES.index[dt.name]]
             assert all(m.ev.fw not in allowed for m in win)
             assert lb.end == attacked.of(lb.device_id)[-1].sent
+        elif lb.threat == "cloning":  # a second sender: other address, its own counter, signed
+            clone = [m for m in win if not str(m.ev.net.src_ip if m.ev.net else "").startswith("10.")]
+            assert len(clone) >= 0.4 * normal and len(win) - len(clone) >= normal - 2
+            assert all(KEYS.check(m.ev.device_id, canonical_bytes(m.ev), m.ev.sig) == SIG_OK
+                       for m in clone)
+        elif lb.threat == "unauthorized_access":
+            logins = [m.ev.auth for m in win if m.ev.auth and m.ev.auth.successes]
+            assert logins and all(not a.failures for a in logins)
+        elif lb.threat == "hijack":
+            c2 = [n for n in nets if n.dst_ip not in BROKERS]
+            base_out = np.median([m.ev.net.bytes_out for m in before if m.ev.net])
+            assert len(c2) >= normal and len({(n.dst_ip, n.dst_port) for n in c2}) == 1
+            assert np.median([n.bytes_out for n in c2]) >= 3 * base_out
 
 
 def window_evidence(threat: str, win: list[Msg], before: list[Msg], dt: DeviceType) -> float:
@@ -367,6 +407,8 @@ def window_evidence(threat: str, win: list[Msg], before: list[Msg], dt: DeviceTy
                    for m in win)
     if threat == "firmware_tampering":
         return sum(m.ev.fw not in TYPES.firmware[TYPES.index[dt.name]] for m in win)
+    if threat in ("cloning", "unauthorized_access", "hijack"):  # marked messages
+        return sum(is_marked(threat, m, -1, dt, None) for m in win)
     prev = [m.ev for m in before[-1:]]
     return len(violations(dt, prev + [m.ev for m in win]))
 
@@ -374,7 +416,8 @@ def window_evidence(threat: str, win: list[Msg], before: list[Msg], dt: DeviceTy
 # pipelines/defaults.toml [detection] thresholds (dos: rate ratio, a hair under 5 for the rare
 # weakest case: 8x flood, 10 s attack split 5 s / 5 s over two windows)
 THRESHOLDS = {"dos": 4.5, "scan": 20, "brute_force": 8, "exfiltration": 8, "replay": 2,
-              "tampering": 1, "firmware_tampering": 1, "false_data_injection": 1}
+              "tampering": 1, "firmware_tampering": 1, "false_data_injection": 1, "cloning": 2,
+              "unauthorized_access": 1, "hijack": 2}
 
 
 def test_each_attack_crosses_detection_thresholds_in_an_aligned_window(attacked: Run) -> None:
