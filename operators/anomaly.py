@@ -10,6 +10,11 @@ Volumes count upwards only: more messages or bytes than learned is the security-
 direction, while fewer is what every partial window looks like (end of input, a device that
 stopped mid-window) and belongs to the twin's liveness status, not to a threat.
 
+Volumes have typed detectors with their own thresholds (flood: 5x the nominal rate, exfiltration:
+8x the learned bytes per message), and ordinary traffic bursts of 2-3x move a steady device's byte
+count 5-8 sigmas, so volume deviations are judged against `anomaly_volume_z` (default 10) instead:
+they are scaled by anomaly_z / anomaly_volume_z before the max.
+
 score = m / (m + anomaly_z), so 0.5 means "m = anomaly_z sigmas", 0 no deviation, → 1 extreme.
 Physical limits (range, rate of change, invariants) are not part of it: the typed `physics`
 detector owns them. Until a device and its type are warm every z is 0, so the score is 0.
@@ -35,16 +40,18 @@ _PEER = np.array([FI[b] for _, b in VOLUMES])
 THRESHOLD_SCORE = 0.5  # the score at exactly anomaly_z sigmas
 
 
-def deviation(x: F64) -> F64:
-    """Per row, the largest min(z own, z peer) over the paired quantities (sigmas)."""
+def deviation(x: F64, volume_weight: float = 1.0) -> F64:
+    """Per row, the largest min(z own, z peer) over the paired quantities (sigmas; volumes scaled
+    by volume_weight)."""
     if x.shape[0] == 0:
         return np.zeros(0)
-    volumes = np.minimum(x[:, _OWN], x[:, _PEER]).max(axis=1)
+    volumes = np.minimum(x[:, _OWN], x[:, _PEER]).max(axis=1) * volume_weight
     signals = np.minimum(np.abs(x[:, FI[SIGNALS[0]]]), np.abs(x[:, FI[SIGNALS[1]]]))
     return np.asarray(np.maximum(np.maximum(volumes, 0.0), signals), dtype=np.float64)
 
 
-def anomaly_score(x: F64, anomaly_z: float) -> F64:
-    """Per row, m / (m + anomaly_z) with m = deviation(x): 0.5 at the configured threshold."""
-    m = deviation(x)
+def anomaly_score(x: F64, anomaly_z: float, anomaly_volume_z: float | None = None) -> F64:
+    """Per row, m / (m + anomaly_z) with m = deviation(x): 0.5 at the configured threshold
+    (anomaly_z sigmas for signals, anomaly_volume_z for volumes; None = the same)."""
+    m = deviation(x, anomaly_z / (anomaly_volume_z or anomaly_z))
     return m / (m + anomaly_z)

@@ -60,7 +60,7 @@ def _cloning_why(r: F64) -> str:
 
 def _baseline_deviation(x: F64, cfg: DetectionConfig) -> Mask:
     warm = _col(x, "baseline_windows") >= cfg.warmup_windows
-    return warm & (anomaly_score(x, cfg.anomaly_z) >= THRESHOLD_SCORE)
+    return warm & (anomaly_score(x, cfg.anomaly_z, cfg.anomaly_volume_z) >= THRESHOLD_SCORE)
 
 
 def _deviation_why(r: F64) -> str:

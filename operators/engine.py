@@ -169,7 +169,8 @@ class ShardEngine:
         # the model judges whole windows of learned devices; early rows are for the detectors
         warm = w.features[:, BASELINE_WINDOWS] >= self.ctx.detection.warmup_windows
         warm &= w.meta[:, 6] == 1
-        anomaly = anomaly_score(w.features, self.ctx.detection.anomaly_z)
+        anomaly = anomaly_score(w.features, self.ctx.detection.anomaly_z,
+                                self.ctx.detection.anomaly_volume_z)
         d = decide(fired, probs, warm, self.ctx.detection, anomaly)
         for hook in self.on_windows:
             hook(self.store, w, d)

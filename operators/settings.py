@@ -37,6 +37,7 @@ class DetectionConfig:
     new_dst_min: int = 1
     port_burst_min: float = 5.0
     anomaly_z: float = 5.0
+    anomaly_volume_z: float = 10.0
 
 
 @dataclass(frozen=True)

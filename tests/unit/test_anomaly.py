@@ -37,10 +37,14 @@ def test_score_is_half_at_the_configured_sigmas_and_needs_both_baselines() -> No
     assert anomaly_score(row(count_z_own=-60, count_z_peer=-50), z)[0] == 0.0  # a partial window
     assert anomaly_score(row(sig_max_abs_z_own=60, sig_max_abs_z_peer=50), z)[0] > 0.9
     assert anomaly_score(row(), z)[0] == 0.0
+    # volumes are judged against anomaly_volume_z: a 2-3x traffic burst is not an anomaly alone
+    vz = CFG.anomaly_volume_z
+    assert math.isclose(anomaly_score(row(bytes_out_z_own=vz, bytes_out_z_peer=vz), z, vz)[0], 0.5)
+    assert anomaly_score(row(bytes_out_z_own=8, bytes_out_z_peer=8), z, vz)[0] < 0.5
 
 
 def test_baseline_deviation_fires_only_for_warm_devices_and_comes_last() -> None:
-    x = np.vstack([row(bytes_out_z_own=9, bytes_out_z_peer=9), row(bytes_out_z_own=3,
+    x = np.vstack([row(bytes_out_z_own=12, bytes_out_z_peer=12), row(bytes_out_z_own=3,
                                                                        bytes_out_z_peer=9)])
     cold = x.copy()
     cold[:, FI["baseline_windows"]] = CFG.warmup_windows - 1
