@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from operators.brake import BrakeConfig
-from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
+from operators.settings import ActivityConfig, DetectionConfig, PipelineConfig, ResponseConfig
 
 ENV_PREFIX = "TWINGUARD__"
 # librdkafka keys (and ours) whose values are secrets; `*.location`/`*_env` only name where they live
@@ -76,6 +76,7 @@ class Config:
     response: ResponseConfig = field(default_factory=ResponseConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     brake: BrakeConfig = field(default_factory=BrakeConfig)
+    activity: ActivityConfig = field(default_factory=ActivityConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

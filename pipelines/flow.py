@@ -13,10 +13,13 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from operators.activity import ActivityOut, decode_activity
 from operators.batches import OutMsg, RawBatch, TelemetryBatch
 from operators.brake import RejectBrake
 from operators.decode import DecodeConfig, DecodeOut, decode_batch
+from operators.desired import ControlTable
 from operators.engine import EngineContext
+from operators.insider import UserLogic, UserStore
 from operators.integrity import KeyRing
 from operators.kafka_io import KafkaBatchSource, KafkaOutSink
 from operators.scoring import MODEL_FILE, Scorer, default_model_dir
@@ -38,6 +41,7 @@ class Runtime:
     engine: EngineContext
     decode: DecodeConfig
     brake: RejectBrake
+    control: ControlTable
 
     @classmethod
     def from_config(cls, cfg: Config, scorer: Scorer | None = None) -> Runtime:
@@ -49,7 +53,7 @@ class Runtime:
         return cls(cfg, types, keys,
                    EngineContext(types, scorer, p, cfg.detection, cfg.response),
                    DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms),
-                   RejectBrake(cfg.brake))
+                   RejectBrake(cfg.brake), ControlTable.from_types(types))
 
 
 def load_scorer(model_dir: str) -> Scorer:
@@ -66,6 +70,12 @@ def kafka_source(cfg: Config, idle_s: float | None = None) -> KafkaBatchSource:
                             cfg.kafka.group_id)
 
 
+def activity_source(cfg: Config, idle_s: float | None = None) -> KafkaBatchSource:
+    return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.activity,
+                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle_s,
+                            cfg.kafka.group_id)
+
+
 def kafka_sink(cfg: Config) -> KafkaOutSink:
     return KafkaOutSink(cfg.kafka.client_settings(), cfg.topics.all())
 
@@ -76,25 +86,54 @@ def _decode(rt: Runtime, raw: RawBatch) -> DecodeOut:
     return out
 
 
+def _decode_activity(rt: Runtime, raw: RawBatch) -> ActivityOut:
+    out = decode_activity(raw, rt.decode)
+    rt.brake.observe(raw.topic, raw.partition, out.rejected, out.last_reason)
+    return out
+
+
 def _by_shard(out: DecodeOut) -> list[tuple[str, TelemetryBatch]]:
     return [(str(s), b) for s, b in out.oks.split_by_shard()]
 
 
 def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None,
-               sink: Sink[OutMsg] | None = None, runtime: Runtime | None = None) -> Dataflow:
-    """telemetry -> decode (-> dead letters) -> shard -> twin/window/detect/score -> outputs."""
+               sink: Sink[OutMsg] | None = None, runtime: Runtime | None = None,
+               activity: Source[RawBatch] | None = None) -> Dataflow:
+    """telemetry -> decode (-> dead letters) -> shard -> twin/window/detect/score -> outputs;
+    activity -> decode -> device shard (desired state, drift) and user shard (insider) -> outputs.
+
+    Kafka by default; with an explicit telemetry `source`, activity comes only from `activity` or
+    from batches of `source` whose topic is `topics.activity` (the embedded demo interleaves both)."""
     cfg = cfg or load_config(os.environ.get("TWINGUARD_CONFIG"))
     rt = runtime or Runtime.from_config(cfg)
     flow = Dataflow("twinguard")
     raw = op.input("telemetry_in", flow, source or kafka_source(cfg))
-    decoded = op.map("decode", raw, partial(_decode, rt))
+    if activity is not None or source is None:
+        acts_in = op.input("activity_in", flow, activity or activity_source(cfg))
+        raw = op.merge("inputs", raw, acts_in)
+    topic = cfg.topics.activity
+    by_topic = op.branch("by_topic", raw, lambda r: r.topic == topic)
+    decoded = op.map("decode", by_topic.falses, partial(_decode, rt))
     dead = op.flat_map("dead_letters", decoded, lambda d: d.errs)
     shards = op.flat_map("shard", decoded, _by_shard)
+    acts = op.map("decode_activity", by_topic.trues, partial(_decode_activity, rt))
+    act_dead = op.flat_map("activity_dead_letters", acts, lambda d: d.errs)
+    n = rt.cfg.pipeline.shards
+    to_devices = op.flat_map("activity_by_device", acts, lambda d: d.by_device(n))
 
     def builder(resume: TwinStore | None) -> ShardLogic:
-        return ShardLogic(rt.engine, resume)
+        return ShardLogic(rt.engine, resume, rt.control)
 
-    analysed = op.stateful_batch("twin_shards", shards, builder)
+    analysed = op.stateful_batch("twin_shards", op.merge("shard_items", shards, to_devices),
+                                 builder)
     results = op.map("unkey", analysed, lambda kv: kv[1])
-    op.output("out", op.merge("all_out", results, dead), sink or kafka_sink(cfg))
+    users = op.stateful_batch("user_shards",
+                              op.flat_map("activity_by_user", acts, lambda d: d.by_user(n)),
+                              partial(_user_logic, rt))
+    insider = op.map("unkey_users", users, lambda kv: kv[1])
+    op.output("out", op.merge("all_out", results, dead, act_dead, insider), sink or kafka_sink(cfg))
     return flow
+
+
+def _user_logic(rt: Runtime, resume: UserStore | None) -> UserLogic:
+    return UserLogic(rt.cfg.activity, rt.cfg.response.dry_run, resume)

@@ -1,0 +1,198 @@
+"""Per-user operator behaviour learned from the activity topic (no labels) -> `insider` threats.
+
+Keyed by user (a user's commands span devices and shards), one UserStore per user shard: a few numpy
+arrays indexed by a dense user slot, so snapshots stay cheap. Learned per user, from the first command:
+  - command rate: EWMA of the gap between commands (gaps capped at 10 min so off-shift pauses do not
+    count); a burst = >= burst_min commands in burst_window_ms AND >= burst_ratio x the learned rate;
+  - usual devices: the devices the user has commanded (up to MAX_DEVICES, least recently used
+    replaced); once learn_commands are seen, foreign_min distinct new devices within
+    foreign_window_ms = a sweep (one or two new devices, e.g. covering a colleague, are not);
+  - hour-of-day profile: a command in an hour that, with its neighbours, holds < off_hours_share of a
+    history of >= hours_min_commands spanning >= hours_min_span_ms;
+  - dangerous actions (configured list): always reported.
+Commands are judged in arrival order; the Python loop is per command, and commands are rare next to
+telemetry (a few per operator per minute).
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from bytewax.operators import StatefulBatchLogic
+
+from operators.activity import ActivityBatch
+from operators.batches import OutMsg
+from operators.rule_threats import RuleHit, rule_outputs
+from operators.settings import ActivityConfig
+
+RECENT = 64        # command times kept per user for the burst window
+MAX_DEVICES = 128  # usual devices kept per user
+FOREIGN = 16       # recent foreign commands kept per user
+GAP_CAP_MS = 600_000
+GAP_PRIOR_MS = 60_000.0  # a new user's rate prior: one command a minute
+GAP_ALPHA = 0.05
+RULES = ("rate_burst", "foreign_devices", "off_hours", "dangerous_action")
+
+
+def _alloc(cap: int) -> dict[str, np.ndarray]:
+    return {
+        "recent": np.full((cap, RECENT), -(2**62), dtype=np.int64),
+        "n": np.zeros(cap, dtype=np.int64),
+        "first_ts": np.zeros(cap, dtype=np.int64),
+        "last_ts": np.full(cap, -1, dtype=np.int64),
+        "gap": np.full(cap, GAP_PRIOR_MS),
+        "hours": np.zeros((cap, 24), dtype=np.int64),
+        "devs": np.zeros((cap, MAX_DEVICES), dtype=np.int64),  # crc32 + 1; 0 = empty
+        "devs_ts": np.zeros((cap, MAX_DEVICES), dtype=np.int64),
+        "foreign": np.zeros((cap, FOREIGN), dtype=np.int64),
+        "foreign_ts": np.full((cap, FOREIGN), -(2**62), dtype=np.int64),
+        "alert_ts": np.full((cap, len(RULES)), -(2**62), dtype=np.int64),
+    }
+
+
+@dataclass
+class UserStore:
+    """Behaviour state of every user in one user shard."""
+
+    capacity: int = 16
+    size: int = 0
+    index: dict[str, int] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.arrays:
+            self.arrays = _alloc(self.capacity)
+
+    def slot(self, user: str) -> int:
+        s = self.index.get(user)
+        if s is None:
+            if self.size == self.capacity:
+                fresh = _alloc(2 * self.capacity)
+                for k, v in self.arrays.items():
+                    fresh[k][: self.size] = v[: self.size]
+                self.arrays, self.capacity = fresh, 2 * self.capacity
+            s = self.index[user] = self.size
+            self.size += 1
+        return s
+
+    def snapshot(self) -> UserStore:
+        snap = copy.copy(self)
+        snap.capacity = max(self.size, 1)
+        snap.arrays = {k: v[: snap.capacity].copy() for k, v in self.arrays.items()}
+        snap.index = dict(self.index)
+        return snap
+
+
+@dataclass
+class UserJudge:
+    """Updates a user's profile with each command and says which rules it breaks."""
+
+    cfg: ActivityConfig
+    store: UserStore = field(default_factory=UserStore)
+
+    def judge(self, acts: ActivityBatch, dry_run: bool, now_ms: int) -> list[OutMsg]:
+        out: list[OutMsg] = []
+        for i in range(len(acts)):
+            for hit in self.observe(acts.users[i], acts.device_ids[i], acts.actions[i], acts.ts[i]):
+                out += rule_outputs(hit, now_ms, dry_run, acts.src_ips[i])
+        return out
+
+    def observe(self, user: str, device: str, action: str, ts: int) -> list[RuleHit]:
+        """Learn from one command; the rule hits it triggers (after cooldown)."""
+        st = self.store
+        s = st.slot(user)
+        a = st.arrays
+        hits = [h for h in (self._burst(s, ts), self._foreign(s, device, ts), self._hours(s, ts),
+                            self._dangerous(action, ts)) if h is not None]
+        self._learn(s, device, ts, burst=any(h[0] == "rate_burst" for h in hits))
+        out = []
+        for rule, why, start, evidence in hits:
+            r = RULES.index(rule)
+            if ts - a["alert_ts"][s, r] < self.cfg.alert_cooldown_ms:
+                continue
+            a["alert_ts"][s, r] = ts
+            out.append(RuleHit(device, "", "insider", rule, f"user {user!r}: {why}", start, ts,
+                               evidence, user))
+        return out
+
+    def _burst(self, s: int, ts: int) -> tuple[str, str, int, dict[str, float]] | None:
+        a, c = self.store.arrays, self.cfg
+        recent = a["recent"][s]
+        inside = recent[(recent > ts - c.burst_window_ms) & (recent <= ts)]
+        count = inside.size + 1
+        expected = c.burst_window_ms / max(float(a["gap"][s]), 1.0)
+        if count < max(c.burst_min, c.burst_ratio * expected):
+            return None
+        start = int(inside.min()) if inside.size else ts
+        return ("rate_burst", f"{count} commands in {c.burst_window_ms / 1000:g} s, "
+                f"{count / max(expected, 1e-9):.0f}x the user's usual rate", start,
+                {"commands_in_window": count, "expected_in_window": expected})
+
+    def _foreign(self, s: int, device: str, ts: int) -> tuple[str, str, int, dict[str, float]] | None:
+        a, c = self.store.arrays, self.cfg
+        h = zlib.crc32(device.encode()) + 1
+        if a["n"][s] < c.learn_commands or (a["devs"][s] == h).any():
+            return None
+        j = int(np.argmin(a["foreign_ts"][s]))
+        a["foreign"][s, j], a["foreign_ts"][s, j] = h, ts
+        live = (a["foreign_ts"][s] > ts - c.foreign_window_ms) & (a["foreign_ts"][s] <= ts)
+        distinct = np.unique(a["foreign"][s][live]).size
+        if distinct < c.foreign_min:
+            return None
+        return ("foreign_devices", f"{distinct} devices outside the user's usual set of "
+                f"{int((a['devs'][s] > 0).sum())} within {c.foreign_window_ms / 60000:g} min",
+                int(a["foreign_ts"][s][live].min()), {"foreign_devices": distinct})
+
+    def _hours(self, s: int, ts: int) -> tuple[str, str, int, dict[str, float]] | None:
+        a, c = self.store.arrays, self.cfg
+        n = int(a["n"][s])
+        if n < c.hours_min_commands or ts - a["first_ts"][s] < c.hours_min_span_ms:
+            return None
+        h = datetime.fromtimestamp(ts / 1000, UTC).hour
+        near = int(a["hours"][s, [(h - 1) % 24, h, (h + 1) % 24]].sum())
+        if near >= c.off_hours_share * n:
+            return None
+        return ("off_hours", f"command at {h:02d}h UTC, an hour (+-1 h) holding {near} of the "
+                f"user's {n} commands", ts, {"hour_utc": h, "share_near_hour": near / n})
+
+    def _dangerous(self, action: str, ts: int) -> tuple[str, str, int, dict[str, float]] | None:
+        if action not in self.cfg.dangerous():
+            return None
+        return ("dangerous_action", f"dangerous action {action!r} (activity.dangerous_actions)",
+                ts, {})
+
+    def _learn(self, s: int, device: str, ts: int, burst: bool) -> None:
+        a = self.store.arrays
+        if a["n"][s] == 0:
+            a["first_ts"][s] = ts
+        elif not burst and ts > a["last_ts"][s]:  # a burst must not become the user's normal
+            gap = min(ts - int(a["last_ts"][s]), GAP_CAP_MS)
+            a["gap"][s] += GAP_ALPHA * (gap - a["gap"][s])
+        a["n"][s] += 1
+        a["last_ts"][s] = max(int(a["last_ts"][s]), ts)
+        j = int(np.argmin(a["recent"][s]))
+        a["recent"][s, j] = ts
+        a["hours"][s, datetime.fromtimestamp(ts / 1000, UTC).hour] += 1
+        h = zlib.crc32(device.encode()) + 1
+        known = np.flatnonzero(a["devs"][s] == h)
+        j = int(known[0]) if known.size else int(np.argmin(a["devs_ts"][s]))
+        a["devs"][s, j], a["devs_ts"][s, j] = h, max(ts, 1)
+
+
+class UserLogic(StatefulBatchLogic[ActivityBatch, OutMsg, UserStore]):
+    """Bytewax shim: one user shard's commands in, insider threats out."""
+
+    def __init__(self, cfg: ActivityConfig, dry_run: bool, resume: UserStore | None) -> None:
+        self.judge = UserJudge(cfg, resume if resume is not None else UserStore())
+        self.dry_run = dry_run
+
+    def on_batch(self, values: list[ActivityBatch]) -> tuple[list[OutMsg], bool]:
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        return [m for v in values for m in self.judge.judge(v, self.dry_run, now_ms)], False
+
+    def snapshot(self) -> UserStore:
+        return self.judge.store.snapshot()
