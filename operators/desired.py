@@ -73,7 +73,7 @@ def state_arrays(cap: int) -> dict[str, np.ndarray]:
             "commands": np.zeros(cap, dtype=np.int64)}
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
 def track(slots: I64, ts: I64, signals: F64, trusted: npt.NDArray[np.bool_], istate: I64,
           tol: F64, converge_ms: I64, revert_n: I64, desired: F64, desired_ts: I64, state: I64,
           off: I64, hits: I64) -> int:

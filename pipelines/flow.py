@@ -7,6 +7,7 @@ import logging
 import os
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -121,7 +122,7 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     n = rt.cfg.pipeline.shards
     to_devices = op.flat_map("activity_by_device", acts, lambda d: d.by_device(n))
 
-    def builder(resume: TwinStore | None) -> ShardLogic:
+    def builder(resume: TwinStore | None) -> Any:  # ShardLogic; items: telemetry + activity
         return ShardLogic(rt.engine, resume, rt.control)
 
     analysed = op.stateful_batch("twin_shards", op.merge("shard_items", shards, to_devices),
