@@ -2,8 +2,9 @@
 
 A command puts (device, signal) into PENDING with its set-point. Reports at or after the command's
 event time then move it: within `tolerance` -> CONVERGED; still off target `converge_s` after the
-command -> drift ("did not converge"). A CONVERGED signal that reports off target `revert_reports`
-times in a row without a new command -> drift ("silently reverted"). Judged in event time on the
+command -> drift ("did not converge"). A CONVERGED signal that reports beyond twice the tolerance
+`revert_reports` times in a row without a new command -> drift ("silently reverted"); the factor 2 is
+hysteresis, so a device settling at the edge of its tolerance does not flap. Judged in event time on the
 device's authentic reports, so batch boundaries and topic interleaving do not change the verdict.
 Set-points outside the type's safe range are dangerous commands (`insider`, naming the user).
 State lives in the shard's TwinStore arrays (desired, desired_ts, drift, drift_off, commands).
@@ -98,8 +99,9 @@ def track(slots: I64, ts: I64, signals: F64, trusted: npt.NDArray[np.bool_], ist
                     state[s, k] = DRIFTED
                     hits[n_hits, 0], hits[n_hits, 1], hits[n_hits, 2] = i, k, NOT_CONVERGED
                     n_hits += 1
-            elif st == CONVERGED:
-                off[s, k] = 0 if near else off[s, k] + 1
+            elif st == CONVERGED:  # hysteresis: a revert goes beyond twice the tolerance
+                far = abs(v - desired[s, k]) > 2.0 * tol[t, k]
+                off[s, k] = off[s, k] + 1 if far else 0
                 if off[s, k] >= revert_n[t]:
                     state[s, k] = DRIFTED
                     hits[n_hits, 0], hits[n_hits, 1], hits[n_hits, 2] = i, k, REVERTED

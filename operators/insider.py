@@ -5,8 +5,9 @@ arrays indexed by a dense user slot, so snapshots stay cheap. Learned per user, 
   - command rate: EWMA of the gap between commands (gaps capped at 10 min so off-shift pauses do not
     count); a burst = >= burst_min commands in burst_window_ms AND >= burst_ratio x the learned rate;
   - usual devices: the devices the user has commanded (up to MAX_DEVICES, least recently used
-    replaced); once learn_commands are seen, foreign_min distinct new devices within
-    foreign_window_ms = a sweep (one or two new devices, e.g. covering a colleague, are not);
+    replaced); trusted once learn_commands commands in a row added no new device (and from then
+    on); then foreign_min distinct new devices within foreign_window_ms = a sweep (one or two new
+    devices, e.g. covering a colleague, are not);
   - hour-of-day profile: a command in an hour that, with its neighbours, holds < off_hours_share of a
     history of >= hours_min_commands spanning >= hours_min_span_ms;
   - dangerous actions (configured list): always reported.
@@ -48,6 +49,8 @@ def _alloc(cap: int) -> dict[str, np.ndarray]:
         "hours": np.zeros((cap, 24), dtype=np.int64),
         "devs": np.zeros((cap, MAX_DEVICES), dtype=np.int64),  # crc32 + 1; 0 = empty
         "devs_ts": np.zeros((cap, MAX_DEVICES), dtype=np.int64),
+        "since_new": np.zeros(cap, dtype=np.int64),  # commands since a device joined the set
+        "set_trusted": np.zeros(cap, dtype=np.int64),
         "foreign": np.zeros((cap, FOREIGN), dtype=np.int64),
         "foreign_ts": np.full((cap, FOREIGN), -(2**62), dtype=np.int64),
         "alert_ts": np.full((cap, len(RULES)), -(2**62), dtype=np.int64),
@@ -135,7 +138,7 @@ class UserJudge:
     def _foreign(self, s: int, device: str, ts: int) -> tuple[str, str, int, dict[str, float]] | None:
         a, c = self.store.arrays, self.cfg
         h = zlib.crc32(device.encode()) + 1
-        if a["n"][s] < c.learn_commands or (a["devs"][s] == h).any():
+        if not a["set_trusted"][s] or (a["devs"][s] == h).any():
             return None
         j = int(np.argmin(a["foreign_ts"][s]))
         a["foreign"][s, j], a["foreign_ts"][s, j] = h, ts
@@ -181,6 +184,9 @@ class UserJudge:
         known = np.flatnonzero(a["devs"][s] == h)
         j = int(known[0]) if known.size else int(np.argmin(a["devs_ts"][s]))
         a["devs"][s, j], a["devs_ts"][s, j] = h, max(ts, 1)
+        a["since_new"][s] = a["since_new"][s] + 1 if known.size else 0
+        if a["since_new"][s] >= self.cfg.learn_commands:  # the set stopped growing: trust it
+            a["set_trusted"][s] = 1
 
 
 class UserLogic(StatefulBatchLogic[ActivityBatch, OutMsg, UserStore]):

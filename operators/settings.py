@@ -46,7 +46,7 @@ class ActivityConfig:
     burst_ratio: float = 5.0       # ... and this many times the user's own learned rate
     foreign_window_ms: int = 600_000
     foreign_min: int = 3           # distinct devices outside the user's usual set in the window
-    learn_commands: int = 20       # commands before a user's device set is trusted
+    learn_commands: int = 20       # commands in a row without a new device: the device set is learned
     off_hours_share: float = 0.02  # hour (+-1 h) holding less than this share of the user's history
     hours_min_commands: int = 50   # ... once the profile has this many commands
     hours_min_span_ms: int = 86_400_000  # ... spanning at least a day
