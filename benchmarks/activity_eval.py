@@ -56,8 +56,8 @@ def main() -> None:
     hours, false = 0.0, []
     for seed in args.seeds:
         r = one_run(args.devices, args.duration, seed, Path(args.out) / f"seed{seed}")
-        for k in tot:
-            tot[k].update(r[k])
+        for k, counts in tot.items():
+            counts.update(r[k])
         for c, v in r["ttd"].items():
             ttd.setdefault(c, []).extend(v)
         hours += r["device_hours"]

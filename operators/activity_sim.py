@@ -50,6 +50,7 @@ COMMANDABLE: dict[str, dict[str, tuple[str, int | None, bool]]] = {
 NORMAL_VALUE = {"setpoint_c": (17.0, 24.0, 0.5), "valve_open_pct": (30.0, 95.0, 0.1),
                 "rate_ml_h": (20.0, 300.0, 0.1)}  # low, high, grid
 UNSAFE_VALUE = {"setpoint_c": (33.0, 35.0), "valve_open_pct": (1.0, 5.0), "rate_ml_h": (600.0, 900.0)}
+Interleaved = tuple[str, list[bytes], list[bytes], I64]
 DRIFT_STEP = {"setpoint_c": 3.0, "valve_open_pct": 30.0, "rate_ml_h": 60.0}
 
 
@@ -298,20 +299,25 @@ class ActivitySimulator:
             out.append((f.start_ms + ts, dev.encode(), enc.encode(a)))
         return out
 
-    def interleave(self, batches: Iterator[SimBatch]) -> Iterator[tuple[str, list[bytes], list[bytes]]]:
-        """("activity" | "telemetry", keys, values) chunks in event-time order."""
+    def interleave(self, batches: Iterator[SimBatch]) -> Iterator[Interleaved]:
+        """("activity" | "telemetry", keys, values, send times) chunks in event-time order."""
         msgs, i = self.messages(), 0
+
+        def upto(j: int) -> Interleaved:
+            part = msgs[i:j]
+            return ("activity", [m[1] for m in part], [m[2] for m in part],
+                    np.array([m[0] for m in part], dtype=np.int64))
         for b in batches:
             end = int(b.ts_ms[-1]) if len(b) else 0
             j = i
             while j < len(msgs) and msgs[j][0] <= end:
                 j += 1
             if j > i:
-                yield "activity", [m[1] for m in msgs[i:j]], [m[2] for m in msgs[i:j]]
+                yield upto(j)
                 i = j
-            yield "telemetry", b.keys, b.values
+            yield "telemetry", b.keys, b.values, b.ts_ms
         if i < len(msgs):
-            yield "activity", [m[1] for m in msgs[i:]], [m[2] for m in msgs[i:]]
+            yield upto(len(msgs))
 
     # ---- device steering (called by the fleet simulator)
 

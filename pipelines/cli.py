@@ -43,7 +43,7 @@ def cmd_simulate(args: argparse.Namespace, cfg: Config) -> int:
     from pipelines.simulate import produce_simulation
 
     produce_simulation(cfg, args.devices, args.duration, args.rate, args.seed, Path(args.labels),
-                       args.realtime)
+                       args.realtime, activity=not args.no_activity)
     return 0
 
 
@@ -148,7 +148,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--recovery-dir", help="Bytewax recovery store (created on first start)")
     r.add_argument("--snapshot-interval", type=float, help="seconds between state snapshots")
 
-    s = add("simulate", cmd_simulate, "produce simulated fleet telemetry with labelled attacks")
+    s = add("simulate", cmd_simulate, "produce simulated fleet telemetry and operator activity "
+            "with labelled attacks")
     s.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
     s.add_argument("--devices", type=int, default=300)
     s.add_argument("--duration", type=float, default=60.0, help="simulated seconds")
@@ -156,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--labels", required=True, help="write attack labels (JSON lines) here")
     s.add_argument("--realtime", action="store_true", help="pace production to event time")
+    s.add_argument("--no-activity", action="store_true",
+                   help="telemetry only: no operators on the activity topic (no insider/drift)")
 
     t = add("train", cmd_train, "train the XGBoost attack classifier from simulated fleets")
     t.add_argument("--out", default="operators/models/default", help="model directory")

@@ -59,13 +59,13 @@ def run_demo(cfg: Config, dc: DemoConfig) -> dict[str, Any]:
 
     def chunks() -> Iterator[Chunk]:
         rng = random.Random(dc.seed)
-        for role, keys, values in operators.interleave(fleet.batches()):
+        for role, keys, values, _ts in operators.interleave(fleet.batches()):
             if role == "activity":
                 yield keys, values, cfg.topics.activity
                 continue
-            values, n = corrupt_some(values, CORRUPT_RATE, rng)
+            bad, n = corrupt_some(values, CORRUPT_RATE, rng)
             corrupted["n"] += n
-            yield keys, values
+            yield keys, bad
 
     bar = tqdm(total=fleet.expected_events() + n_activity, desc="twinguard demo", unit="ev",
                unit_scale=True)
