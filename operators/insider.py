@@ -3,7 +3,8 @@
 Keyed by user (a user's commands span devices and shards), one UserStore per user shard: a few numpy
 arrays indexed by a dense user slot, so snapshots stay cheap. Learned per user, from the first command:
   - command rate: EWMA of the gap between commands (gaps capped at 10 min so off-shift pauses do not
-    count); a burst = >= burst_min commands in burst_window_ms AND >= burst_ratio x the learned rate;
+    count); a burst = >= burst_min commands in burst_window_ms AND >= burst_ratio x the learned rate
+    (alerted when it starts; a rate sustained for ~50 commands becomes the user's normal);
   - usual devices: the devices the user has commanded (up to MAX_DEVICES, least recently used
     replaced); trusted once learn_commands commands in a row added no new device (and from then
     on); then foreign_min distinct new devices within foreign_window_ms = a sweep (one or two new
@@ -111,7 +112,7 @@ class UserJudge:
         a = st.arrays
         hits = [h for h in (self._burst(s, ts), self._foreign(s, device, ts), self._hours(s, ts),
                             self._dangerous(action, ts)) if h is not None]
-        self._learn(s, device, ts, burst=any(h[0] == "rate_burst" for h in hits))
+        self._learn(s, device, ts)
         out = []
         for rule, why, start, evidence in hits:
             r = RULES.index(rule)
@@ -168,11 +169,11 @@ class UserJudge:
         return ("dangerous_action", f"dangerous action {action!r} (activity.dangerous_actions)",
                 ts, {})
 
-    def _learn(self, s: int, device: str, ts: int, burst: bool) -> None:
+    def _learn(self, s: int, device: str, ts: int) -> None:
         a = self.store.arrays
         if a["n"][s] == 0:
             a["first_ts"][s] = ts
-        elif not burst and ts > a["last_ts"][s]:  # a burst must not become the user's normal
+        elif ts > a["last_ts"][s]:  # a sustained new rate becomes normal (after ~50 commands)
             gap = min(ts - int(a["last_ts"][s]), GAP_CAP_MS)
             a["gap"][s] += GAP_ALPHA * (gap - a["gap"][s])
         a["n"][s] += 1
