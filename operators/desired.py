@@ -2,7 +2,9 @@
 
 A command puts (device, signal) into PENDING with its set-point. Reports at or after the command's
 event time then move it: within `tolerance` -> CONVERGED; still off target `converge_s` after the
-command -> drift ("did not converge"). A CONVERGED signal that reports beyond twice the tolerance
+command -> drift ("did not converge"); a verdict is emitted once the device has reported `grace_ms`
+of event time past it without a late-arriving command explaining it (topics are not ordered
+with each other in Kafka). A CONVERGED signal that reports beyond twice the tolerance
 `revert_reports` times in a row without a new command -> drift ("silently reverted"); the factor 2 is
 hysteresis, so a device settling at the edge of its tolerance does not flap. Judged in event time on the
 device's authentic reports, so batch boundaries and topic interleaving do not change the verdict.
@@ -71,6 +73,10 @@ def state_arrays(cap: int) -> dict[str, np.ndarray]:
             "desired_ts": np.full((cap, MAX_SIGNALS), -1, dtype=np.int64),
             "drift": np.zeros((cap, MAX_SIGNALS), dtype=np.int64),
             "drift_off": np.zeros((cap, MAX_SIGNALS), dtype=np.int64),
+            # a verdict waits `grace_ms` of the device's event time for a late command explaining it
+            "hit_ts": np.full((cap, MAX_SIGNALS), -1, dtype=np.int64),
+            "hit_kind": np.zeros((cap, MAX_SIGNALS), dtype=np.int64),
+            "hit_val": np.zeros((cap, MAX_SIGNALS)),
             "commands": np.zeros(cap, dtype=np.int64)}
 
 
@@ -114,8 +120,8 @@ def track(slots: I64, ts: I64, signals: F64, trusted: npt.NDArray[np.bool_], ist
 class DesiredTracker:
     """Applies a shard's commands to its twins and judges its reports against them."""
 
-    def __init__(self, types: DeviceTypeTable, control: ControlTable) -> None:
-        self.types, self.control = types, control
+    def __init__(self, types: DeviceTypeTable, control: ControlTable, grace_ms: int = 0) -> None:
+        self.types, self.control, self.grace_ms = types, control, grace_ms
 
     # ---- commands (activity rows routed to this shard)
 
@@ -149,6 +155,8 @@ class DesiredTracker:
         a["istate"][s, K.I_DIRTY] = 1
         out: list[OutMsg] = []
         for k, v in sets:
+            if a["desired_ts"][s, k] < ts <= a["hit_ts"][s, k]:  # a late command explains the move
+                a["hit_ts"][s, k] = -1
             if ts >= a["desired_ts"][s, k]:  # a late older command does not undo a newer one
                 a["desired"][s, k], a["desired_ts"][s, k] = v, ts
                 a["drift"][s, k], a["drift_off"][s, k] = PENDING, 0
@@ -169,24 +177,37 @@ class DesiredTracker:
         a = st.arrays
         if not len(batch) or not a["drift"][: st.size].any():
             return out
-        c = self.control
+        c, st = self.control, engine.store
         hits = np.empty((len(batch) * MAX_SIGNALS, 3), dtype=np.int64)
         trusted = batch.sig_state != SIG_BAD  # tampered readings are not believed
         n = track(slots, batch.ts, batch.signals, trusted, a["istate"], c.tol, c.converge_ms,
                   c.revert_n, a["desired"], a["desired_ts"], a["drift"], a["drift_off"], hits)
-        now_ms = int(engine.ctx.now() * 1000)
         for i, k, kind in hits[:n].tolist():
-            out += self._emit(engine, int(slots[i]), DRIFT,
-                              self._drift_hit(engine, int(slots[i]), k, kind, batch, i), now_ms)
+            s = int(slots[i])
+            a["hit_ts"][s, k], a["hit_kind"][s, k] = batch.ts[i], kind
+            a["hit_val"][s, k] = batch.signals[i, k]
+        return out + self._due(engine, a["istate"][: st.size, K.I_LAST_TS] - self.grace_ms)
+
+    def _due(self, engine: Any, mark: I64) -> list[OutMsg]:
+        """Emit the verdicts whose device has reported `grace_ms` past them (mark per slot)."""
+        a = engine.store.arrays
+        hit_ts = a["hit_ts"][: engine.store.size]
+        due = np.argwhere((hit_ts >= 0) & (hit_ts <= mark[:, None]))
+        now_ms = int(engine.ctx.now() * 1000)
+        out: list[OutMsg] = []
+        for s, k in due.tolist():
+            hit = self._drift_hit(engine, s, k)
+            a["hit_ts"][s, k] = -1
+            out += self._emit(engine, s, DRIFT, hit, now_ms)
         return out
 
-    def _drift_hit(self, engine: Any, s: int, k: int, kind: int, batch: TelemetryBatch,
-                   i: int) -> RuleHit:
+    def _drift_hit(self, engine: Any, s: int, k: int) -> RuleHit:
         a = engine.store.arrays
         t = int(a["istate"][s, K.I_TYPE])
         dt = self.types.types[t]
-        name, want, got = dt.signals[k].name, float(a["desired"][s, k]), float(batch.signals[i, k])
-        since, at = int(a["desired_ts"][s, k]), int(batch.ts[i])
+        name, want, got = dt.signals[k].name, float(a["desired"][s, k]), float(a["hit_val"][s, k])
+        since, at = int(a["desired_ts"][s, k]), int(a["hit_ts"][s, k])
+        kind = int(a["hit_kind"][s, k])
         if kind == NOT_CONVERGED:
             why = (f"{name} reports {got:g}, not the commanded {want:g}, "
                    f"{(at - since) / 1000:.1f} s after the command (deadline "
@@ -212,9 +233,11 @@ class DesiredTracker:
         return out
 
     def flush(self, engine: Any) -> list[OutMsg]:
-        """End of input: commands for devices that never reported cannot be kept; say so."""
+        """End of input: pending verdicts are final; commands for devices that never reported
+        cannot be kept, say so."""
         now_ms = int(engine.ctx.now() * 1000)
-        out = [acts.dead_letter(0, STAGE, f"command for {acts.device_ids[0]!r}, which never sent "
+        out = self._due(engine, np.full(engine.store.size, 2**62, dtype=np.int64))
+        out += [acts.dead_letter(0, STAGE, f"command for {acts.device_ids[0]!r}, which never sent "
                                 "telemetry: no twin to hold its desired state", now_ms)
                for acts in engine.store.unresolved]
         engine.store.unresolved = []

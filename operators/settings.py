@@ -51,6 +51,7 @@ class ActivityConfig:
     hours_min_commands: int = 50   # ... once the profile has this many commands
     hours_min_span_ms: int = 86_400_000  # ... spanning at least a day
     alert_cooldown_ms: int = 60_000  # same user + same reason at most this often
+    command_grace_ms: int = 1_000  # drift verdicts wait this much device event time for a late command
 
     def dangerous(self) -> frozenset[str]:
         return frozenset(a.strip() for a in self.dangerous_actions.split(",") if a.strip())

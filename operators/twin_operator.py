@@ -24,13 +24,14 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
     """Feeds a shard's batches to its engine; ticks close idle windows and emit twins."""
 
     def __init__(self, ctx: EngineContext, resume: TwinStore | None,
-                 control: ControlTable | None = None) -> None:
+                 control: ControlTable | None = None, command_grace_ms: int = 0) -> None:
         if resume is None:
             self.engine = ShardEngine.fresh(ctx)
         else:  # idle time is measured from now: downtime must not push the watermark forward
             resume.part_wall[:] = ctx.now()
             self.engine = ShardEngine(ctx, resume)
-        self.desired = DesiredTracker(ctx.types, control or ControlTable.from_types(ctx.types))
+        self.desired = DesiredTracker(ctx.types, control or ControlTable.from_types(ctx.types),
+                                      command_grace_ms)
         self.engine.on_batch.append(self.desired)
 
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMsg], bool]:

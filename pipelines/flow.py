@@ -7,15 +7,14 @@ import logging
 import os
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from operators.activity import ActivityOut, decode_activity
-from operators.batches import OutMsg, RawBatch, TelemetryBatch
+from operators.activity import ActivityBatch, ActivityOut, decode_activity
+from operators.batches import OutMsg, RawBatch
 from operators.brake import RejectBrake
 from operators.decode import DecodeConfig, DecodeOut, decode_batch
 from operators.desired import ControlTable
@@ -24,7 +23,7 @@ from operators.insider import UserLogic, UserStore
 from operators.integrity import KeyRing
 from operators.kafka_io import KafkaBatchSource, KafkaOutSink
 from operators.scoring import MODEL_FILE, Scorer, default_model_dir
-from operators.twin_operator import ShardLogic
+from operators.twin_operator import ShardItem, ShardLogic
 from operators.twin_store import TwinStore
 from pipelines.config import Config, load_config
 from schemas.device_types import DeviceTypeTable, load_device_types
@@ -81,27 +80,31 @@ def kafka_sink(cfg: Config) -> KafkaOutSink:
     return KafkaOutSink(cfg.kafka.client_settings(), cfg.topics.all())
 
 
-def _decode(rt: Runtime, raw: RawBatch) -> DecodeOut:
-    out = decode_batch(raw, rt.types, rt.keys, rt.decode)
+def _decode(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
+    """Telemetry or activity by the batch's topic: one path, so a shard sees both in input order."""
+    if raw.topic == rt.cfg.topics.activity:
+        out: DecodeOut | ActivityOut = decode_activity(raw, rt.decode)
+    else:
+        out = decode_batch(raw, rt.types, rt.keys, rt.decode)
     rt.brake.observe(raw.topic, raw.partition, out.rejected, out.last_reason)
     return out
 
 
-def _decode_activity(rt: Runtime, raw: RawBatch) -> ActivityOut:
-    out = decode_activity(raw, rt.decode)
-    rt.brake.observe(raw.topic, raw.partition, out.rejected, out.last_reason)
-    return out
-
-
-def _by_shard(out: DecodeOut) -> list[tuple[str, TelemetryBatch]]:
+def _by_shard(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ShardItem]]:
+    if isinstance(out, ActivityOut):
+        return list(out.by_device(shards))
     return [(str(s), b) for s, b in out.oks.split_by_shard()]
+
+
+def _by_user(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ActivityBatch]]:
+    return out.by_user(shards) if isinstance(out, ActivityOut) else []
 
 
 def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None,
                sink: Sink[OutMsg] | None = None, runtime: Runtime | None = None,
                activity: Source[RawBatch] | None = None) -> Dataflow:
     """telemetry -> decode (-> dead letters) -> shard -> twin/window/detect/score -> outputs;
-    activity -> decode -> device shard (desired state, drift) and user shard (insider) -> outputs.
+    activity -> decode -> the device's shard (desired state, drift) + a user shard (insider).
 
     Kafka by default; with an explicit telemetry `source`, activity comes only from `activity` or
     from batches of `source` whose topic is `topics.activity` (the embedded demo interleaves both)."""
@@ -112,27 +115,20 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     if activity is not None or source is None:
         acts_in = op.input("activity_in", flow, activity or activity_source(cfg))
         raw = op.merge("inputs", raw, acts_in)
-    topic = cfg.topics.activity
-    by_topic = op.branch("by_topic", raw, lambda r: r.topic == topic)
-    decoded = op.map("decode", by_topic.falses, partial(_decode, rt))
-    dead = op.flat_map("dead_letters", decoded, lambda d: d.errs)
-    shards = op.flat_map("shard", decoded, _by_shard)
-    acts = op.map("decode_activity", by_topic.trues, partial(_decode_activity, rt))
-    act_dead = op.flat_map("activity_dead_letters", acts, lambda d: d.errs)
     n = rt.cfg.pipeline.shards
-    to_devices = op.flat_map("activity_by_device", acts, lambda d: d.by_device(n))
+    decoded = op.map("decode", raw, partial(_decode, rt))
+    dead = op.flat_map("dead_letters", decoded, lambda d: d.errs)
+    shards = op.flat_map("shard", decoded, partial(_by_shard, n))
 
-    def builder(resume: TwinStore | None) -> Any:  # ShardLogic; items: telemetry + activity
-        return ShardLogic(rt.engine, resume, rt.control)
+    def builder(resume: TwinStore | None) -> ShardLogic:
+        return ShardLogic(rt.engine, resume, rt.control, rt.cfg.activity.command_grace_ms)
 
-    analysed = op.stateful_batch("twin_shards", op.merge("shard_items", shards, to_devices),
-                                 builder)
+    analysed = op.stateful_batch("twin_shards", shards, builder)
     results = op.map("unkey", analysed, lambda kv: kv[1])
-    users = op.stateful_batch("user_shards",
-                              op.flat_map("activity_by_user", acts, lambda d: d.by_user(n)),
+    users = op.stateful_batch("user_shards", op.flat_map("by_user", decoded, partial(_by_user, n)),
                               partial(_user_logic, rt))
     insider = op.map("unkey_users", users, lambda kv: kv[1])
-    op.output("out", op.merge("all_out", results, dead, act_dead, insider), sink or kafka_sink(cfg))
+    op.output("out", op.merge("all_out", results, dead, insider), sink or kafka_sink(cfg))
     return flow
 
 

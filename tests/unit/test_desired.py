@@ -26,9 +26,9 @@ DEV = "thermostat-000001"
 class Shard:
     """One ShardEngine with the tracker attached, fed made reports of one thermostat."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace_ms: int = 0) -> None:
         self.engine = ShardEngine.fresh(RT.engine)
-        self.tracker = DesiredTracker(RT.types, ControlTable.from_types(RT.types))
+        self.tracker = DesiredTracker(RT.types, ControlTable.from_types(RT.types), grace_ms)
         self.engine.on_batch.append(self.tracker)
         self.seq = 0
 
@@ -138,3 +138,17 @@ def test_commands_before_the_first_report_wait_for_the_twin_or_are_dead_lettered
     out = sh.tracker.flush(sh.engine)
     assert [json.loads(m.value)["stage"] for m in out] == ["desired_state"]
     assert len(snap.unresolved) == 1  # the snapshot kept its own list
+
+
+def test_a_verdict_waits_the_grace_and_a_late_command_explaining_the_move_cancels_it() -> None:
+    sh = Shard(grace_ms=2000)
+    sh.report(0, 20.0)
+    sh.command(1, {"setpoint_c": 22.0})
+    for t in range(2, 10):
+        sh.report(t, 22.0)
+    assert drift(sh.report(10, 24.0) + sh.report(11, 24.0)) == []  # would be a revert: waits
+    sh.command(9.5, {"setpoint_c": 24.0})  # ... and the command behind it shows up late
+    assert drift([m for t in range(12, 20) for m in sh.report(t, 24.0)]) == []
+    assert drift(sh.report(20, 20.0) + sh.report(21, 20.0) + sh.report(22, 20.0)) == []
+    ev = drift(sh.report(23, 20.0))  # a real revert: emitted once 2 s of reports passed it
+    assert len(ev) == 1 and ev[0]["window_end"] == T0 + 21_000
