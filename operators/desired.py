@@ -24,7 +24,7 @@ from numba import njit
 from operators import kernels as K
 from operators.activity import SET_ACTION, ActivityBatch
 from operators.batches import OutMsg, TelemetryBatch
-from operators.integrity import SIG_BAD
+from operators.integrity import SIG_MISSING, SIG_OK
 from operators.policy import CLASS_INDEX
 from operators.rule_threats import RuleHit, rule_id, rule_outputs
 from schemas.device_types import MAX_SIGNALS, DeviceTypeError, DeviceTypeTable
@@ -160,6 +160,7 @@ class DesiredTracker:
             if ts >= a["desired_ts"][s, k]:  # a late older command does not undo a newer one
                 a["desired"][s, k], a["desired_ts"][s, k] = v, ts
                 a["drift"][s, k], a["drift_off"][s, k] = PENDING, 0
+                self._judge_late(a, s, t, k)
             lo, hi = self.control.safe_lo[t, k], self.control.safe_hi[t, k]
             if not lo <= v <= hi:
                 name = dt.signals[k].name
@@ -168,6 +169,18 @@ class DesiredTracker:
                               f"{lo:g}..{hi:g} of {dt.name}", ts, ts, {name: v}, acts.users[i])
                 out += self._emit(engine, s, INSIDER, hit, now_ms)
         return out
+
+    def _judge_late(self, a: dict[str, np.ndarray], s: int, t: int, k: int) -> None:
+        """A command read after the device's reports that followed it: judge its latest report."""
+        last_ts, last = int(a["istate"][s, K.I_LAST_TS]), float(a["last_sig"][s, k])
+        since = int(a["desired_ts"][s, k])
+        if last_ts < since or np.isnan(last):
+            return
+        if abs(last - a["desired"][s, k]) <= self.control.tol[t, k]:
+            a["drift"][s, k] = CONVERGED
+        elif last_ts - since >= self.control.converge_ms[t]:
+            a["drift"][s, k] = DRIFTED
+            a["hit_ts"][s, k], a["hit_kind"][s, k], a["hit_val"][s, k] = last_ts, NOT_CONVERGED, last
 
     # ---- reports (the engine's on_batch hook)
 
@@ -179,7 +192,9 @@ class DesiredTracker:
             return out
         c, st = self.control, engine.store
         hits = np.empty((len(batch) * MAX_SIGNALS, 3), dtype=np.int64)
-        trusted = batch.sig_state != SIG_BAD  # tampered readings are not believed
+        # what the kernels believe: signed, or unsigned where signatures are not required
+        trusted = (batch.sig_state == SIG_OK) | (
+            (batch.sig_state == SIG_MISSING) & (not engine.ctx.detection.require_signature))
         n = track(slots, batch.ts, batch.signals, trusted, a["istate"], c.tol, c.converge_ms,
                   c.revert_n, a["desired"], a["desired_ts"], a["drift"], a["drift_off"], hits)
         for i, k, kind in hits[:n].tolist():

@@ -12,16 +12,17 @@ arrays indexed by a dense user slot, so snapshots stay cheap. Learned per user, 
   - hour-of-day profile: a command in an hour that, with its neighbours, holds < off_hours_share of a
     history of >= hours_min_commands spanning >= hours_min_span_ms;
   - dangerous actions (configured list): always reported.
-Commands are judged in arrival order; the Python loop is per command, and commands are rare next to
-telemetry (a few per operator per minute).
+Commands are judged in event-time order (Reorder); the Python loop is per command, and commands are
+rare next to telemetry (a few per operator per minute).
 """
 
 from __future__ import annotations
 
 import copy
+import time
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from bytewax.operators import StatefulBatchLogic
@@ -37,6 +38,8 @@ FOREIGN = 16       # recent foreign commands kept per user
 GAP_CAP_MS = 600_000
 GAP_PRIOR_MS = 60_000.0  # a new user's rate prior: one command a minute
 GAP_ALPHA = 0.05
+IDLE_S = 5.0  # an activity partition silent this long (wall clock) no longer holds commands back
+TICK = timedelta(seconds=1)
 RULES = ("rate_burst", "foreign_devices", "off_hours", "dangerous_action")
 
 
@@ -125,13 +128,11 @@ class UserJudge:
 
     def _burst(self, s: int, ts: int) -> tuple[str, str, int, dict[str, float]] | None:
         a, c = self.store.arrays, self.cfg
-        recent = a["recent"][s]
-        inside = recent[(recent > ts - c.burst_window_ms) & (recent <= ts)]
-        count = inside.size + 1
+        count, start = _densest(a["recent"][s], np.zeros(RECENT, np.int64), ts, 0,
+                                c.burst_window_ms, distinct=False)
         expected = c.burst_window_ms / max(float(a["gap"][s]), 1.0)
         if count < max(c.burst_min, c.burst_ratio * expected):
             return None
-        start = int(inside.min()) if inside.size else ts
         return ("rate_burst", f"{count} commands in {c.burst_window_ms / 1000:g} s, "
                 f"{count / max(expected, 1e-9):.0f}x the user's usual rate", start,
                 {"commands_in_window": count, "expected_in_window": expected})
@@ -141,15 +142,15 @@ class UserJudge:
         h = zlib.crc32(device.encode()) + 1
         if not a["set_trusted"][s] or (a["devs"][s] == h).any():
             return None
+        distinct, start = _densest(a["foreign_ts"][s], a["foreign"][s], ts, h,
+                                   c.foreign_window_ms, distinct=True)
         j = int(np.argmin(a["foreign_ts"][s]))
         a["foreign"][s, j], a["foreign_ts"][s, j] = h, ts
-        live = (a["foreign_ts"][s] > ts - c.foreign_window_ms) & (a["foreign_ts"][s] <= ts)
-        distinct = np.unique(a["foreign"][s][live]).size
         if distinct < c.foreign_min:
             return None
         return ("foreign_devices", f"{distinct} devices outside the user's usual set of "
                 f"{int((a['devs'][s] > 0).sum())} within {c.foreign_window_ms / 60000:g} min",
-                int(a["foreign_ts"][s][live].min()), {"foreign_devices": distinct})
+                start, {"foreign_devices": distinct})
 
     def _hours(self, s: int, ts: int) -> tuple[str, str, int, dict[str, float]] | None:
         a, c = self.store.arrays, self.cfg
@@ -190,16 +191,99 @@ class UserJudge:
             a["set_trusted"][s] = 1
 
 
-class UserLogic(StatefulBatchLogic[ActivityBatch, OutMsg, UserStore]):
-    """Bytewax shim: one user shard's commands in, insider threats out."""
+def _densest(times: np.ndarray, keys: np.ndarray, ts: int, key: int, w: int, distinct: bool
+             ) -> tuple[int, int]:
+    """(events, first time) of the busiest w-long window holding the event (ts, key) and stored
+    ones; looking both ways keeps the verdict independent of the order commands arrive in (a
+    user's commands come from several Kafka partitions)."""
+    near = np.abs(times - ts) < w
+    t = np.append(times[near], ts)
+    k = np.append(keys[near], key)
+    best, first = 0, ts
+    for start in np.unique(t[t <= ts]).tolist():
+        inside = (t >= start) & (t < start + w)
+        if start + w <= ts:
+            continue
+        n = np.unique(k[inside]).size if distinct else int(inside.sum())
+        if n > best:
+            best, first = n, start
+    return best, first
 
-    def __init__(self, cfg: ActivityConfig, dry_run: bool, resume: UserStore | None) -> None:
-        self.judge = UserJudge(cfg, resume if resume is not None else UserStore())
+
+Row = tuple[int, str, str, str, str | None]  # ts, user, device, action, src_ip
+
+
+@dataclass
+class Reorder:
+    """Releases a user shard's commands in event-time order: a user's commands come from every
+    activity partition (they are keyed by device), each partition in order, so a command is due
+    once every partition that is still delivering has passed its time (idle ones do not hold up).
+    Nothing is released during the first `idle_s` after a (re)start: every partition gets the
+    chance to say where it is before the first verdicts."""
+
+    idle_s: float = IDLE_S
+    started: float = 0.0
+    pending: list[Row] = field(default_factory=list)
+    part_max: dict[int, int] = field(default_factory=dict)
+    part_wall: dict[int, float] = field(default_factory=dict)
+
+    def add(self, acts: ActivityBatch, wall: float) -> None:
+        self.started = self.started or wall
+        for i in range(len(acts)):
+            p, ts = acts.partition[i], acts.ts[i]
+            self.pending.append((ts, acts.users[i], acts.device_ids[i], acts.actions[i],
+                                 acts.src_ips[i]))
+            if ts > self.part_max.get(p, -1):
+                self.part_max[p], self.part_wall[p] = ts, wall
+
+    def due(self, wall: float, everything: bool = False) -> list[Row]:
+        if not everything and (not self.started or wall - self.started < self.idle_s):
+            return []
+        live = [m for p, m in self.part_max.items() if wall - self.part_wall[p] < self.idle_s]
+        mark = 2**62 if everything else (min(live) if live else max(self.part_max.values(),
+                                                                     default=-1))
+        self.pending.sort()
+        cut = next((j for j, r in enumerate(self.pending) if r[0] > mark), len(self.pending))
+        out, self.pending = self.pending[:cut], self.pending[cut:]
+        return out
+
+    def copy(self) -> Reorder:
+        return Reorder(self.idle_s, 0.0, list(self.pending), dict(self.part_max),
+                       dict(self.part_wall))
+
+
+class UserLogic(StatefulBatchLogic[ActivityBatch, OutMsg, tuple[UserStore, Reorder]]):
+    """Bytewax shim: one user shard's commands in (re-ordered by event time), insider threats out."""
+
+    def __init__(self, cfg: ActivityConfig, dry_run: bool,
+                 resume: tuple[UserStore, Reorder] | None) -> None:
+        store, self.reorder = resume if resume is not None else (UserStore(), Reorder())
+        self.reorder.part_wall = dict.fromkeys(self.reorder.part_wall, time.time())
+        self.judge = UserJudge(cfg, store)
         self.dry_run = dry_run
 
     def on_batch(self, values: list[ActivityBatch]) -> tuple[list[OutMsg], bool]:
-        now_ms = int(datetime.now(UTC).timestamp() * 1000)
-        return [m for v in values for m in self.judge.judge(v, self.dry_run, now_ms)], False
+        wall = time.time()
+        for v in values:
+            self.reorder.add(v, wall)
+        return self._judge(self.reorder.due(wall)), False
 
-    def snapshot(self) -> UserStore:
-        return self.judge.store.snapshot()
+    def on_notify(self) -> tuple[list[OutMsg], bool]:
+        return self._judge(self.reorder.due(time.time())), False
+
+    def on_eof(self) -> tuple[list[OutMsg], bool]:
+        return self._judge(self.reorder.due(time.time(), everything=True)), False
+
+    def notify_at(self) -> datetime:
+        return datetime.now(UTC) + TICK
+
+    def _judge(self, rows: list[Row]) -> list[OutMsg]:
+        now_ms = int(time.time() * 1000)
+        out: list[OutMsg] = []
+        for ts, user, device, action, src_ip in rows:
+            for hit in self.judge.observe(user, device, action, ts):
+                out += rule_outputs(hit, now_ms, self.dry_run, src_ip)
+        return out
+
+    def snapshot(self) -> tuple[UserStore, Reorder]:
+        return self.judge.store.snapshot(), self.reorder.copy()

@@ -19,7 +19,7 @@ from operators.brake import RejectBrake
 from operators.decode import DecodeConfig, DecodeOut, decode_batch
 from operators.desired import ControlTable
 from operators.engine import EngineContext
-from operators.insider import UserLogic, UserStore
+from operators.insider import Reorder, UserLogic, UserStore
 from operators.integrity import KeyRing
 from operators.kafka_io import KafkaBatchSource, KafkaOutSink
 from operators.scoring import MODEL_FILE, Scorer, default_model_dir
@@ -132,5 +132,5 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     return flow
 
 
-def _user_logic(rt: Runtime, resume: UserStore | None) -> UserLogic:
+def _user_logic(rt: Runtime, resume: tuple[UserStore, Reorder] | None) -> UserLogic:
     return UserLogic(rt.cfg.activity, rt.cfg.response.dry_run, resume)

@@ -16,7 +16,7 @@ from operators.engine import ShardEngine
 from operators.scoring import Scorer
 from pipelines.config import load_config
 from pipelines.flow import Runtime
-from schemas.messages import TwinState
+from schemas.messages import Telemetry, TwinState, canonical_bytes
 
 RT = Runtime.from_config(load_config(env={}), scorer=Scorer.rules_only())
 T0 = 1_795_000_000_000
@@ -37,6 +37,7 @@ class Shard:
                "signals": {"temperature_c": 20.0, "setpoint_c": setpoint, "humidity_pct": 40.0,
                            "heating": 0.0}}
         self.seq += 1
+        doc["sig"] = RT.keys.sign(DEV, canonical_bytes(msgspec.convert(doc, Telemetry)))
         raw = RawBatch("t", 0, np.array([self.seq]), [DEV.encode()], [json.dumps(doc).encode()])
         return self.engine.process(decode_batch(raw, RT.types, RT.keys, RT.decode, now_ms=T0).oks)
 
@@ -152,3 +153,17 @@ def test_a_verdict_waits_the_grace_and_a_late_command_explaining_the_move_cancel
     assert drift(sh.report(20, 20.0) + sh.report(21, 20.0) + sh.report(22, 20.0)) == []
     ev = drift(sh.report(23, 20.0))  # a real revert: emitted once 2 s of reports passed it
     assert len(ev) == 1 and ev[0]["window_end"] == T0 + 21_000
+
+
+def test_a_command_read_after_the_reports_that_followed_it_is_judged_on_the_latest_report() -> None:
+    sh = Shard()
+    for t in range(0, 30):
+        sh.report(t, 20.0)
+    assert sh.command(5, {"setpoint_c": 23.0}) == []  # 24 s old, the device still says 20
+    ev = drift(sh.tracker.flush(sh.engine))
+    assert len(ev) == 1 and ev[0]["detectors"] == ["not_converged"]
+    sh2 = Shard()
+    for t in range(0, 30):
+        sh2.report(t, 23.0)
+    sh2.command(5, {"setpoint_c": 23.0})
+    assert drift(sh2.tracker.flush(sh2.engine)) == []

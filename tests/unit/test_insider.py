@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from operators.activity import ActivityBatch
-from operators.insider import UserJudge, UserStore
+from operators.insider import Reorder, UserJudge, UserStore
 from operators.settings import ActivityConfig
 
 CFG = ActivityConfig()
@@ -111,3 +111,33 @@ def test_snapshot_is_an_independent_copy() -> None:
     resumed = UserJudge(CFG, snap)
     resumed.observe("op.c", "d1", "view", now)  # grows from the trimmed copy
     assert isinstance(resumed.store, UserStore) and resumed.store.size == 2
+
+
+def test_rules_do_not_depend_on_the_order_commands_arrive_in() -> None:
+    judge, now = trained()
+    # a sweep read from two partitions: the later half first
+    order = [3, 1, 2, 0]
+    hits = [judge.observe("op.a", f"x{i}", "get_config", now + i * 500) for i in order]
+    assert [rules(h) for h in hits].count({"foreign_devices"}) == 1
+    judge, now = trained()
+    times = [now + i * 300 for i in range(6)]
+    hits = [judge.observe("op.a", "d1", "view", t) for t in times[3:] + times[:3]]
+    assert any("rate_burst" in rules(h) for h in hits)
+
+
+def test_reorder_releases_commands_in_event_time_once_every_live_partition_passed_them() -> None:
+    r = Reorder(idle_s=5.0)
+
+    def batch(part: int, *ts: int) -> ActivityBatch:
+        n = len(ts)
+        return ActivityBatch("a", ["d"] * n, ["u"] * n, ["view"] * n, [{}] * n, [None] * n,
+                             list(ts), [part] * n, list(range(n)), [b""] * n)
+    r.add(batch(0, 10, 20, 30), wall=100.0)
+    assert r.due(104.0) == []  # just started: other partitions may not have spoken yet
+    r.add(batch(1, 15, 25), wall=104.5)
+    assert [row[0] for row in r.due(105.0)] == [10, 15, 20, 25]
+    snap = r.copy()
+    assert r.due(105.5) == []
+    assert [row[0] for row in r.due(110.0)] == [30]  # partition 1 went quiet: no longer waits
+    assert [row[0] for row in snap.pending] == [30]
+    assert r.due(107.0, everything=True) == []
