@@ -57,7 +57,7 @@ DRIFT_STEP = {"setpoint_c": 3.0, "valve_open_pct": 30.0, "rate_ml_h": 60.0}
 @dataclass(frozen=True)
 class ActivitySimConfig:
     devices_per_user: int = 12
-    history_days: float = 2.0
+    history_days: float = 3.0
     set_every_s: float = 240.0     # mean gap between an on-duty operator's set commands
     view_every_s: float = 180.0    # ... and between their other actions (history: the sum of both)
     insider: int | None = None     # scenarios; None = one per 100 devices (at least one per kind)

@@ -24,9 +24,11 @@ from numba import njit
 from operators import kernels as K
 from operators.activity import SET_ACTION, ActivityBatch
 from operators.batches import OutMsg, TelemetryBatch
+from operators.detectors import run_detectors
 from operators.integrity import SIG_MISSING, SIG_OK
-from operators.policy import CLASS_INDEX
+from operators.policy import CLASS_INDEX, Decisions
 from operators.rule_threats import RuleHit, rule_id, rule_outputs
+from operators.settings import DetectionConfig
 from schemas.device_types import MAX_SIGNALS, DeviceTypeError, DeviceTypeTable
 
 F64 = npt.NDArray[np.float64]
@@ -120,8 +122,11 @@ def track(slots: I64, ts: I64, signals: F64, trusted: npt.NDArray[np.bool_], ist
 class DesiredTracker:
     """Applies a shard's commands to its twins and judges its reports against them."""
 
-    def __init__(self, types: DeviceTypeTable, control: ControlTable, grace_ms: int = 0) -> None:
+    def __init__(self, types: DeviceTypeTable, control: ControlTable, grace_ms: int = 0,
+                 detection: DetectionConfig | None = None, window_ms: int = 10_000) -> None:
         self.types, self.control, self.grace_ms = types, control, grace_ms
+        self.detection = detection or DetectionConfig()
+        self.types_window_ms = window_ms
 
     # ---- commands (activity rows routed to this shard)
 
@@ -181,6 +186,25 @@ class DesiredTracker:
         elif last_ts - since >= self.control.converge_ms[t]:
             a["drift"][s, k] = DRIFTED
             a["hit_ts"][s, k], a["hit_kind"][s, k], a["hit_val"][s, k] = last_ts, NOT_CONVERGED, last
+
+    # ---- windows (the engine's on_windows hook)
+
+    def explain(self, store: Any, w: Any, d: Decisions) -> None:
+        """A model-only verdict on a window in which the device was commanded is explained by the
+        command (the model learned devices that change on their own, not on an operator's order):
+        dropped; deterministic detectors still stand, and the drift check judges the command."""
+        rows = np.flatnonzero(d.cls > 0)
+        if not rows.size:
+            return
+        a, slots = store.arrays, w.meta[rows, 0]
+        last_cmd = a["desired_ts"][slots].max(axis=1)
+        hold = self.types_window_ms
+        commanded = (last_cmd >= w.meta[rows, 1] - hold) & (last_cmd <= w.meta[rows, 2])
+        if not commanded.any():
+            return
+        rows = rows[commanded]
+        model_only = ~run_detectors(w.features[rows], self.detection).any(axis=1)
+        d.cls[rows[model_only]] = 0
 
     # ---- reports (the engine's on_batch hook)
 

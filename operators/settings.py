@@ -49,7 +49,7 @@ class ActivityConfig:
     learn_commands: int = 20       # commands in a row without a new device: the device set is learned
     off_hours_share: float = 0.02  # hour (+-1 h) holding less than this share of the user's history
     hours_min_commands: int = 50   # ... once the profile has this many commands
-    hours_min_span_ms: int = 86_400_000  # ... spanning at least a day
+    hours_min_span_ms: int = 172_800_000  # ... spanning at least two days
     alert_cooldown_ms: int = 60_000  # same user + same reason at most this often
     command_grace_ms: int = 1_000  # drift verdicts wait this much device event time for a late command
 

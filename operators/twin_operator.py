@@ -31,8 +31,9 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
             resume.part_wall[:] = ctx.now()
             self.engine = ShardEngine(ctx, resume)
         self.desired = DesiredTracker(ctx.types, control or ControlTable.from_types(ctx.types),
-                                      command_grace_ms)
+                                      command_grace_ms, ctx.detection, ctx.pipeline.window_ms)
         self.engine.on_batch.append(self.desired)
+        self.engine.on_windows.append(self.desired.explain)
 
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMsg], bool]:
         out: list[OutMsg] = []

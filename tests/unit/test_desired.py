@@ -167,3 +167,22 @@ def test_a_command_read_after_the_reports_that_followed_it_is_judged_on_the_late
         sh2.report(t, 23.0)
     sh2.command(5, {"setpoint_c": 23.0})
     assert drift(sh2.tracker.flush(sh2.engine)) == []
+
+
+def test_a_model_only_verdict_in_a_window_with_a_command_is_explained_by_it() -> None:
+    from operators.engine import Windows
+    from operators.policy import CLASS_INDEX, Decisions
+    from schemas.features import FEATURE_INDEX, N_FEATURES
+
+    sh = Shard()
+    sh.report(0, 20.0)
+    sh.command(25, {"setpoint_c": 22.0})
+    feats = np.zeros((3, N_FEATURES))
+    feats[2, FEATURE_INDEX["range_viol_frac"]] = 0.5  # the physics detector fired on this one
+    meta = np.array([[0, 20_000, 30_000, 0, 0, 0, 1], [0, 60_000, 70_000, 0, 0, 0, 1],
+                     [0, 20_000, 30_000, 0, 0, 0, 1]], dtype=np.int64)
+    meta[:, 1:3] += T0
+    fdi = CLASS_INDEX["false_data_injection"]
+    d = Decisions(np.array([fdi, fdi, fdi]), np.array([0.9, 0.9, 0.95]))
+    sh.tracker.explain(sh.engine.store, Windows(feats, meta), d)
+    assert d.cls.tolist() == [0, fdi, fdi]  # commanded + model only; later window; a detector
