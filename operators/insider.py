@@ -101,6 +101,9 @@ class UserJudge:
     cfg: ActivityConfig
     store: UserStore = field(default_factory=UserStore)
 
+    def __post_init__(self) -> None:
+        self.dangerous = self.cfg.dangerous()
+
     def judge(self, acts: ActivityBatch, dry_run: bool, now_ms: int) -> list[OutMsg]:
         out: list[OutMsg] = []
         for i in range(len(acts)):
@@ -128,10 +131,13 @@ class UserJudge:
 
     def _burst(self, s: int, ts: int) -> tuple[str, str, int, dict[str, float]] | None:
         a, c = self.store.arrays, self.cfg
+        expected = c.burst_window_ms / max(float(a["gap"][s]), 1.0)
+        need = max(c.burst_min, c.burst_ratio * expected)
+        if int((np.abs(a["recent"][s] - ts) < c.burst_window_ms).sum()) + 1 < need:
+            return None  # the usual case, cheaply: not even +-window holds enough
         count, start = _densest(a["recent"][s], np.zeros(RECENT, np.int64), ts, 0,
                                 c.burst_window_ms, distinct=False)
-        expected = c.burst_window_ms / max(float(a["gap"][s]), 1.0)
-        if count < max(c.burst_min, c.burst_ratio * expected):
+        if count < need:
             return None
         return ("rate_burst", f"{count} commands in {c.burst_window_ms / 1000:g} s, "
                 f"{count / max(expected, 1e-9):.0f}x the user's usual rate", start,
@@ -157,7 +163,7 @@ class UserJudge:
         n = int(a["n"][s])
         if n < c.hours_min_commands or ts - a["first_ts"][s] < c.hours_min_span_ms:
             return None
-        h = datetime.fromtimestamp(ts / 1000, UTC).hour
+        h = _hour(ts)
         near = int(a["hours"][s, [(h - 1) % 24, h, (h + 1) % 24]].sum())
         if near >= c.off_hours_share * n:
             return None
@@ -165,7 +171,7 @@ class UserJudge:
                 f"user's {n} commands", ts, {"hour_utc": h, "share_near_hour": near / n})
 
     def _dangerous(self, action: str, ts: int) -> tuple[str, str, int, dict[str, float]] | None:
-        if action not in self.cfg.dangerous():
+        if action not in self.dangerous:
             return None
         return ("dangerous_action", f"dangerous action {action!r} (activity.dangerous_actions)",
                 ts, {})
@@ -181,7 +187,7 @@ class UserJudge:
         a["last_ts"][s] = max(int(a["last_ts"][s]), ts)
         j = int(np.argmin(a["recent"][s]))
         a["recent"][s, j] = ts
-        a["hours"][s, datetime.fromtimestamp(ts / 1000, UTC).hour] += 1
+        a["hours"][s, _hour(ts)] += 1
         h = zlib.crc32(device.encode()) + 1
         known = np.flatnonzero(a["devs"][s] == h)
         j = int(known[0]) if known.size else int(np.argmin(a["devs_ts"][s]))
@@ -189,6 +195,11 @@ class UserJudge:
         a["since_new"][s] = a["since_new"][s] + 1 if known.size else 0
         if a["since_new"][s] >= self.cfg.learn_commands:  # the set stopped growing: trust it
             a["set_trusted"][s] = 1
+
+
+def _hour(ts: int) -> int:
+    """UTC hour of day of epoch ms (epoch time has no leap seconds)."""
+    return (ts // 3_600_000) % 24
 
 
 def _densest(times: np.ndarray, keys: np.ndarray, ts: int, key: int, w: int, distinct: bool
