@@ -123,10 +123,10 @@ class DesiredTracker:
     """Applies a shard's commands to its twins and judges its reports against them."""
 
     def __init__(self, types: DeviceTypeTable, control: ControlTable, grace_ms: int = 0,
-                 detection: DetectionConfig | None = None, window_ms: int = 10_000) -> None:
+                 detection: DetectionConfig | None = None, horizon_ms: int = 60_000) -> None:
         self.types, self.control, self.grace_ms = types, control, grace_ms
         self.detection = detection or DetectionConfig()
-        self.types_window_ms = window_ms
+        self.horizon_ms = horizon_ms
 
     # ---- commands (activity rows routed to this shard)
 
@@ -190,15 +190,16 @@ class DesiredTracker:
     # ---- windows (the engine's on_windows hook)
 
     def explain(self, store: Any, w: Any, d: Decisions) -> None:
-        """A model-only verdict on a window in which the device was commanded is explained by the
-        command (the model learned devices that change on their own, not on an operator's order):
-        dropped; deterministic detectors still stand, and the drift check judges the command."""
+        """A model-only verdict on a window within `horizon_ms` (the long window: its features
+        still hold the step) after a command to the device is explained by the command (the model
+        learned devices that change on their own, not on an operator's order): dropped;
+        deterministic detectors still stand, and the drift check judges the command."""
         rows = np.flatnonzero(d.cls > 0)
         if not rows.size:
             return
         a, slots = store.arrays, w.meta[rows, 0]
         last_cmd = a["desired_ts"][slots].max(axis=1)
-        hold = self.types_window_ms
+        hold = self.horizon_ms
         commanded = (last_cmd >= w.meta[rows, 1] - hold) & (last_cmd <= w.meta[rows, 2])
         if not commanded.any():
             return

@@ -42,7 +42,7 @@ class ActivityConfig:
 
     dangerous_actions: str = "firmware_update,disable_safety,factory_reset"  # comma-separated
     burst_window_ms: int = 10_000
-    burst_min: int = 5             # commands in the window before a burst can be called
+    burst_min: int = 6             # commands in the window before a burst can be called
     burst_ratio: float = 5.0       # ... and this many times the user's own learned rate
     foreign_window_ms: int = 600_000
     foreign_min: int = 3           # distinct devices outside the user's usual set in the window

@@ -31,7 +31,8 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
             resume.part_wall[:] = ctx.now()
             self.engine = ShardEngine(ctx, resume)
         self.desired = DesiredTracker(ctx.types, control or ControlTable.from_types(ctx.types),
-                                      command_grace_ms, ctx.detection, ctx.pipeline.window_ms)
+                                      command_grace_ms, ctx.detection,
+                                      ctx.pipeline.window_ms * ctx.pipeline.long_windows)
         self.engine.on_batch.append(self.desired)
         self.engine.on_windows.append(self.desired.explain)
 

@@ -179,7 +179,7 @@ def test_a_model_only_verdict_in_a_window_with_a_command_is_explained_by_it() ->
     sh.command(25, {"setpoint_c": 22.0})
     feats = np.zeros((3, N_FEATURES))
     feats[2, FEATURE_INDEX["range_viol_frac"]] = 0.5  # the physics detector fired on this one
-    meta = np.array([[0, 20_000, 30_000, 0, 0, 0, 1], [0, 60_000, 70_000, 0, 0, 0, 1],
+    meta = np.array([[0, 20_000, 30_000, 0, 0, 0, 1], [0, 100_000, 110_000, 0, 0, 0, 1],
                      [0, 20_000, 30_000, 0, 0, 0, 1]], dtype=np.int64)
     meta[:, 1:3] += T0
     fdi = CLASS_INDEX["false_data_injection"]
