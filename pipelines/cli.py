@@ -140,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=1, help="Bytewax workers (threads)")
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
 
-    r = add("run", cmd_run, "run the dataflow: telemetry topic -> twins/threats/actions/deadletter")
+    r = add("run", cmd_run, "run the dataflow: telemetry + activity topics -> "
+            "twins/threats/actions/deadletter")
     r.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
     r.add_argument("--workers", type=int, default=1, help="Bytewax workers in this process")
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
