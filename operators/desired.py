@@ -52,7 +52,7 @@ class ControlTable:
     @classmethod
     def from_types(cls, types: DeviceTypeTable) -> ControlTable:
         t = len(types)
-        tol, lo, hi = (np.full((t, MAX_SIGNALS), np.nan) for _ in range(3))
+        tol, lo, hi = (np.full((t, types.width), np.nan) for _ in range(3))
         conv, rev = np.zeros(t, np.int64), np.ones(t, np.int64)
         for i, dt in enumerate(types.types):
             c, idx = dt.control, dt.signal_index()
@@ -69,16 +69,16 @@ class ControlTable:
         return cls(tol, lo, hi, conv, rev)
 
 
-def state_arrays(cap: int) -> dict[str, np.ndarray]:
+def state_arrays(cap: int, width: int = MAX_SIGNALS) -> dict[str, np.ndarray]:
     """The per-device arrays this module keeps in TwinStore (allocated, grown, snapshotted there)."""
-    return {"desired": np.full((cap, MAX_SIGNALS), np.nan),
-            "desired_ts": np.full((cap, MAX_SIGNALS), -1, dtype=np.int64),
-            "drift": np.zeros((cap, MAX_SIGNALS), dtype=np.int64),
-            "drift_off": np.zeros((cap, MAX_SIGNALS), dtype=np.int64),
+    return {"desired": np.full((cap, width), np.nan),
+            "desired_ts": np.full((cap, width), -1, dtype=np.int64),
+            "drift": np.zeros((cap, width), dtype=np.int64),
+            "drift_off": np.zeros((cap, width), dtype=np.int64),
             # a verdict waits `grace_ms` of the device's event time for a late command explaining it
-            "hit_ts": np.full((cap, MAX_SIGNALS), -1, dtype=np.int64),
-            "hit_kind": np.zeros((cap, MAX_SIGNALS), dtype=np.int64),
-            "hit_val": np.zeros((cap, MAX_SIGNALS)),
+            "hit_ts": np.full((cap, width), -1, dtype=np.int64),
+            "hit_kind": np.zeros((cap, width), dtype=np.int64),
+            "hit_val": np.zeros((cap, width)),
             "commands": np.zeros(cap, dtype=np.int64)}
 
 
@@ -216,7 +216,7 @@ class DesiredTracker:
         if not len(batch) or not a["drift"][: st.size].any():
             return out
         c, st = self.control, engine.store
-        hits = np.empty((len(batch) * MAX_SIGNALS, 3), dtype=np.int64)
+        hits = np.empty((batch.signals.size, 3), dtype=np.int64)
         # what the kernels believe: signed, or unsigned where signatures are not required
         trusted = (batch.sig_state == SIG_OK) | (
             (batch.sig_state == SIG_MISSING) & (not engine.ctx.detection.require_signature))

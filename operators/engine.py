@@ -16,11 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from operators import kernels as K
+from operators import risk as R
+from operators.anomaly import anomaly_score
 from operators.batches import OutMsg, TelemetryBatch
 from operators.detectors import DETECTORS, run_detectors
+from operators.intel import IntelTable
 from operators.policy import RESPONSES, Decisions, decide, severity
 from operators.scoring import Scorer
-from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
+from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
 from operators.twin_store import TwinStore
 from schemas.device_types import DeviceTypeTable
 from schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, N_FEATURES, THREAT_CLASSES
@@ -50,6 +53,8 @@ class EngineContext:
     detection: DetectionConfig
     response: ResponseConfig
     now: Callable[[], float] = time.time
+    intel: IntelTable = field(default_factory=IntelTable)  # replicated reference data (intel.py)
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
 
 @dataclass
@@ -86,7 +91,8 @@ class ShardEngine:
 
     @classmethod
     def fresh(cls, ctx: EngineContext) -> ShardEngine:
-        return cls(ctx, TwinStore(len(ctx.types), ctx.pipeline.long_windows - 1))
+        return cls(ctx, TwinStore(len(ctx.types), ctx.pipeline.long_windows - 1,
+                                  width=ctx.types.width))
 
     def process(self, batch: TelemetryBatch) -> list[OutMsg]:
         """Fold a batch of this shard's telemetry in; outputs for windows it closed."""
@@ -98,6 +104,7 @@ class ShardEngine:
                 st.fws[s] = fw
             if ip is not None:
                 st.src_ips[s] = ip
+        R.observe(st, slots, batch, ctx.intel.current, ctx.risk)
         n = len(batch)
         if n:
             st.ensure_partitions(int(batch.partition.max()))
@@ -106,7 +113,7 @@ class ShardEngine:
         meta = np.empty((2 * n, K.N_META), dtype=np.int64)
         t = ctx.types
         rows = K.update_batch(
-            slots, batch.ts, batch.seq, batch.signals, batch.bytes_in, batch.bytes_out,
+            slots, batch.ts, batch.seq, _widen(batch.signals, st.width), batch.bytes_in, batch.bytes_out,
             batch.conns, batch.auth_fail, batch.dst_port, batch.src_hash, batch.sig_state,
             batch.fw_unknown, batch.partition, batch.offset, *st.kernel_state(), t.nominal_hz,
             t.lo, t.hi, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
@@ -163,7 +170,8 @@ class ShardEngine:
         # the model judges whole windows of learned devices; early rows are for the detectors
         warm = w.features[:, BASELINE_WINDOWS] >= self.ctx.detection.warmup_windows
         warm &= w.meta[:, 6] == 1
-        d = decide(fired, probs, warm, self.ctx.detection)
+        anomaly = anomaly_score(w.features, self.ctx.detection.anomaly_z)
+        d = decide(fired, probs, warm, self.ctx.detection, anomaly)
         for hook in self.on_windows:
             hook(self.store, w, d)
         rows = np.nonzero(d.cls > 0)[0]
@@ -207,8 +215,8 @@ class ShardEngine:
             probabilities={} if ctx.scorer.booster is None else
                           {c: round(float(p), 4) for c, p in zip(THREAT_CLASSES, probs, strict=True)},
             detectors=[det.name for det in dets],
-            reasons=[f"{det.name}: {det.explain(w.features[r])}" for det in dets] or
-                    [f"model: p({threat})={d.score[r]:.2f}"],
+            reasons=([f"{det.name}: {det.explain(w.features[r])}" for det in dets] or
+                     [f"model: p({threat})={d.score[r]:.2f}"]) + R.threat_reasons(st, s, we, ctx.risk),
             features=[Contribution(FEATURE_NAMES[k], round(float(w.features[r, k]), 4),
                                    round(float(contrib[k]), 4)) for k in top.tolist()],
             model_version=version, feature_schema=FEATURE_SCHEMA, window_start=ws, window_end=we,
@@ -216,6 +224,7 @@ class ShardEngine:
             source=SourceRange(part, first, last))
         a = st.arrays
         a["threats_total"][s] += 1
+        R.record_detection(st, s, ev.severity, we, ctx.risk)
         a["last_threat"][s] = (d.cls[r], we)
         a["istate"][s, K.I_DIRTY] = 1
         st.last_threat_ids[s] = tid
@@ -250,12 +259,13 @@ class ShardEngine:
             last = LastThreat(id=st.last_threat_ids[s] or "", threat=THREAT_CLASSES[cls],
                               severity=severity(THREAT_CLASSES[cls], 0.0, 0), at=at)
         reported = {sig.name: _num(a["last_sig"][s, k]) for k, sig in enumerate(dt.signals)}
+        risk, reasons = R.assess(st, s, dt, self.ctx.intel.current, self.ctx.risk)
         return TwinState(
             device_id=st.device_ids[s], device_type=dt.name, version=int(i[K.I_EVENTS]),
             last_seen=int(i[K.I_LAST_TS]), seq=int(i[K.I_LAST_SEQ]), fw=st.fws[s],
             src_ip=st.src_ips[s], reported=reported, status=self._status(s, cls, at),
             threats_total=int(a["threats_total"][s]), last_threat=last,
-            baseline_windows=int(i[K.I_BASE_N]), updated_at=now_ms,
+            baseline_windows=int(i[K.I_BASE_N]), updated_at=now_ms, risk=risk, risk_reasons=reasons,
             desired={sig.name: float(a["desired"][s, k]) for k, sig in enumerate(dt.signals)
                      if a["desired_ts"][s, k] >= 0},
             commands=int(a["commands"][s]))
@@ -266,6 +276,18 @@ class ShardEngine:
         if self.store.arrays["istate"][s, K.I_BASE_N] < self.ctx.detection.warmup_windows:
             return "learning"
         return "normal"
+
+
+def _widen(signals: F64, width: int) -> F64:
+    """Signal columns padded with NaN to the store's width (the kernels index up to it)."""
+    if signals.shape[1] == width:
+        return signals
+    if signals.shape[1] > width:
+        msg = f"batch has {signals.shape[1]} signal columns, the device types only {width}"
+        raise ValueError(msg)
+    out = np.full((signals.shape[0], width), np.nan)
+    out[:, : signals.shape[1]] = signals
+    return out
 
 
 def _num(v: float) -> float | None:

@@ -7,6 +7,7 @@ are limited to the id, firmware and source-address strings the outputs need.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy.typing as npt
 
 from operators import kernels as K
 from operators.desired import state_arrays as desired_arrays
+from operators.risk import risk_arrays
 from schemas.device_types import MAX_SIGNALS
 from schemas.features import THREAT_CLASSES
 
@@ -28,12 +30,15 @@ class TwinStore:
     n_types: int
     ring_len: int
     capacity: int = 64
+    width: int = MAX_SIGNALS  # signal columns (DeviceTypeTable.width)
     size: int = 0
     index: dict[str, int] = field(default_factory=dict)
     device_ids: list[str] = field(default_factory=list)
     fws: list[str | None] = field(default_factory=list)
     src_ips: list[str | None] = field(default_factory=list)
     last_threat_ids: list[str | None] = field(default_factory=list)
+    # slot -> (address, severity, note, event time) of its worst intel-listed contact (sparse)
+    intel_hits: dict[int, tuple[str, str, str, int]] = field(default_factory=dict)
     # per source partition: highest authentic event time (drives window closing) and the
     # wall-clock second it last advanced (idle partitions still close their windows)
     part_max: I64 = field(default_factory=lambda: np.full(8, -1, dtype=np.int64))
@@ -46,13 +51,13 @@ class TwinStore:
     def __post_init__(self) -> None:
         if not self.arrays:
             self.arrays = self._alloc(self.capacity)
-        n_base = K.B_SIG0 + MAX_SIGNALS
+        n_base = K.B_SIG0 + self.width
         if not hasattr(self, "peer"):
             self.peer = np.zeros((self.n_types, n_base, 2))
             self.peer_n = np.zeros(self.n_types, dtype=np.int64)
 
     def _alloc(self, cap: int) -> dict[str, np.ndarray]:
-        k, r = MAX_SIGNALS, self.ring_len
+        k, r = self.width, self.ring_len
         istate = np.zeros((cap, K.N_ISTATE), dtype=np.int64)
         istate[:, [K.I_LAST_SEQ, K.I_LAST_TS, K.I_WIN_START, K.I_CLOSED_END]] = -1
         sacc = np.zeros((cap, k, K.N_SACC))
@@ -72,7 +77,8 @@ class TwinStore:
             "alert_ts": np.full((cap, len(THREAT_CLASSES)), -(2**62), dtype=np.int64),
             "threats_total": np.zeros(cap, dtype=np.int64),
             "last_threat": np.full((cap, 2), -1, dtype=np.int64),  # class index, time
-            **desired_arrays(cap),  # operators/desired.py: commanded set-points and drift state
+            **desired_arrays(cap, self.width),  # operators/desired.py: commanded set-points and drift state
+            **risk_arrays(cap),
         }
 
     def _grow(self, need: int) -> None:
@@ -135,9 +141,20 @@ class TwinStore:
         snap.fws, snap.src_ips = list(self.fws), list(self.src_ips)
         snap.last_threat_ids = list(self.last_threat_ids)
         snap.unresolved = list(self.unresolved)  # items are never mutated, only replaced
+        snap.intel_hits = dict(self.intel_hits)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()
         return snap
+
+    def upgrade(self) -> TwinStore:
+        """A store restored from a snapshot of an older version gains the arrays and fields added
+        since, at their initial values (so a recovery store survives an upgrade)."""
+        for f in dataclasses.fields(self):
+            if not hasattr(self, f.name) and f.default_factory is not dataclasses.MISSING:
+                setattr(self, f.name, f.default_factory())
+        for name, arr in self._alloc(self.capacity).items():
+            self.arrays.setdefault(name, arr)
+        return self
 
     def nbytes(self) -> int:
         """Bytes held in arrays (state per device = nbytes / size)."""

@@ -1,4 +1,5 @@
-"""`twinguard` command line: demo, run, simulate, train, evaluate, chaos, kafka, topics, config."""
+"""`twinguard` command line: demo, run, simulate, train, replay, evaluate, risk, intel, chaos, kafka,
+topics, config."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.config import Config, ConfigError, load_config, masked
+from pipelines.tables import add_table_arguments
 
 Handler = Callable[[argparse.Namespace, Config], int]
+DEMO_INTEL = Path(__file__).with_name("demo_intel.jsonl")
 
 
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     if getattr(args, "brokers", None):
         cfg = cfg.replace(kafka={"brokers": args.brokers})
+    if getattr(args, "intel", None) is not None:
+        cfg = cfg.replace(intel={"file": args.intel})
     if getattr(args, "recovery_dir", None):
         cfg = cfg.replace(recovery={"dir": args.recovery_dir})
     if getattr(args, "snapshot_interval", None):
@@ -47,12 +52,38 @@ def cmd_simulate(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.replay import (
+        ReplayOptions,
+        output_format,
+        replay_table,
+        summary,
+        write_predictions,
+    )
+    from pipelines.table_model import load_table_model
+    from pipelines.tables import read_table, table_options
+
+    output_format(args.out)
+    model = load_table_model(args.model) if args.model else None
+    table = read_table(args.input, table_options(args))
+    res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window,
+                                                 deltas=args.deltas),
+                       scorer=model.scorer if model else None,
+                       baselines=model.baselines if model else None)
+    out = write_predictions(res, args.out)
+    print(summary(res))
+    print(f"predictions written to {out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
+    if args.inputs:
+        return _train_tables(args, cfg)
     from pipelines.train import TrainConfig, train
 
     tc = TrainConfig(devices=args.devices, duration_s=args.duration,
                      seeds=tuple(args.seeds), rounds=args.rounds)
-    meta = train(cfg, tc, Path(args.out))
+    meta = train(cfg, tc, Path(args.out or "operators/models/default"))
     print(f"model {meta['version']} written to {args.out}; hold-out macro-F1 "
           f"{meta['holdout']['macro_f1']}")
     for c, m in meta["holdout"]["per_class"].items():
@@ -61,10 +92,51 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.table_train import train_tables
+    from pipelines.tables import table_options
+
+    if not args.out:
+        print("twinguard train: error: training from tables needs --out MODEL_DIR (the shipped "
+              "simulator model is not overwritten)", file=sys.stderr)
+        return 2
+    meta = train_tables(args.inputs, table_options(args), cfg, args.warmup_rows, Path(args.out),
+                        args.rounds, args.deltas)
+    print(f"model {meta['version']} written to {args.out}: {meta['summary']}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     from pipelines.evaluate_kafka import evaluate_topic
 
     return evaluate_topic(cfg, Path(args.labels), args.devices_from, args.out)
+
+
+def cmd_risk(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.risk_report import as_json, format_table, rank, read_fleet, read_fleet_file
+
+    fleet = read_fleet_file(Path(args.twins)) if args.twins else read_fleet(cfg)
+    if args.type and all(t.device_type != args.type for t in fleet.twins.values()):
+        types = sorted({t.device_type for t in fleet.twins.values()})
+        raise ValueError(f"no twins of type {args.type!r} in {args.twins or cfg.topics.twins} "
+                         f"(types present: {', '.join(types) or 'none'})")
+    rows = rank(fleet.twins.values(), args.top, args.type)
+    print(as_json(rows, fleet) if args.json else format_table(rows, len(fleet.twins)))
+    if fleet.unreadable:
+        print(f"{fleet.unreadable} twin records could not be read and were skipped", file=sys.stderr)
+    return 0
+
+
+def cmd_intel(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.intel_publish import feed_messages, indicator_key, send
+
+    if args.action == "publish":
+        items = [m for f in args.items for m in feed_messages(Path(f))]
+    else:  # a tombstone (empty value) per indicator: compaction removes it, readers drop it
+        items = [(indicator_key(i), b"") for i in args.items]
+    done = "published to" if args.action == "publish" else "withdrawn from"
+    print(f"{send(cfg, items)} intel entries {done} {cfg.topics.intel}")
+    return 0
 
 
 def cmd_chaos(args: argparse.Namespace, cfg: Config) -> int:
@@ -139,6 +211,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--workers", type=int, default=1, help="Bytewax workers (threads)")
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    d.add_argument("--intel", default=str(DEMO_INTEL), metavar="FILE",
+                   help="threat intel, JSON lines of the Intel schema (default: a small demo feed; "
+                        "'' for none)")
 
     r = add("run", cmd_run, "run the dataflow: telemetry + activity topics -> "
             "twins/threats/actions/deadletter")
@@ -148,6 +223,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop once no input arrived for this long (tests, benchmarks)")
     r.add_argument("--recovery-dir", help="Bytewax recovery store (created on first start)")
     r.add_argument("--snapshot-interval", type=float, help="seconds between state snapshots")
+    r.add_argument("--intel", metavar="FILE", help="threat intel JSON lines loaded at start, in "
+                   "addition to the intel topic (config intel.file)")
 
     s = add("simulate", cmd_simulate, "produce simulated fleet telemetry and operator activity "
             "with labelled attacks")
@@ -161,12 +238,38 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-activity", action="store_true",
                    help="telemetry only: no operators on the activity topic (no insider/drift)")
 
-    t = add("train", cmd_train, "train the XGBoost attack classifier from simulated fleets")
-    t.add_argument("--out", default="operators/models/default", help="model directory")
+    t = add("train", cmd_train, "train the XGBoost attack classifier from simulated fleets, or, "
+            "given tables, learn their baselines (and a classifier when they carry attack labels)")
+    t.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="CSV/parquet tables to learn from (default: simulated fleets)")
+    t.add_argument("--out", default=None, help="model directory (default for simulated fleets: "
+                   "operators/models/default; required with tables)")
     t.add_argument("--devices", type=int, default=1500)
     t.add_argument("--duration", type=float, default=180.0)
     t.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
     t.add_argument("--rounds", type=int, default=60)
+    t.add_argument("--warmup-rows", type=int, default=None, metavar="N",
+                   help="tables: first N rows per device only learn (default 100)")
+    add_table_arguments(t)
+    t.add_argument("--deltas", action="store_true", help="tables: also learn each signal's "
+                   "row-to-row change (replay --model then uses them too)")
+
+    rp = add("replay", cmd_replay, "stream a CSV/parquet table through the detection engine: "
+             "one score, flag and threat class per row")
+    rp.add_argument("input", metavar="INPUT", help="CSV or parquet table")
+    add_table_arguments(rp)
+    rp.add_argument("--warmup-rows", type=int, default=None, metavar="N",
+                    help="first N rows per device are the learning period, flag 0 (default 100; "
+                    "0 for devices with baselines from --model)")
+    rp.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                    help="window length (default: the median interval between a device's rows)")
+    rp.add_argument("--model", default=None, metavar="DIR",
+                    help="model directory from `twinguard train TABLE...` (learned baselines "
+                    "and/or classifier); default: learned online from the table only")
+    rp.add_argument("--deltas", action="store_true",
+                    help="also judge each signal's change since the device's previous row (finds "
+                    "spikes on smooth cycles; more alarms on signals that switch)")
+    rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
     e = add("evaluate", cmd_evaluate, "score the threats topic against attack labels")
     e.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
@@ -174,6 +277,22 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--devices-from", choices=["twins", "labels"], default="twins",
                    help="where the fleet's device list comes from (default: the twins topic)")
     e.add_argument("--out", default=None, help="also write the result as JSON here")
+
+    rk = add("risk", cmd_risk, "the fleet ranked by risk score with the top reasons, from the twins "
+             "topic: the patch-priority list")
+    rk.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
+    rk.add_argument("--top", type=int, default=20, help="devices to show (default 20; 0 = all)")
+    rk.add_argument("--type", default=None, help="only devices of this type")
+    rk.add_argument("--json", action="store_true", help="machine-readable output")
+    rk.add_argument("--twins", metavar="FILE", help="read twins from a JSON-lines file instead "
+                    "(e.g. out/demo/twins.jsonl)")
+
+    it = add("intel", cmd_intel, "publish threat intel (JSON lines of the Intel schema) to the "
+             "compacted intel topic, or withdraw indicators")
+    it.add_argument("action", choices=["publish", "withdraw"])
+    it.add_argument("items", nargs="+", metavar="FILE|INDICATOR",
+                    help="publish: JSON-lines files; withdraw: indicators (e.g. 203.0.113.0/24)")
+    it.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
 
     c = add("chaos", cmd_chaos, "reliability report: SIGKILL the dataflow, stop the broker, "
             "account for every message")

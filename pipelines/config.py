@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from operators.brake import BrakeConfig
-from operators.settings import ActivityConfig, DetectionConfig, PipelineConfig, ResponseConfig
+from operators.settings import (
+    ActivityConfig,
+    DetectionConfig,
+    IntelConfig,
+    PipelineConfig,
+    ResponseConfig,
+    RiskConfig,
+)
 
 ENV_PREFIX = "TWINGUARD__"
 # librdkafka keys (and ours) whose values are secrets; `*.location`/`*_env` only name where they live
@@ -77,6 +84,8 @@ class Config:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     brake: BrakeConfig = field(default_factory=BrakeConfig)
     activity: ActivityConfig = field(default_factory=ActivityConfig)
+    intel: IntelConfig = field(default_factory=IntelConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

@@ -172,6 +172,8 @@ class TwinState(Struct):
     schema_version: int = SCHEMA_VERSION
     desired: dict[str, float] = {}  # last commanded set-point per signal (activity `set`)
     commands: Count = 0  # activity messages folded into this twin
+    risk: Annotated[float, Meta(ge=0.0, le=100.0, description="Risk score (operators/risk.py)")] = 0.0
+    risk_reasons: list[str] = []  # its top reasons, most important first
 
 
 class DeadLetter(Struct):
