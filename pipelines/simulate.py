@@ -19,9 +19,9 @@ from schemas.device_types import load_device_types
 
 def produce_simulation(cfg: Config, devices: int, duration_s: float, rate: float | None,
                        seed: int, labels_path: Path, realtime: bool = False,
-                       activity: bool = True) -> int:
+                       activity: bool = False) -> int:
     """Produce every simulated message (keyed by device id); returns how many were produced
-    (telemetry + activity)."""
+    (telemetry, plus the operators' activity when `activity`, as `twinguard simulate` does)."""
     keys = KeyRing.from_config(cfg.integrity.key_file, cfg.integrity.master_key_env)
     # unpaced runs are history that ends now; paced (realtime) runs start now
     start_ms = int(time.time() * 1000) - (0 if realtime else int(duration_s * 1000))

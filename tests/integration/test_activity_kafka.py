@@ -25,7 +25,7 @@ def test_insider_and_drift_through_kafka(unique_topics: Config, tmp_path: Path) 
     cfg = unique_topics
     labels_path = tmp_path / "labels.jsonl"
     sent = produce_simulation(cfg, devices=120, duration_s=90, rate=None, seed=5,
-                              labels_path=labels_path)
+                              labels_path=labels_path, activity=True)
     p = producer(cfg.kafka.client_settings())
     produce_all(p, cfg.topics.activity, [(b"thermostat-000001", b) for b in BAD_COMMANDS],
                 lambda e: None)

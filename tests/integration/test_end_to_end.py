@@ -34,7 +34,7 @@ def test_simulated_attacks_are_detected_through_kafka(unique_topics: Config, tmp
     cfg = unique_topics
     labels_path = tmp_path / "labels.jsonl"
     sent = produce_simulation(cfg, devices=200, duration_s=60, rate=None, seed=21,
-                              labels_path=labels_path, activity=False)  # activity: its own test
+                              labels_path=labels_path)
     p = producer(cfg.kafka.client_settings())
     produce_all(p, cfg.topics.telemetry, [(b"bad", g) for g in GARBAGE], lambda e: None)
     p.flush(30)

@@ -29,8 +29,7 @@ def test_overload_grows_lag_not_memory(unique_topics: Config, tmp_path: Path) ->
                             "run", "--until-idle", "8"], stderr=subprocess.PIPE, text=True)
     sent: list[int] = []
     producer = threading.Thread(target=lambda: sent.append(produce_simulation(
-        cfg, devices=2500, duration_s=60, rate=None, seed=3, labels_path=tmp_path / "l.jsonl",
-        activity=False)))
+        cfg, devices=2500, duration_s=60, rate=None, seed=3, labels_path=tmp_path / "l.jsonl")))
     producer.start()
     samples: list[tuple[float, float, int]] = []  # (seconds, RSS MB, lag)
     t0 = time.monotonic()
