@@ -85,8 +85,8 @@ class ActivitySimulator:
         self.labels: list[AttackLabel] = []
         self._setup_users()
         self._history()
+        self._scenarios()  # first: drift devices are reserved before the normal commands
         self._live()
-        self._scenarios()
         self.rows.sort(key=lambda r: (r[0], r[1]))
         fleet.control = self
         fleet.labels = sorted([*fleet.labels, *self.labels], key=lambda lb: (lb.start, lb.device_id))
