@@ -79,6 +79,9 @@ class ShardEngine:
     last_twin_emit: float = 0.0
     last_call: float = 0.0
     on_windows: list[Callable[[TwinStore, Windows, Decisions], None]] = field(default_factory=list)
+    # per telemetry batch after the kernels (e.g. desired-state drift): (engine, batch, slots) -> out
+    on_batch: list[Callable[[ShardEngine, TelemetryBatch, I64], list[OutMsg]]] = field(
+        default_factory=list)
 
     @property
     def triggers(self) -> F64:
@@ -122,6 +125,8 @@ class ShardEngine:
             ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)
         st.part_wall[st.part_max > before] = ctx.now()
         out = self._judge(Windows(feats[:rows], meta[:rows]))
+        for hook in self.on_batch:
+            out += hook(self, batch, slots)
         return out + self.tick()
 
     def tick(self) -> list[OutMsg]:
@@ -265,7 +270,10 @@ class ShardEngine:
             last_seen=int(i[K.I_LAST_TS]), seq=int(i[K.I_LAST_SEQ]), fw=st.fws[s],
             src_ip=st.src_ips[s], reported=reported, status=self._status(s, cls, at),
             threats_total=int(a["threats_total"][s]), last_threat=last,
-            baseline_windows=int(i[K.I_BASE_N]), updated_at=now_ms, risk=risk, risk_reasons=reasons)
+            baseline_windows=int(i[K.I_BASE_N]), updated_at=now_ms, risk=risk, risk_reasons=reasons,
+            desired={sig.name: float(a["desired"][s, k]) for k, sig in enumerate(dt.signals)
+                     if a["desired_ts"][s, k] >= 0},
+            commands=int(a["commands"][s]))
 
     def _status(self, s: int, cls: int, at: int) -> str:
         if cls > 0 and self.store.max_ts - at < self.ctx.detection.alert_cooldown_ms:

@@ -20,12 +20,16 @@ class LabelError(ValueError):
 
 @dataclass(frozen=True)
 class AttackLabel:
-    """One attack on one device; start/end are epoch ms of its first and last message (inclusive)."""
+    """One attack on one device; start/end are epoch ms of its first and last message (inclusive).
+
+    `user` marks an attack by an operator (insider): it is matched by the threats naming that user,
+    on whichever device; `device_id` is then the first device it touched."""
 
     device_id: str
     threat: str
     start: int
     end: int
+    user: str | None = None
 
     def covers(self, ts_ms: int) -> bool:
         """True when `ts_ms` lies inside the attack interval."""
@@ -33,9 +37,11 @@ class AttackLabel:
 
 
 def write_labels(labels: Iterable[AttackLabel], path: str | Path) -> None:
-    """Write one JSON object per line: {"device_id", "threat", "start", "end"} (epoch ms)."""
+    """Write one JSON object per line: {"device_id", "threat", "start", "end"} (epoch ms), plus
+    "user" for operator (insider) attacks."""
     lines = [json.dumps({"device_id": lb.device_id, "threat": lb.threat,
-                         "start": int(lb.start), "end": int(lb.end)}) for lb in labels]
+                         "start": int(lb.start), "end": int(lb.end),
+                         **({"user": lb.user} if lb.user is not None else {})}) for lb in labels]
     Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
@@ -66,7 +72,10 @@ def _parse_line(line: str, where: str) -> AttackLabel:
     start, end = _epoch_ms(obj["start"], "start", where), _epoch_ms(obj["end"], "end", where)
     if end < start:
         raise LabelError(f"{where}: end ({end}) is before start ({start})")
-    return AttackLabel(obj["device_id"], obj["threat"], start, end)
+    user = obj.get("user")
+    if user is not None and (not isinstance(user, str) or not user):
+        raise LabelError(f"{where}: 'user' must be a non-empty string when present")
+    return AttackLabel(obj["device_id"], obj["threat"], start, end, user)
 
 
 def _epoch_ms(value: Any, key: str, where: str) -> int:

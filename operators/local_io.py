@@ -14,27 +14,30 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from operators.batches import OutMsg, RawBatch
 
 SIM_TOPIC = "embedded-simulator"
+# (keys, values) of telemetry, or (keys, values, topic) for another topic (e.g. activity)
+Chunk = tuple[list[bytes], list[bytes]] | tuple[list[bytes], list[bytes], str]
 
 
 class _ChunkPartition(StatefulSourcePartition[RawBatch, int]):
     """Replays an iterator of (keys, values) chunks as RawBatches; resumes by skipping chunks."""
 
-    def __init__(self, chunks: Iterator[tuple[list[bytes], list[bytes]]], skip: int,
+    def __init__(self, chunks: Iterator[Chunk], skip: int,
                  on_chunk: Callable[[int], None] | None) -> None:
         self.chunks, self.done, self.offset, self.on_chunk = chunks, 0, 0, on_chunk
         for _ in range(skip):
-            keys, _values = next(self.chunks)
-            self.offset += len(keys)
+            self.offset += len(next(self.chunks)[0])
             self.done += 1
 
     def next_batch(self) -> list[RawBatch]:
-        keys, values = next(self.chunks)  # StopIteration ends the partition
+        chunk = next(self.chunks)  # StopIteration ends the partition
+        keys, values = chunk[0], chunk[1]
+        topic = chunk[2] if len(chunk) == 3 else SIM_TOPIC  # noqa: PLR2004 - (keys, values, topic)
         offsets = np.arange(self.offset, self.offset + len(values), dtype=np.int64)
         self.offset += len(values)
         self.done += 1
         if self.on_chunk is not None:
             self.on_chunk(len(values))
-        return [RawBatch(SIM_TOPIC, 0, offsets, list(keys), list(values))]
+        return [RawBatch(topic, 0, offsets, list(keys), list(values))]
 
     def snapshot(self) -> int:
         return self.done
@@ -43,7 +46,7 @@ class _ChunkPartition(StatefulSourcePartition[RawBatch, int]):
 class ChunkSource(FixedPartitionedSource[RawBatch, int]):
     """One partition fed by `make_chunks()` (called afresh on every start, e.g. a seeded simulator)."""
 
-    def __init__(self, make_chunks: Callable[[], Iterator[tuple[list[bytes], list[bytes]]]],
+    def __init__(self, make_chunks: Callable[[], Iterator[Chunk]],
                  on_chunk: Callable[[int], None] | None = None) -> None:
         self.make_chunks, self.on_chunk = make_chunks, on_chunk
 

@@ -46,6 +46,27 @@ class ResponseConfig:
 
 
 @dataclass(frozen=True)
+class ActivityConfig:
+    """Operator behaviour (insider) thresholds; drift deadlines live in the device types' [control]."""
+
+    dangerous_actions: str = "firmware_update,disable_safety,factory_reset"  # comma-separated
+    burst_window_ms: int = 10_000
+    burst_min: int = 6             # commands in the window before a burst can be called
+    burst_ratio: float = 5.0       # ... and this many times the user's own learned rate
+    foreign_window_ms: int = 600_000
+    foreign_min: int = 3           # distinct devices outside the user's usual set in the window
+    learn_commands: int = 20       # commands in a row without a new device: the device set is learned
+    off_hours_share: float = 0.02  # hour (+-1 h) holding less than this share of the user's history
+    hours_min_commands: int = 50   # ... once the profile has this many commands
+    hours_min_span_ms: int = 172_800_000  # ... spanning at least two days
+    alert_cooldown_ms: int = 60_000  # same user + same reason at most this often
+    command_grace_ms: int = 1_000  # drift verdicts wait this much device event time for a late command
+
+    def dangerous(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.dangerous_actions.split(",") if a.strip())
+
+
+@dataclass(frozen=True)
 class RiskConfig:
     """Per-device risk score (operators/risk.py documents the formula)."""
 

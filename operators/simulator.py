@@ -553,6 +553,8 @@ class FleetSimulator:
             key=lambda lb: (lb.start, lb.device_id))
         eps = float(np.sum(1000.0 / self._iv_ms))
         self._slice_ms = int(np.clip(TARGET_SLICE_EVENTS / eps * 1000.0, 100, 10_000))
+        # operators/activity_sim.py sets this so commanded devices follow (or defy) their commands
+        self.control: Any = None
 
     # ---- set-up
 
@@ -842,6 +844,7 @@ class _Run:
         pads = [_hmac_pads(sim.keyring.key(sim.devices[d][0])) for d in range(n)]
         self.ipads, self.opads = [p[0] for p in pads], [p[1] for p in pads]
         self.kbytes = [sim.devices[d][0].encode() for d in range(n)]
+        self.control = sim.control.runner() if sim.control is not None else None
 
     def slices(self) -> Iterator[tuple[list[bytes], list[bytes], I64]]:
         """Encoded messages slice by slice of simulated time."""
@@ -878,6 +881,8 @@ class _Run:
         kk = len(m.idx)
         scale = np.ones((n_s, n))
         for s in range(n_s):
+            if self.control is not None:
+                self.control.before_step(tr.t, tr.dev, m, ts[s], dt[s], u[s])
             sig[s, :, :kk] = m.step(dt[s], z[s], u[s])
             sc = m.traffic_scale()
             if sc is not None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from operators import kernels as K
+from operators.desired import state_arrays as desired_arrays
 from operators.risk import risk_arrays
 from schemas.device_types import MAX_SIGNALS
 from schemas.features import THREAT_CLASSES
@@ -42,6 +44,7 @@ class TwinStore:
     part_max: I64 = field(default_factory=lambda: np.full(8, -1, dtype=np.int64))
     part_wall: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(8))
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    unresolved: list[Any] = field(default_factory=list)  # commands for devices not seen yet
     peer: np.ndarray = field(init=False)
     peer_n: I64 = field(init=False)
 
@@ -74,6 +77,7 @@ class TwinStore:
             "alert_ts": np.full((cap, len(THREAT_CLASSES)), -(2**62), dtype=np.int64),
             "threats_total": np.zeros(cap, dtype=np.int64),
             "last_threat": np.full((cap, 2), -1, dtype=np.int64),  # class index, time
+            **desired_arrays(cap, self.width),  # operators/desired.py: commanded set-points and drift state
             **risk_arrays(cap),
         }
 
@@ -138,6 +142,7 @@ class TwinStore:
         snap.index, snap.device_ids = dict(self.index), list(self.device_ids)
         snap.fws, snap.src_ips = list(self.fws), list(self.src_ips)
         snap.last_threat_ids = list(self.last_threat_ids)
+        snap.unresolved = list(self.unresolved)  # items are never mutated, only replaced
         snap.intel_hits = dict(self.intel_hits)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()

@@ -48,7 +48,7 @@ def cmd_simulate(args: argparse.Namespace, cfg: Config) -> int:
     from pipelines.simulate import produce_simulation
 
     produce_simulation(cfg, args.devices, args.duration, args.rate, args.seed, Path(args.labels),
-                       args.realtime)
+                       args.realtime, activity=not args.no_activity)
     return 0
 
 
@@ -221,7 +221,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="threat intel, JSON lines of the Intel schema (default: a small demo feed; "
                         "'' for none)")
 
-    r = add("run", cmd_run, "run the dataflow: telemetry topic -> twins/threats/actions/deadletter")
+    r = add("run", cmd_run, "run the dataflow: telemetry + activity topics -> "
+            "twins/threats/actions/deadletter")
     r.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
     r.add_argument("--workers", type=int, default=1, help="Bytewax workers in this process")
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
@@ -231,7 +232,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--intel", metavar="FILE", help="threat intel JSON lines loaded at start, in "
                    "addition to the intel topic (config intel.file)")
 
-    s = add("simulate", cmd_simulate, "produce simulated fleet telemetry with labelled attacks")
+    s = add("simulate", cmd_simulate, "produce simulated fleet telemetry and operator activity "
+            "with labelled attacks")
     s.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
     s.add_argument("--devices", type=int, default=300)
     s.add_argument("--duration", type=float, default=60.0, help="simulated seconds")
@@ -239,6 +241,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--labels", required=True, help="write attack labels (JSON lines) here")
     s.add_argument("--realtime", action="store_true", help="pace production to event time")
+    s.add_argument("--no-activity", action="store_true",
+                   help="telemetry only: no operators on the activity topic (no insider/drift)")
 
     t = add("train", cmd_train, "train the XGBoost attack classifier from simulated fleets, or, "
             "given tables, learn their baselines (and a classifier when they carry attack labels)")

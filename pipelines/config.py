@@ -12,6 +12,7 @@ from typing import Any
 
 from operators.brake import BrakeConfig
 from operators.settings import (
+    ActivityConfig,
     DetectionConfig,
     IntelConfig,
     PipelineConfig,
@@ -82,6 +83,7 @@ class Config:
     response: ResponseConfig = field(default_factory=ResponseConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     brake: BrakeConfig = field(default_factory=BrakeConfig)
+    activity: ActivityConfig = field(default_factory=ActivityConfig)
     intel: IntelConfig = field(default_factory=IntelConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
 

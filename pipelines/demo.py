@@ -21,9 +21,10 @@ import msgspec
 from bytewax._bytewax import cli_main
 from tqdm import tqdm
 
+from operators.activity_sim import ActivitySimulator
 from operators.faults import corrupt_some
 from operators.labels import write_labels
-from operators.local_io import ChunkSource, JsonLinesSink, read_jsonl
+from operators.local_io import Chunk, ChunkSource, JsonLinesSink, read_jsonl
 from operators.simulator import FleetSimulator, SimConfig
 from pipelines.config import Config
 from pipelines.evaluate import evaluate, format_table
@@ -51,6 +52,8 @@ def run_demo(cfg: Config, dc: DemoConfig) -> dict[str, Any]:
     rt = Runtime.from_config(cfg)
     fleet = FleetSimulator(SimConfig(devices=dc.devices, duration_s=dc.duration_s, seed=dc.seed),
                            rt.types, rt.keys)
+    operators = ActivitySimulator(fleet)  # operators' commands; adds insider + drift labels
+    n_activity = len(operators.rows)
     if dc.out.exists():
         shutil.rmtree(dc.out)
     dc.out.mkdir(parents=True)
@@ -58,21 +61,25 @@ def run_demo(cfg: Config, dc: DemoConfig) -> dict[str, Any]:
     _warm_up(rt)
     corrupted = Counter[str]()
 
-    def chunks() -> Iterator[tuple[list[bytes], list[bytes]]]:
+    def chunks() -> Iterator[Chunk]:
         rng = random.Random(dc.seed)
-        for b in fleet.batches():
-            values, n = corrupt_some(b.values, CORRUPT_RATE, rng)
+        for role, keys, values, _ts in operators.interleave(fleet.batches()):
+            if role == "activity":
+                yield keys, values, cfg.topics.activity
+                continue
+            bad, n = corrupt_some(values, CORRUPT_RATE, rng)
             corrupted["n"] += n
-            yield b.keys, values
+            yield keys, bad
 
-    bar = tqdm(total=fleet.expected_events(), desc="twinguard demo", unit="ev", unit_scale=True)
+    bar = tqdm(total=fleet.expected_events() + n_activity, desc="twinguard demo", unit="ev",
+               unit_scale=True)
     flow = build_flow(cfg, source=ChunkSource(chunks, on_chunk=bar.update),
                       sink=JsonLinesSink(dc.out), runtime=rt)
     t0 = time.perf_counter()
     cli_main(flow, workers_per_process=dc.workers, epoch_interval=timedelta(seconds=10))
     elapsed = time.perf_counter() - t0
     bar.close()
-    summary = summarize(dc, fleet, elapsed, int(bar.n), corrupted["n"])
+    summary = summarize(dc, fleet, elapsed, int(bar.n), corrupted["n"], n_activity)
     (dc.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -84,17 +91,18 @@ def _warm_up(rt: Runtime) -> None:
 
 
 def summarize(dc: DemoConfig, fleet: FleetSimulator, elapsed: float, events: int,
-              corrupted: int) -> dict[str, Any]:
+              corrupted: int, activity: int = 0) -> dict[str, Any]:
     threats = read_jsonl(dc.out / "threats.jsonl")
     actions = read_jsonl(dc.out / "actions.jsonl")
     dead = read_jsonl(dc.out / "deadletter.jsonl")
     twins = {t["device_id"]: t for t in read_jsonl(dc.out / "twins.jsonl")}
     ev = evaluate(threats, fleet.labels, {d for d, _ in fleet.devices})
     plot = plot_demo(threats, fleet.labels, [d for d, _ in fleet.devices], dc.out / "threats.png")
-    processed = sum(int(str(t["version"])) for t in twins.values())
+    processed = sum(int(str(t["version"])) + int(str(t.get("commands", 0))) for t in twins.values())
     print()
     print(f"events: {events} in {elapsed:.1f} s = {events / elapsed:,.0f} events/s "
-          f"({dc.devices} devices, {dc.duration_s:.0f} s simulated, {dc.workers} worker(s))")
+          f"({dc.devices} devices, {dc.duration_s:.0f} s simulated, {dc.workers} worker(s); "
+          f"{activity} of them operator activity)")
     print(f"accounted: {processed} processed + {len(dead)} dead letters = {processed + len(dead)} "
           f"of {events} ({corrupted} malformed messages injected)")
     print(f"twins: {len(twins)}; threats: {len(threats)}; actions: {len(actions)} on "
@@ -105,7 +113,7 @@ def summarize(dc: DemoConfig, fleet: FleetSimulator, elapsed: float, events: int
     print(format_risk(riskiest, len(twins)))
     print(f"outputs: {dc.out}/{{twins,threats,actions,deadletter}}.jsonl, plot: {plot}")
     return {"events": events, "elapsed_s": round(elapsed, 3),
-            "events_per_s": round(events / elapsed), "processed": processed,
+            "events_per_s": round(events / elapsed), "activity": activity, "processed": processed,
             "dead_letters": len(dead), "malformed_injected": corrupted, "twins": len(twins),
             "threats": len(threats), "actions": len(actions),
             "devices_acted_on": len({a["device_id"] for a in actions}),

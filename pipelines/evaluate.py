@@ -1,6 +1,7 @@
 """Match threat events against attack labels: detected, right class, time to detect, false alarms.
 
-Event-level and honest: an attack counts as detected only by a threat on its device, of its class,
+Event-level and honest: an attack counts as detected only by a threat on its device (an operator's
+attack: naming its user), of its class,
 whose window overlaps the attack (plus a grace of one window); nothing is point-adjusted.
 A threat fired by a replayed message (which carries an old timestamp) is dated by the device's latest
 authentic message, up to one report interval before the first attack message: MARK_SLACK_MS allows
@@ -61,12 +62,16 @@ def evaluate(threats: list[dict[str, Any]], labels: list[AttackLabel], devices: 
              grace_ms: int = 10_000) -> Evaluation:
     """Score threat events (decoded JSON) against labels for a fleet of `devices`."""
     by_device: dict[str, list[dict[str, Any]]] = {}
+    by_user: dict[str, list[dict[str, Any]]] = {}
     for t in threats:
         by_device.setdefault(str(t["device_id"]), []).append(t)
+        if t.get("user"):
+            by_user.setdefault(str(t["user"]), []).append(t)
     matched: set[str] = set()
     results = []
     for lab in labels:
-        hits = [t for t in by_device.get(lab.device_id, [])
+        mine = by_user.get(lab.user, []) if lab.user is not None else by_device.get(lab.device_id, [])
+        hits = [t for t in mine
                 if t["window_end"] > lab.start - MARK_SLACK_MS
                 and t["window_start"] <= lab.end + grace_ms]
         matched.update(t["id"] for t in hits)
@@ -74,7 +79,7 @@ def evaluate(threats: list[dict[str, Any]], labels: list[AttackLabel], devices: 
         ttd = min((max(t["window_end"] - lab.start, 0) for t in right), default=None)
         results.append(AttackResult(lab, bool(hits), bool(right), sorted({t["threat"] for t in hits}),
                                     ttd))
-    attacked = {lab.device_id for lab in labels}
+    attacked = {lab.device_id for lab in labels if lab.user is None}
     false = [t for t in threats if t["id"] not in matched]
     normal = devices - attacked
     return Evaluation(results, false, len(normal),

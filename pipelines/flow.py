@@ -13,17 +13,20 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from operators.batches import OutMsg, RawBatch, TelemetryBatch
+from operators.activity import ActivityBatch, ActivityOut, decode_activity
+from operators.batches import OutMsg, RawBatch
 from operators.brake import RejectBrake
 from operators.decode import DecodeConfig, DecodeOut
+from operators.desired import ControlTable
 from operators.engine import EngineContext
 from operators.fastdecode import decode_batch
+from operators.insider import Reorder, UserLogic, UserStore
 from operators.integrity import KeyRing
 from operators.intel import IntelTable
 from operators.intel_reader import IntelReader, start_intel_reader
 from operators.kafka_io import KafkaBatchSource, KafkaOutSink
 from operators.scoring import MODEL_FILE, Scorer, default_model_dir
-from operators.twin_operator import ShardLogic
+from operators.twin_operator import ShardItem, ShardLogic
 from operators.twin_store import TwinStore
 from pipelines.config import Config, load_config
 from schemas.device_types import DeviceTypeTable, load_device_types
@@ -41,6 +44,7 @@ class Runtime:
     engine: EngineContext
     decode: DecodeConfig
     brake: RejectBrake
+    control: ControlTable
 
     @classmethod
     def from_config(cls, cfg: Config, scorer: Scorer | None = None) -> Runtime:
@@ -54,7 +58,7 @@ class Runtime:
                    EngineContext(types, scorer, p, cfg.detection, cfg.response, intel=intel,
                                  risk=cfg.risk),
                    DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms),
-                   RejectBrake(cfg.brake))
+                   RejectBrake(cfg.brake), ControlTable.from_types(types))
 
 
 def load_scorer(model_dir: str) -> Scorer:
@@ -71,6 +75,12 @@ def kafka_source(cfg: Config, idle_s: float | None = None) -> KafkaBatchSource:
                             cfg.kafka.group_id)
 
 
+def activity_source(cfg: Config, idle_s: float | None = None) -> KafkaBatchSource:
+    return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.activity,
+                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle_s,
+                            cfg.kafka.group_id)
+
+
 def follow_intel(cfg: Config, rt: Runtime) -> IntelReader | None:
     """Keep the runtime's intel table current from the intel topic (one reader per process)."""
     if not cfg.intel.read_topic:
@@ -83,33 +93,59 @@ def kafka_sink(cfg: Config) -> KafkaOutSink:
     return KafkaOutSink(cfg.kafka.client_settings(), cfg.topics.all())
 
 
-def _decode(rt: Runtime, raw: RawBatch) -> DecodeOut:
-    out = decode_batch(raw, rt.types, rt.keys, rt.decode)
+def _decode(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
+    """Telemetry or activity by the batch's topic: one path, so a shard sees both in input order."""
+    if raw.topic == rt.cfg.topics.activity:
+        out: DecodeOut | ActivityOut = decode_activity(raw, rt.decode)
+    else:
+        out = decode_batch(raw, rt.types, rt.keys, rt.decode)
     rt.brake.observe(raw.topic, raw.partition, out.rejected, out.last_reason)
     return out
 
 
-def _by_shard(out: DecodeOut) -> list[tuple[str, TelemetryBatch]]:
+def _by_shard(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ShardItem]]:
+    if isinstance(out, ActivityOut):
+        return list(out.by_device(shards))
     return [(str(s), b) for s, b in out.oks.split_by_shard()]
 
 
+def _by_user(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ActivityBatch]]:
+    return out.by_user(shards) if isinstance(out, ActivityOut) else []
+
+
 def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None,
-               sink: Sink[OutMsg] | None = None, runtime: Runtime | None = None) -> Dataflow:
-    """telemetry -> decode (-> dead letters) -> shard -> twin/window/detect/score -> outputs."""
+               sink: Sink[OutMsg] | None = None, runtime: Runtime | None = None,
+               activity: Source[RawBatch] | None = None) -> Dataflow:
+    """telemetry -> decode (-> dead letters) -> shard -> twin/window/detect/score -> outputs;
+    activity -> decode -> the device's shard (desired state, drift) + a user shard (insider).
+
+    Kafka by default; with an explicit telemetry `source`, activity comes only from `activity` or
+    from batches of `source` whose topic is `topics.activity` (the embedded demo interleaves both)."""
     cfg = cfg or load_config(os.environ.get("TWINGUARD_CONFIG"))
     rt = runtime or Runtime.from_config(cfg)
     if runtime is None and source is None:  # `python -m bytewax.run`: this process reads intel
         follow_intel(cfg, rt)
     flow = Dataflow("twinguard")
     raw = op.input("telemetry_in", flow, source or kafka_source(cfg))
+    if activity is not None or source is None:
+        acts_in = op.input("activity_in", flow, activity or activity_source(cfg))
+        raw = op.merge("inputs", raw, acts_in)
+    n = rt.cfg.pipeline.shards
     decoded = op.map("decode", raw, partial(_decode, rt))
     dead = op.flat_map("dead_letters", decoded, lambda d: d.errs)
-    shards = op.flat_map("shard", decoded, _by_shard)
+    shards = op.flat_map("shard", decoded, partial(_by_shard, n))
 
     def builder(resume: TwinStore | None) -> ShardLogic:
-        return ShardLogic(rt.engine, resume)
+        return ShardLogic(rt.engine, resume, rt.control, rt.cfg.activity.command_grace_ms)
 
     analysed = op.stateful_batch("twin_shards", shards, builder)
     results = op.map("unkey", analysed, lambda kv: kv[1])
-    op.output("out", op.merge("all_out", results, dead), sink or kafka_sink(cfg))
+    users = op.stateful_batch("user_shards", op.flat_map("by_user", decoded, partial(_by_user, n)),
+                              partial(_user_logic, rt))
+    insider = op.map("unkey_users", users, lambda kv: kv[1])
+    op.output("out", op.merge("all_out", results, dead, insider), sink or kafka_sink(cfg))
     return flow
+
+
+def _user_logic(rt: Runtime, resume: tuple[UserStore, Reorder] | None) -> UserLogic:
+    return UserLogic(rt.cfg.activity, rt.cfg.response.dry_run, resume)

@@ -10,7 +10,7 @@ from bytewax._bytewax import cli_main
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from pipelines.config import Config
-from pipelines.flow import Runtime, build_flow, follow_intel, kafka_source
+from pipelines.flow import Runtime, activity_source, build_flow, follow_intel, kafka_source
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,15 @@ def recovery_config(cfg: Config) -> RecoveryConfig | None:
 
 
 def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) -> None:
-    """Consume telemetry until stopped (or idle for `until_idle` s); write outputs to Kafka."""
+    """Consume telemetry and activity until stopped (or idle for `until_idle` s); write outputs to Kafka."""
     recovery = recovery_config(cfg)
     log.info("twinguard run: brokers=%s topic=%s workers=%d recovery=%s%s", cfg.kafka.brokers,
              cfg.topics.telemetry, workers, cfg.recovery.dir or "off",
              f" until idle {until_idle}s" if until_idle else "")
     rt = Runtime.from_config(cfg)
     reader = follow_intel(cfg, rt)
-    flow = build_flow(cfg, source=kafka_source(cfg, idle_s=until_idle), runtime=rt)
+    flow = build_flow(cfg, source=kafka_source(cfg, idle_s=until_idle), runtime=rt,
+                      activity=activity_source(cfg, idle_s=until_idle))
     try:
         cli_main(flow, workers_per_process=workers, recovery_config=recovery,
                  epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))

@@ -55,6 +55,7 @@ class DeviceType:
     signals: tuple[Signal, ...]
     invariants: tuple[Invariant, ...] = ()
     simulate: dict[str, Any] = field(default_factory=dict)
+    control: dict[str, Any] = field(default_factory=dict)  # [control]: commandable set-points
 
     def signal_index(self) -> dict[str, int]:
         return {s.name: i for i, s in enumerate(self.signals)}
@@ -104,7 +105,8 @@ def parse_device_type(text: str, where: str) -> DeviceType:
         signals = tuple(_signal(s, where) for s in d["signals"])
         invariants = tuple(Invariant(**inv) for inv in d.get("invariants", []))
         dt = DeviceType(str(d["name"]), str(d.get("description", "")), float(d["report_hz"]),
-                        tuple(d.get("firmware", [])), signals, invariants, d.get("simulate", {}))
+                        tuple(d.get("firmware", [])), signals, invariants, d.get("simulate", {}),
+                        d.get("control", {}))
     except (KeyError, TypeError) as e:
         raise DeviceTypeError(f"{where}: {e}") from None
     if not 1 <= len(signals) <= MAX_SIGNALS:

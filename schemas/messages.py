@@ -58,12 +58,18 @@ class Telemetry(Struct, omit_defaults=True):
 
 
 class Activity(Struct, omit_defaults=True):
-    """twinguard.activity: an operator command or login aimed at a device."""
+    """twinguard.activity: an operator command or login aimed at a device.
+
+    Vocabulary: `action="set"` commands the device's desired state, `params` = signal name -> numeric
+    set-point (signals and their tolerance, deadline and safe range in schemas/device_types/*.toml,
+    section [control]); every other action (login, view, get_config, ack_alarm, firmware_update, ...)
+    only feeds the user's behaviour profile; `[activity] dangerous_actions` lists the risky ones.
+    """
 
     device_id: DeviceId
     ts: EpochMs | datetime
-    user: str
-    action: str
+    user: Annotated[str, Meta(min_length=1, max_length=128, description="Who issued it")]
+    action: Annotated[str, Meta(min_length=1, max_length=64, description="set, login, view, ...")]
     params: dict[str, float | str] = {}
     src_ip: str | None = None
 
@@ -122,6 +128,7 @@ class ThreatEvent(Struct):
     actions: list[str]
     source: SourceRange | None = None
     schema_version: int = SCHEMA_VERSION
+    user: str | None = None  # the operator behind it (insider threats)
 
 
 class Action(Struct):
@@ -163,6 +170,8 @@ class TwinState(Struct):
     baseline_windows: Count
     updated_at: EpochMs
     schema_version: int = SCHEMA_VERSION
+    desired: dict[str, float] = {}  # last commanded set-point per signal (activity `set`)
+    commands: Count = 0  # activity messages folded into this twin
     risk: Annotated[float, Meta(ge=0.0, le=100.0, description="Risk score (operators/risk.py)")] = 0.0
     risk_reasons: list[str] = []  # its top reasons, most important first
 
