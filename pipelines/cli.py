@@ -62,6 +62,14 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
+    if args.predictions:
+        from pipelines.evaluate_predictions import Slack, evaluate_file
+
+        slack = Slack(rows=args.slack_rows or 0, seconds=args.slack_seconds or 0.0)
+        return evaluate_file(args.predictions, args.out, slack, args.class_map)
+    if not args.labels:
+        raise ValueError("pass --predictions FILE (a replay's output) or --labels FILE "
+                         "(simulator labels, scored against the threats topic)")
     from pipelines.evaluate_kafka import evaluate_topic
 
     return evaluate_topic(cfg, Path(args.labels), args.devices_from, args.out)
@@ -164,12 +172,26 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
     t.add_argument("--rounds", type=int, default=60)
 
-    e = add("evaluate", cmd_evaluate, "score the threats topic against attack labels")
-    e.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
-    e.add_argument("--labels", required=True, help="labels file written by `simulate`")
-    e.add_argument("--devices-from", choices=["twins", "labels"], default="twins",
-                   help="where the fleet's device list comes from (default: the twins topic)")
+    e = add("evaluate", cmd_evaluate, "score detections against labels: a replay's predictions "
+            "file (--predictions) or the threats topic (--labels)")
     e.add_argument("--out", default=None, help="also write the result as JSON here")
+    ep = e.add_argument_group("predictions file", "score `twinguard replay` output (rows, events, "
+                              "time to detect, false alarms per device-day; never point-adjusted)")
+    ep.add_argument("--predictions", default=None, metavar="FILE",
+                    help="replay output (csv/parquet) with a label column")
+    slack = ep.add_mutually_exclusive_group()
+    slack.add_argument("--slack-rows", type=int, default=None, metavar="N",
+                       help="a flag up to N rows after an attack still detects it (default 0)")
+    slack.add_argument("--slack-seconds", type=float, default=None, metavar="S",
+                       help="a flag up to S seconds after an attack still detects it (default 0)")
+    ep.add_argument("--class-map", default=None, metavar="A=B,...",
+                    help="rename dataset label classes to threat classes, e.g. ddos=dos")
+    ek = e.add_argument_group("threats topic", "score the Kafka threats topic against simulator "
+                              "labels")
+    ek.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
+    ek.add_argument("--labels", default=None, help="labels file written by `simulate`")
+    ek.add_argument("--devices-from", choices=["twins", "labels"], default="twins",
+                    help="where the fleet's device list comes from (default: the twins topic)")
 
     c = add("chaos", cmd_chaos, "reliability report: SIGKILL the dataflow, stop the broker, "
             "account for every message")
