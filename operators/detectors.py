@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from operators.anomaly import THRESHOLD_SCORE, anomaly_score, deviation
 from operators.settings import DetectionConfig
 from schemas.features import FEATURE_INDEX as FI
 
@@ -47,6 +48,18 @@ def _unsigned(x: F64, cfg: DetectionConfig) -> Mask:
     return bad | (_col(x, "unsigned_10s") >= 1) if cfg.require_signature else bad
 
 
+def _baseline_deviation(x: F64, cfg: DetectionConfig) -> Mask:
+    warm = _col(x, "baseline_windows") >= cfg.warmup_windows
+    return warm & (anomaly_score(x, cfg.anomaly_z) >= THRESHOLD_SCORE)
+
+
+def _deviation_why(r: F64) -> str:
+    return (f"{deviation(r[None, :])[0]:.1f} sigmas from both the device's own and its type's "
+            f"learned baselines (count z {r[FI['count_z_own']]:.1f}/{r[FI['count_z_peer']]:.1f}, "
+            f"bytes out z {r[FI['bytes_out_z_own']]:.1f}/{r[FI['bytes_out_z_peer']]:.1f}, "
+            f"max signal z {r[FI['sig_max_abs_z_own']]:.1f}/{r[FI['sig_max_abs_z_peer']]:.1f})")
+
+
 DETECTORS: tuple[Detector, ...] = (
     Detector("hmac", "tampering", _unsigned,
              lambda r: f"{r[FI['hmac_fail_10s']]:.0f} messages with a bad HMAC, "
@@ -70,10 +83,13 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("flood", "dos",
              lambda x, c: _col(x, "rate_ratio_10s") >= c.rate_ratio_min,
              lambda r: f"message rate {r[FI['rate_ratio_10s']]:.1f}x the device type's nominal rate"),
+    # learning mode: an untyped deviation from the learned baselines (operators/anomaly.py); last,
+    # so any typed detector or a confident model names the threat instead
+    Detector("baseline_deviation", "anomaly", _baseline_deviation, _deviation_why),
 )
 # When several detectors fire and the model does not settle it, the earlier class wins: integrity
-# evidence is certain, floods are often a side effect of the others.
-PRIORITY: tuple[str, ...] = tuple(d.threat for d in DETECTORS)
+# evidence is certain, floods are often a side effect of the others, `anomaly` is the fallback.
+PRIORITY: tuple[str, ...] = tuple(sorted((d.threat for d in DETECTORS), key=lambda c: c == "anomaly"))
 
 
 def run_detectors(x: F64, cfg: DetectionConfig) -> Mask:

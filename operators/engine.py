@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from operators import kernels as K
+from operators.anomaly import anomaly_score
 from operators.batches import OutMsg, TelemetryBatch
 from operators.detectors import DETECTORS, run_detectors
 from operators.policy import RESPONSES, Decisions, decide, severity
@@ -83,7 +84,8 @@ class ShardEngine:
 
     @classmethod
     def fresh(cls, ctx: EngineContext) -> ShardEngine:
-        return cls(ctx, TwinStore(len(ctx.types), ctx.pipeline.long_windows - 1))
+        return cls(ctx, TwinStore(len(ctx.types), ctx.pipeline.long_windows - 1,
+                                  width=ctx.types.width))
 
     def process(self, batch: TelemetryBatch) -> list[OutMsg]:
         """Fold a batch of this shard's telemetry in; outputs for windows it closed."""
@@ -103,7 +105,7 @@ class ShardEngine:
         meta = np.empty((2 * n, K.N_META), dtype=np.int64)
         t = ctx.types
         rows = K.update_batch(
-            slots, batch.ts, batch.seq, batch.signals, batch.bytes_in, batch.bytes_out,
+            slots, batch.ts, batch.seq, _widen(batch.signals, st.width), batch.bytes_in, batch.bytes_out,
             batch.conns, batch.auth_fail, batch.dst_port, batch.src_hash, batch.sig_state,
             batch.fw_unknown, batch.partition, batch.offset, *st.kernel_state(), t.nominal_hz,
             t.lo, t.hi, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
@@ -158,7 +160,8 @@ class ShardEngine:
         # the model judges whole windows of learned devices; early rows are for the detectors
         warm = w.features[:, BASELINE_WINDOWS] >= self.ctx.detection.warmup_windows
         warm &= w.meta[:, 6] == 1
-        d = decide(fired, probs, warm, self.ctx.detection)
+        anomaly = anomaly_score(w.features, self.ctx.detection.anomaly_z)
+        d = decide(fired, probs, warm, self.ctx.detection, anomaly)
         for hook in self.on_windows:
             hook(self.store, w, d)
         rows = np.nonzero(d.cls > 0)[0]
@@ -258,6 +261,18 @@ class ShardEngine:
         if self.store.arrays["istate"][s, K.I_BASE_N] < self.ctx.detection.warmup_windows:
             return "learning"
         return "normal"
+
+
+def _widen(signals: F64, width: int) -> F64:
+    """Signal columns padded with NaN to the store's width (the kernels index up to it)."""
+    if signals.shape[1] == width:
+        return signals
+    if signals.shape[1] > width:
+        msg = f"batch has {signals.shape[1]} signal columns, the device types only {width}"
+        raise ValueError(msg)
+    out = np.full((signals.shape[0], width), np.nan)
+    out[:, : signals.shape[1]] = signals
+    return out
 
 
 def _num(v: float) -> float | None:

@@ -54,6 +54,12 @@ F_LATE, F_RANGE, F_ROC, F_INV = _FI["late_10s"], _FI["range_viol_frac"], _FI["ro
 F_SZ, F_SZP, F_SROC = _FI["sig_max_abs_z_own"], _FI["sig_max_abs_z_peer"], _FI["sig_max_roc_ratio"]
 F_SMARGIN, F_SEWMA, F_BASEN = _FI["sig_min_margin"], _FI["sig_ewma_dev_max"], _FI["baseline_windows"]
 F_SIG_Z, F_SIG_ROC, F_SIG_POS = _FI["sig0_z_own"], _FI["sig0_roc_ratio"], _FI["sig0_pos"]
+# per-signal columns exist for the first few signals only; the sig_* aggregates cover every signal
+N_SIG_COLS = F_SIG_ROC - F_SIG_Z
+# floor of a z-score for a signal without a physical range (a replayed table): a share of its
+# type's slow (peer) spread, so a near-constant signal's z stays finite but a signal that never
+# moved while learning still stands out when it does
+UNBOUNDED_FLOOR = 0.25
 
 
 @njit(nogil=True, cache=True)
@@ -101,13 +107,16 @@ def _learn(stat: np.ndarray, x: float, n: int, alpha_min: float, floor: float, w
 
 
 @njit(nogil=True, cache=True)
-def _floors(t: int, lo: np.ndarray, hi: np.ndarray, b: int, mean: float) -> float:
+def _floors(t: int, lo: np.ndarray, hi: np.ndarray, b: int, mean: float, peer: np.ndarray) -> float:
     if b == B_COUNT or b == B_CONNS:
         return 1.0 + 0.1 * abs(mean)
     if b == B_BOUT or b == B_BIN:
         return 50.0 + 0.1 * abs(mean)
     k = b - B_SIG0
-    return 0.05 * (hi[t, k] - lo[t, k])
+    span = hi[t, k] - lo[t, k]
+    if math.isfinite(span):
+        return 0.05 * span
+    return UNBOUNDED_FLOOR * math.sqrt(max(peer[t, b, 1], 0.0)) + 1e-9 * (1.0 + abs(mean))
 
 
 @njit(nogil=True, cache=True)
@@ -154,8 +163,8 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
     zo = np.zeros(qs.shape[0])
     zp = np.zeros(qs.shape[0])
     for b in range(B_SIG0):
-        zo[b] = _z(qs[b], base[s, b, 0], base[s, b, 1], _floors(t, lo, hi, b, base[s, b, 0]), base_n, warm)
-        zp[b] = _z(qs[b], peer[t, b, 0], peer[t, b, 1], _floors(t, lo, hi, b, peer[t, b, 0]), pn, PEER_WARM * warm)
+        zo[b] = _z(qs[b], base[s, b, 0], base[s, b, 1], _floors(t, lo, hi, b, base[s, b, 0], peer), base_n, warm)
+        zp[b] = _z(qs[b], peer[t, b, 0], peer[t, b, 1], _floors(t, lo, hi, b, peer[t, b, 0], peer), pn, PEER_WARM * warm)
     f[F_COUNT_Z], f[F_COUNT_ZP] = zo[B_COUNT], zp[B_COUNT]
     f[F_BOUT] = math.log1p(acc[s, A_BOUT])
     f[F_BIN] = math.log1p(acc[s, A_BIN])
@@ -186,16 +195,19 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
         mean = sacc[s, k, S_SUM] / n
         qs[b] = mean
         span_k = hi[t, k] - lo[t, k]
-        fl = _floors(t, lo, hi, b, 0.0)
+        fl = _floors(t, lo, hi, b, 0.0, peer)
         zo[b] = _z(mean, base[s, b, 0], base[s, b, 1], fl, base_n, warm)
         zp[b] = _z(mean, peer[t, b, 0], peer[t, b, 1], fl, pn, PEER_WARM * warm)
-        f[F_SIG_Z + k] = zo[b]
-        f[F_SIG_ROC + k] = sacc[s, k, S_ROC]
-        f[F_SIG_POS + k] = (mean - lo[t, k]) / span_k
+        bounded = math.isfinite(span_k)  # a replayed table's signals have no physical range
+        if k < N_SIG_COLS:
+            f[F_SIG_Z + k] = zo[b]
+            f[F_SIG_ROC + k] = sacc[s, k, S_ROC]
+            f[F_SIG_POS + k] = (mean - lo[t, k]) / span_k if bounded else 0.0
         f[F_SZ] = max(f[F_SZ], abs(zo[b]))
         f[F_SZP] = max(f[F_SZP], abs(zp[b]))
         f[F_SROC] = max(f[F_SROC], sacc[s, k, S_ROC])
-        margin = min(margin, (sacc[s, k, S_MIN] - lo[t, k]) / span_k, (hi[t, k] - sacc[s, k, S_MAX]) / span_k)
+        if bounded:
+            margin = min(margin, (sacc[s, k, S_MIN] - lo[t, k]) / span_k, (hi[t, k] - sacc[s, k, S_MAX]) / span_k)
         if base_n >= warm:
             dev = abs(ewma[s, k] - base[s, b, 0])
             f[F_SEWMA] = max(f[F_SEWMA], dev / (math.sqrt(max(base[s, b, 1], 0.0)) + fl))
@@ -225,8 +237,8 @@ def _finish_window(s, ws, window_ms, istate, acc, sacc, ports, ring, ring_ws, ri
             if b >= B_SIG0 and (b - B_SIG0 >= nsig[t] or sacc[s, b - B_SIG0, S_N] == 0):
                 continue
             vol = b < B_SIG0
-            _learn(base[s, b], qs[b], base_n, OWN_ALPHA, _floors(t, lo, hi, b, base[s, b, 0]), warm, vol)
-            _learn(peer[t, b], qs[b], pn, PEER_ALPHA, _floors(t, lo, hi, b, peer[t, b, 0]), PEER_WARM * warm, vol)
+            _learn(base[s, b], qs[b], base_n, OWN_ALPHA, _floors(t, lo, hi, b, base[s, b, 0], peer), warm, vol)
+            _learn(peer[t, b], qs[b], pn, PEER_ALPHA, _floors(t, lo, hi, b, peer[t, b, 0], peer), PEER_WARM * warm, vol)
         istate[s, I_BASE_N] += 1
         peer_n[t] += 1
     # push into the long-window ring and reset the accumulators

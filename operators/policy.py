@@ -14,6 +14,7 @@ from schemas.features import THREAT_CLASSES
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 CLASS_INDEX = {c: i for i, c in enumerate(THREAT_CLASSES)}
+ANOMALY = CLASS_INDEX["anomaly"]
 DETECTOR_CONFIDENCE = 0.95
 SEVERITIES = ("low", "medium", "high", "critical")
 BASE_SEVERITY = {"dos": 1, "scan": 0, "brute_force": 1, "exfiltration": 2,
@@ -59,22 +60,27 @@ class Decisions:
 
 
 def decide(fired: npt.NDArray[np.bool_], probs: F64, warm: npt.NDArray[np.bool_],
-           cfg: DetectionConfig) -> Decisions:
+           cfg: DetectionConfig, anomaly: F64 | None = None) -> Decisions:
     """Per window: the model's class if it agrees with a detector, or alone when confident and the
-    device's own baseline is learned (`warm`); otherwise the highest-priority detector's class."""
+    device's own baseline is learned (`warm`); otherwise the highest-priority detector's class.
+    An untyped `anomaly` yields to a confident model; it and normal rows score `anomaly` (the
+    learning-mode score in [0, 1], operators/anomaly.py) so the score stays continuous."""
     n = probs.shape[0]
     model_cls = probs.argmax(axis=1)
     model_p = probs[np.arange(n), model_cls]
     det_cls = np.array([CLASS_INDEX[d.threat] for d in DETECTORS], dtype=np.int64)
+    anomaly = np.zeros(n) if anomaly is None else anomaly
     cls = np.zeros(n, dtype=np.int64)
-    score = np.zeros(n)
+    score = anomaly.copy()
     for i in range(n):
         hits = det_cls[fired[i]]
-        if hits.size:
+        confident = model_cls[i] != 0 and model_p[i] >= cfg.model_threshold and warm[i]
+        if hits.size and not (confident and bool(np.all(hits == ANOMALY))):
             agree = model_cls[i] in hits
             cls[i] = model_cls[i] if agree else _first_by_priority(hits)
-            score[i] = max(probs[i, cls[i]], DETECTOR_CONFIDENCE)
-        elif model_cls[i] != 0 and model_p[i] >= cfg.model_threshold and warm[i]:
+            if cls[i] != ANOMALY:
+                score[i] = max(probs[i, cls[i]], DETECTOR_CONFIDENCE)
+        elif confident:
             cls[i], score[i] = model_cls[i], model_p[i]
     return Decisions(cls, score)
 

@@ -53,6 +53,7 @@ class Scorer:
                              "build one with `twinguard train --out DIR`")
         meta = json.loads(meta_path.read_text())
         verify_metadata(meta, sha256_file(model_path), d)
+        verify_files(meta, d)
         import xgboost as xgb
 
         booster = xgb.Booster()
@@ -98,3 +99,18 @@ def verify_metadata(meta: dict[str, Any], digest: str, where: Path) -> None:
     if tuple(meta.get("classes", ())) != THREAT_CLASSES:
         raise ModelError(f"{where}: model classes {meta.get('classes')} differ from "
                          f"{list(THREAT_CLASSES)}; retrain")
+
+
+def verify_files(meta: dict[str, Any], where: Path) -> None:
+    """Refuse a directory whose files listed in metadata `files` ({name: sha256}) were altered."""
+    files = meta.get("files", {})
+    if not isinstance(files, dict):
+        raise ModelError(f"{where}/{META_FILE}: `files` must map file names to sha256")
+    for name, digest in files.items():
+        path = where / Path(name).name  # names only: a metadata file cannot point elsewhere
+        if not path.is_file():
+            raise ModelError(f"{where}: {name} listed in {META_FILE} is missing")
+        got = sha256_file(path)
+        if got != digest:
+            raise ModelError(f"{where}/{name}: sha256 {got[:12]}… does not match metadata "
+                             f"{str(digest)[:12]}… (file altered?)")

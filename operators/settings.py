@@ -29,6 +29,7 @@ class DetectionConfig:
     rate_ratio_min: float = 5.0
     exfil_ratio_min: float = 8.0
     require_signature: bool = True
+    anomaly_z: float = 5.0
 
 
 @dataclass(frozen=True)

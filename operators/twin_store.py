@@ -26,6 +26,7 @@ class TwinStore:
     n_types: int
     ring_len: int
     capacity: int = 64
+    width: int = MAX_SIGNALS  # signal columns (DeviceTypeTable.width)
     size: int = 0
     index: dict[str, int] = field(default_factory=dict)
     device_ids: list[str] = field(default_factory=list)
@@ -43,13 +44,13 @@ class TwinStore:
     def __post_init__(self) -> None:
         if not self.arrays:
             self.arrays = self._alloc(self.capacity)
-        n_base = K.B_SIG0 + MAX_SIGNALS
+        n_base = K.B_SIG0 + self.width
         if not hasattr(self, "peer"):
             self.peer = np.zeros((self.n_types, n_base, 2))
             self.peer_n = np.zeros(self.n_types, dtype=np.int64)
 
     def _alloc(self, cap: int) -> dict[str, np.ndarray]:
-        k, r = MAX_SIGNALS, self.ring_len
+        k, r = self.width, self.ring_len
         istate = np.zeros((cap, K.N_ISTATE), dtype=np.int64)
         istate[:, [K.I_LAST_SEQ, K.I_LAST_TS, K.I_WIN_START, K.I_CLOSED_END]] = -1
         sacc = np.zeros((cap, k, K.N_SACC))

@@ -1,4 +1,4 @@
-"""`twinguard` command line: demo, run, simulate, train, evaluate, chaos, kafka, topics, config."""
+"""`twinguard` command line: demo, run, simulate, train, replay, evaluate, chaos, kafka, topics, config."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.config import Config, ConfigError, load_config, masked
+from pipelines.tables import add_table_arguments
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -47,17 +48,57 @@ def cmd_simulate(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.replay import (
+        ReplayOptions,
+        output_format,
+        replay_table,
+        summary,
+        write_predictions,
+    )
+    from pipelines.table_model import load_table_model
+    from pipelines.tables import read_table, table_options
+
+    output_format(args.out)
+    model = load_table_model(args.model) if args.model else None
+    table = read_table(args.input, table_options(args))
+    res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window,
+                                                 deltas=args.deltas),
+                       scorer=model.scorer if model else None,
+                       baselines=model.baselines if model else None)
+    out = write_predictions(res, args.out)
+    print(summary(res))
+    print(f"predictions written to {out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
+    if args.inputs:
+        return _train_tables(args, cfg)
     from pipelines.train import TrainConfig, train
 
     tc = TrainConfig(devices=args.devices, duration_s=args.duration,
                      seeds=tuple(args.seeds), rounds=args.rounds)
-    meta = train(cfg, tc, Path(args.out))
+    meta = train(cfg, tc, Path(args.out or "operators/models/default"))
     print(f"model {meta['version']} written to {args.out}; hold-out macro-F1 "
           f"{meta['holdout']['macro_f1']}")
     for c, m in meta["holdout"]["per_class"].items():
         print(f"  {c:<22} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f} "
               f"n={m['support']}")
+    return 0
+
+
+def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.table_train import train_tables
+    from pipelines.tables import table_options
+
+    if not args.out:
+        print("twinguard train: error: training from tables needs --out MODEL_DIR (the shipped "
+              "simulator model is not overwritten)", file=sys.stderr)
+        return 2
+    meta = train_tables(args.inputs, table_options(args), cfg, args.warmup_rows, Path(args.out),
+                        args.rounds, args.deltas)
+    print(f"model {meta['version']} written to {args.out}: {meta['summary']}")
     return 0
 
 
@@ -165,12 +206,38 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", required=True, help="write attack labels (JSON lines) here")
     s.add_argument("--realtime", action="store_true", help="pace production to event time")
 
-    t = add("train", cmd_train, "train the XGBoost attack classifier from simulated fleets")
-    t.add_argument("--out", default="operators/models/default", help="model directory")
+    t = add("train", cmd_train, "train the XGBoost attack classifier from simulated fleets, or, "
+            "given tables, learn their baselines (and a classifier when they carry attack labels)")
+    t.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="CSV/parquet tables to learn from (default: simulated fleets)")
+    t.add_argument("--out", default=None, help="model directory (default for simulated fleets: "
+                   "operators/models/default; required with tables)")
     t.add_argument("--devices", type=int, default=1500)
     t.add_argument("--duration", type=float, default=180.0)
     t.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
     t.add_argument("--rounds", type=int, default=60)
+    t.add_argument("--warmup-rows", type=int, default=None, metavar="N",
+                   help="tables: first N rows per device only learn (default 100)")
+    add_table_arguments(t)
+    t.add_argument("--deltas", action="store_true", help="tables: also learn each signal's "
+                   "row-to-row change (replay --model then uses them too)")
+
+    rp = add("replay", cmd_replay, "stream a CSV/parquet table through the detection engine: "
+             "one score, flag and threat class per row")
+    rp.add_argument("input", metavar="INPUT", help="CSV or parquet table")
+    add_table_arguments(rp)
+    rp.add_argument("--warmup-rows", type=int, default=None, metavar="N",
+                    help="first N rows per device are the learning period, flag 0 (default 100; "
+                    "0 for devices with baselines from --model)")
+    rp.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                    help="window length (default: the median interval between a device's rows)")
+    rp.add_argument("--model", default=None, metavar="DIR",
+                    help="model directory from `twinguard train TABLE...` (learned baselines "
+                    "and/or classifier); default: learned online from the table only")
+    rp.add_argument("--deltas", action="store_true",
+                    help="also judge each signal's change since the device's previous row (finds "
+                    "spikes on smooth cycles; more alarms on signals that switch)")
+    rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
     e = add("evaluate", cmd_evaluate, "score detections against labels: a replay's predictions "
             "file (--predictions) or the threats topic (--labels)")

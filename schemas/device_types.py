@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-MAX_SIGNALS = 4
+MAX_SIGNALS = 4  # per device-type file (and per-signal feature columns); tables may be wider
 INVARIANT_KINDS = {"ratio_between": 1, "implies_zero": 2}
 MAX_INVARIANTS = 2
 
@@ -79,6 +79,12 @@ class DeviceTypeTable:
     def __len__(self) -> int:
         return len(self.types)
 
+    @property
+    def width(self) -> int:
+        """Signal columns of every per-signal array (max signals over the types, at least
+        MAX_SIGNALS): the shipped types keep 4, a replayed table with 43 tags gets 43."""
+        return int(self.lo.shape[1])
+
 
 def _signal(d: dict[str, Any], where: str) -> Signal:
     try:
@@ -131,7 +137,7 @@ def load_device_types(directory: str | Path | None = None) -> DeviceTypeTable:
 
 def build_table(types: list[DeviceType]) -> DeviceTypeTable:
     """Dense per-type arrays for the kernels; unused signal slots get NaN limits."""
-    t, k = len(types), MAX_SIGNALS
+    t, k = len(types), max([MAX_SIGNALS, *(len(dt.signals) for dt in types)])
     lo, hi = np.full((t, k), np.nan), np.full((t, k), np.nan)
     rmin, rmax = np.full((t, k), np.nan), np.full((t, k), np.nan)
     inv = np.zeros((t, MAX_INVARIANTS, 7))
