@@ -41,6 +41,7 @@ CLIP_SIGMAS = 4.0
 PEER_WARM = 10  # a type's peer baseline needs this many times more windows than one device's
 Z_CAP = 50.0  # beyond this a z-score says nothing more, and extremes only invite overfitting
 PORT_BITS = 128
+BASE_N_CAP = 100  # the baseline_windows feature saturates here (warmup_windows must not exceed it)
 
 F_COUNT, F_RATE, F_COUNT60, F_RATE60 = _FI["count_10s"], _FI["rate_ratio_10s"], _FI["count_60s"], _FI["rate_ratio_60s"]
 F_COUNT_Z, F_COUNT_ZP = _FI["count_z_own"], _FI["count_z_peer"]
@@ -185,7 +186,7 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
     f[F_RANGE] = acc[s, A_RANGE] / trusted
     f[F_ROC] = acc[s, A_ROC] / trusted
     f[F_INV] = acc[s, A_INV] / trusted
-    f[F_BASEN] = min(base_n, 100)
+    f[F_BASEN] = min(base_n, BASE_N_CAP)
     margin = 1.0
     for k in range(nsig[t]):
         n = sacc[s, k, S_N]

@@ -168,18 +168,21 @@ def _median_gap(d: I64) -> float:
     return float(np.median(d)) if d.size else 0.0
 
 
-def learned_rows_per_window(dev_sorted: I64, ts_sorted: I64, learning: npt.NDArray[np.bool_],
-                            window_ms: int) -> float:
-    """The table's nominal rows per window, learned from the learning period: the median over
-    devices of the busiest window each saw (a table states no report rate, and irregular event
-    data is bursty: a flood is judged against bursts already seen, not against the mean)."""
+def learning_windows(dev_sorted: I64, ts_sorted: I64, learning: npt.NDArray[np.bool_],
+                     window_ms: int) -> tuple[float, float]:
+    """From the learning period: (median over devices of the windows it spans, the table's
+    nominal rows per window = median over devices of the busiest window each saw). A table
+    states no report rate, and irregular event data is bursty: a flood is judged against bursts
+    already seen, not against the mean."""
     if not learning.any():
-        return 1.0
+        return 1.0, 1.0
     key = dev_sorted[learning] * (2**40) + ts_sorted[learning] // window_ms
     keys, counts = np.unique(key, return_counts=True)
     dev = keys // (2**40)
     starts = np.r_[0, np.nonzero(np.diff(dev))[0] + 1]
-    return max(float(np.median(np.maximum.reduceat(counts, starts))), 1.0)
+    windows = np.diff(np.r_[starts, keys.size])
+    busiest = np.maximum.reduceat(counts, starts)
+    return float(np.median(windows)), max(float(np.median(busiest)), 1.0)
 
 
 def _device_codes(table: Table) -> tuple[I64, list[str]]:
@@ -206,15 +209,15 @@ def plan(table: Table, order: I64, codes: I64, rank: I64, opts: ReplayOptions,
     if baselines is not None:  # baselines are per window: the length they were learned with
         window_ms = baselines.window_ms
     warm_rows = DEFAULT_WARMUP_ROWS if opts.warmup_rows is None else opts.warmup_rows
-    # the learning period = warm_rows: own baselines warm after a tenth of it, the slower
-    # type (peer) baseline at its end (kernels.PEER_WARM)
-    windows = warm_rows / max(window_ms / interval, 1.0)
-    warm_windows = max(1, math.ceil(windows / K.PEER_WARM))
+    windows, nominal = learning_windows(dev, ts, rank < max(warm_rows, 1), window_ms)
+    # the learning period = warm_rows: own baselines warm after a tenth of its windows, the
+    # slower type (peer) baseline at its end (kernels.PEER_WARM); the engine cannot tell more
+    # than BASE_N_CAP windows apart
+    warm_windows = min(max(1, math.ceil(windows / K.PEER_WARM)), K.BASE_N_CAP)
     if baselines is not None:
         nominal = baselines.rows_per_window
-    else:
-        nominal = learned_rows_per_window(dev, ts, rank < max(warm_rows, DEFAULT_WARMUP_ROWS),
-                                          window_ms)
+    elif warm_rows < DEFAULT_WARMUP_ROWS:  # a short learning period says little about bursts
+        nominal = learning_windows(dev, ts, rank < DEFAULT_WARMUP_ROWS, window_ms)[1]
     return ReplayPlan(window_ms, warm_rows, warm_windows, nominal)
 
 
@@ -224,6 +227,9 @@ def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer 
     n = int(table.time_ms.shape[0])
     if n == 0:
         raise ReplayError(f"{table.source}: the table has no rows")
+    if int(table.time_ms.min()) < 0:
+        raise ReplayError(f"{table.source}: row {int(table.time_ms.argmin())} is dated before "
+                          "1970 (negative epoch time); shift or re-parse the time column")
     _warm_up(cfg)
     order = np.argsort(table.time_ms, kind="stable")
     codes, _ = _device_codes(table)
@@ -296,7 +302,7 @@ def _batch(devices: list[str], ts: I64, seq: I64, sig: F64, width: int, first: i
     zeros, izeros = np.zeros(m), np.zeros(m, dtype=np.int64)
     none: list[str | None] = [None] * m
     signals = np.full((m, width), np.nan)
-    signals[:, : sig.shape[1]] = sig
+    signals[:, : sig.shape[1]] = np.where(np.isfinite(sig), sig, np.nan)  # inf = not a reading
     return TelemetryBatch(
         device_ids=devices, src_ips=none, dst_ips=none, principals=none, fws=none,
         shard=izeros, type_idx=izeros, ts=np.ascontiguousarray(ts), seq=np.ascontiguousarray(seq),

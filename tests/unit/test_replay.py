@@ -12,7 +12,7 @@ import pytest
 from operators.scoring import ModelError
 from pipelines.cli import main
 from pipelines.config import load_config
-from pipelines.replay import DEFAULT_WARMUP_ROWS, ReplayOptions, replay_table
+from pipelines.replay import DEFAULT_WARMUP_ROWS, ReplayError, ReplayOptions, replay_table
 from pipelines.table_model import BASELINES_FILE, load_table_model
 from pipelines.tables import Table, TableError, TableOptions, read_table
 
@@ -187,11 +187,17 @@ def test_replay_uses_the_table_arrays_directly() -> None:
     sig = 5 + rng.normal(0, 0.2, (n, 5))
     sig[300, 4] = 30.0
     sig[310, 2] = np.nan  # a missing reading is skipped, not a deviation
+    sig[320, 1] = np.inf  # nor is a non-finite one
     table = Table("memory", (T0_S + np.arange(n) * 60) * 1000, ["m"] * n,
                   tuple(f"s{j}" for j in range(5)), sig, None)
     res = replay_table(table, load_config(), ReplayOptions(progress=False))
     assert res.rows == n and res.window_ms == 60_000
     assert np.nonzero(res.flag)[0].tolist() == [300]
+    assert np.isfinite(res.score).all() and res.score.max() <= 1.0
+    early = Table("memory", table.time_ms - T0_S * 2000, table.devices, table.signal_names, sig,
+                  None)
+    with pytest.raises(ReplayError, match="before 1970"):
+        replay_table(early, load_config(), ReplayOptions(progress=False))
     with pytest.raises(TableError, match="missing.csv"):
         read_table(Path(__file__).parent / "missing.csv", TableOptions(None))
 
@@ -240,3 +246,23 @@ def test_every_row_of_a_flagged_window_is_flagged(tmp_path: Path) -> None:
     pred = replay_cli(tmp_path, write(df, tmp_path / "pairs.csv"), "--window", "7200")
     assert pred.filter(pl.col("flag") == 1)["row"].to_list() == [start, start + 1]
     assert pred["score"][start] == pred["score"][start + 1] >= 0.5
+
+
+def test_a_long_learning_period_still_ends(tmp_path: Path) -> None:
+    """A learning period longer than the engine's 100-window warm-up scale (kernels.BASE_N_CAP)."""
+    df = sinusoid_table(3000, 2, seed=16, step_at=2600, step=25.0)
+    pred = replay_cli(tmp_path, write(df, tmp_path / "long.csv"), "--warmup-rows", "2000")
+    assert pred["flag"][:2000].sum() == 0
+    assert pred["flag"][2600] == 1
+
+
+def test_train_learns_from_several_tables(tmp_path: Path) -> None:
+    """Baselines carry over from table to table; each file's devices keep theirs."""
+    a = write(sinusoid_table(300, 2, seed=17), tmp_path / "site_a.csv")
+    b = write(sinusoid_table(300, 2, seed=18).with_columns(pl.col("timestamp") + 300 * HOUR_S),
+              tmp_path / "site_b.parquet")
+    model = tmp_path / "model"
+    assert main(["train", str(a), str(b), "--label-col", "attack", "--out", str(model)]) == 0
+    baselines = load_table_model(model).baselines
+    assert baselines is not None and set(baselines.device_ids) == {"site_a", "site_b"}
+    assert baselines.base_n.min() > 100
