@@ -35,8 +35,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="prepared tables, models and predictions (never inside the repo)")
     p.add_argument("--only", choices=sorted(DATASETS), nargs="+", default=sorted(DATASETS),
                    help="run only these datasets")
+    p.add_argument("--render", action="store_true",
+                   help="only rewrite results.md from the results.json in --out")
     args = p.parse_args(argv)
     data, work, out = Path(args.datasets), Path(args.work), Path(args.out)
+    if args.render:
+        (out / "results.md").write_text(render(json.loads((out / "results.json").read_text())))
+        return 0
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "git": _git_head(),

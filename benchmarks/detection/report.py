@@ -22,14 +22,17 @@ def _ttd(ev: dict[str, Any]) -> str:
     return f"{_dur(t['median'])} / {_dur(t['p95'])} / {_dur(t['max'])}"
 
 
-def _row(name: str, ev: dict[str, Any], extra: str = "") -> str:
+def _row(name: str, ev: dict[str, Any], synthetic_clock: bool = False) -> str:
     b = ev["row_level"]["binary"]
     macro = ev["row_level"].get("macro_f1")
     e, fa = ev["events"], ev["false_alarms"]
+    if synthetic_clock:  # order and time are made up: only row metrics and counts mean something
+        events, ttd, alarms = f"({e['detected']} / {e['attacks']} runs)", "n/a", f"({fa['count']} runs)"
+    else:
+        events, ttd = f"{e['detected']} / {e['attacks']}", _ttd(e)
+        alarms = f"{_f(fa['per_device_day'])} ({fa['count']} over {fa['normal_device_days']:.1f} d)"
     return (f"| {name} | {_f(b['precision'])} | {_f(b['recall'])} | {_f(b['f1'])} | "
-            f"{_f(macro)} | {e['detected']} / {e['attacks']} | {_ttd(e)} | "
-            f"{_f(fa['per_device_day'])} ({fa['count']} over {fa['normal_device_days']:.1f} d) |"
-            f"{extra}")
+            f"{_f(macro)} | {events} | {ttd} | {alarms} |")
 
 
 HEADER = ("| run | rows P | rows R | rows F1 | macro-F1 | events detected | time to detect "
@@ -60,8 +63,12 @@ def render(results: dict[str, Any]) -> str:
         for name, r in ds["ton_iot"]["devices"].items():
             for mode in ("supervised", "unsupervised"):
                 if mode in r:
-                    lines.append(_row(f"TON_IoT {name} ({mode})", r[mode]))
+                    lines.append(_row(f"TON_IoT {name} ({mode})", r[mode], synthetic_clock=True))
     lines += _totals(ds)
+    if "ton_iot" in ds:
+        lines += ["", "TON_IoT rows are in content-hash order on a synthetic 1 row/s clock (the "
+                  "protocol removes time on purpose), so its event runs, times to detect and "
+                  "per-day false alarms are artefacts: read its row columns."]
     for name, entry in ds.items():
         lines += ["", f"## {name}", ""]
         if "error" in entry:
