@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="prepared tables, models and predictions (never inside the repo)")
     p.add_argument("--only", choices=sorted(DATASETS), nargs="+", default=sorted(DATASETS),
                    help="run only these datasets")
+    p.add_argument("--deltas", action="store_true",
+                   help="variant: pass --deltas to every train and replay (learned baselines of "
+                        "each signal's row-to-row change too)")
     p.add_argument("--render", action="store_true",
                    help="only rewrite results.md from the results.json in --out")
     args = p.parse_args(argv)
@@ -42,13 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         (out / "results.md").write_text(render(json.loads((out / "results.json").read_text())))
         return 0
+    extra = {"train": ("--deltas",), "replay": ("--deltas",)} if args.deltas else {}
+    work = work / "deltas" if args.deltas else work
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "git": _git_head(),
-        "machine": machine(), "datasets": {}}
+        "machine": machine(), "variant": "deltas" if args.deltas else "default", "datasets": {}}
     failed = False
     for name in args.only:
-        log = CommandLog()
+        log = CommandLog(extra=extra)
         print(f"== {name}", flush=True)
         try:
             entry = DATASETS[name](data / name, work, log)

@@ -33,9 +33,11 @@ class CommandLog:
     """Every command run so far, as typed (`twinguard ...`), with exit code, seconds and output tail."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per subcommand, appended
 
     def twinguard(self, *args: str) -> str:
         """Run `twinguard ARGS`; return its stdout; raise CommandFailedError on a non-zero exit."""
+        args = (*args, *self.extra.get(args[0], ())) if args else args
         shown = shlex.join(["twinguard", *args])
         print(f"$ {shown}", flush=True)
         t0 = time.perf_counter()
