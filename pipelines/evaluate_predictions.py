@@ -211,14 +211,17 @@ def _runs(mask: np.ndarray, devices: np.ndarray) -> int:
 
 def normal_device_days(pred: Predictions) -> float:
     """Σ over devices of normal rows x the device's median positive sampling interval, in days."""
+    n = len(pred.devices)
+    if n == 0:
+        return 0.0
+    starts = np.r_[0, np.flatnonzero(pred.devices[1:] != pred.devices[:-1]) + 1, n]
     total = 0.0
-    for device in np.unique(pred.devices):
-        idx = np.flatnonzero(pred.devices == device)
-        gaps = np.diff(pred.time_ms[idx])
+    for lo, hi in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True):  # rows sorted by device
+        gaps = np.diff(pred.time_ms[lo:hi])
         gaps = gaps[gaps > 0]
-        if gaps.size == 0:
-            continue
-        total += float(np.sum(pred.labels[idx] == NORMAL)) * float(np.median(gaps)) / _DAY_MS
+        if gaps.size:
+            normal_rows = float(np.sum(pred.labels[lo:hi] == NORMAL))
+            total += normal_rows * float(np.median(gaps)) / _DAY_MS
     return total
 
 
