@@ -16,12 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from operators import kernels as K
+from operators import risk as R
 from operators.anomaly import anomaly_score
 from operators.batches import OutMsg, TelemetryBatch
 from operators.detectors import DETECTORS, run_detectors
+from operators.intel import IntelTable
 from operators.policy import RESPONSES, Decisions, decide, severity
 from operators.scoring import Scorer
-from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
+from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
 from operators.twin_store import TwinStore
 from schemas.device_types import DeviceTypeTable
 from schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, N_FEATURES, THREAT_CLASSES
@@ -51,6 +53,8 @@ class EngineContext:
     detection: DetectionConfig
     response: ResponseConfig
     now: Callable[[], float] = time.time
+    intel: IntelTable = field(default_factory=IntelTable)  # replicated reference data (intel.py)
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
 
 @dataclass
@@ -97,6 +101,7 @@ class ShardEngine:
                 st.fws[s] = fw
             if ip is not None:
                 st.src_ips[s] = ip
+        R.observe(st, slots, batch, ctx.intel.current, ctx.risk)
         n = len(batch)
         if n:
             st.ensure_partitions(int(batch.partition.max()))
@@ -205,8 +210,8 @@ class ShardEngine:
             probabilities={} if ctx.scorer.booster is None else
                           {c: round(float(p), 4) for c, p in zip(THREAT_CLASSES, probs, strict=True)},
             detectors=[det.name for det in dets],
-            reasons=[f"{det.name}: {det.explain(w.features[r])}" for det in dets] or
-                    [f"model: p({threat})={d.score[r]:.2f}"],
+            reasons=([f"{det.name}: {det.explain(w.features[r])}" for det in dets] or
+                     [f"model: p({threat})={d.score[r]:.2f}"]) + R.threat_reasons(st, s, we, ctx.risk),
             features=[Contribution(FEATURE_NAMES[k], round(float(w.features[r, k]), 4),
                                    round(float(contrib[k]), 4)) for k in top.tolist()],
             model_version=version, feature_schema=FEATURE_SCHEMA, window_start=ws, window_end=we,
@@ -214,6 +219,7 @@ class ShardEngine:
             source=SourceRange(part, first, last))
         a = st.arrays
         a["threats_total"][s] += 1
+        R.record_detection(st, s, ev.severity, we, ctx.risk)
         a["last_threat"][s] = (d.cls[r], we)
         a["istate"][s, K.I_DIRTY] = 1
         st.last_threat_ids[s] = tid
@@ -248,12 +254,13 @@ class ShardEngine:
             last = LastThreat(id=st.last_threat_ids[s] or "", threat=THREAT_CLASSES[cls],
                               severity=severity(THREAT_CLASSES[cls], 0.0, 0), at=at)
         reported = {sig.name: _num(a["last_sig"][s, k]) for k, sig in enumerate(dt.signals)}
+        risk, reasons = R.assess(st, s, dt, self.ctx.intel.current, self.ctx.risk)
         return TwinState(
             device_id=st.device_ids[s], device_type=dt.name, version=int(i[K.I_EVENTS]),
             last_seen=int(i[K.I_LAST_TS]), seq=int(i[K.I_LAST_SEQ]), fw=st.fws[s],
             src_ip=st.src_ips[s], reported=reported, status=self._status(s, cls, at),
             threats_total=int(a["threats_total"][s]), last_threat=last,
-            baseline_windows=int(i[K.I_BASE_N]), updated_at=now_ms)
+            baseline_windows=int(i[K.I_BASE_N]), updated_at=now_ms, risk=risk, risk_reasons=reasons)
 
     def _status(self, s: int, cls: int, at: int) -> str:
         if cls > 0 and self.store.max_ts - at < self.ctx.detection.alert_cooldown_ms:

@@ -35,3 +35,22 @@ class DetectionConfig:
 @dataclass(frozen=True)
 class ResponseConfig:
     dry_run: bool = True
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """Per-device risk score (operators/risk.py documents the formula)."""
+
+    half_life_h: float = 24.0  # event time after which detections and contacts count half
+    detection_half_points: float = 2.0  # decayed severity points at which detections give 0.5
+    auth_half_attempts: float = 10.0  # decayed inbound auth attempts at which logins give half
+    ports_half_extra: float = 3.0  # destination ports beyond the first at which services give half
+
+
+@dataclass(frozen=True)
+class IntelConfig:
+    """Threat intelligence: a JSON-lines file and/or the compacted intel topic."""
+
+    file: str = ""  # JSON lines of schemas.messages.Intel, loaded at start
+    read_topic: bool = True  # `twinguard run` follows the intel topic in a background reader
+    catch_up_timeout_s: float = 30.0  # wait this long at start for the topic to be read

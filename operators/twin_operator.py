@@ -21,7 +21,7 @@ class ShardLogic(StatefulBatchLogic[TelemetryBatch, OutMsg, TwinStore]):
             self.engine = ShardEngine.fresh(ctx)
         else:  # idle time is measured from now: downtime must not push the watermark forward
             resume.part_wall[:] = ctx.now()
-            self.engine = ShardEngine(ctx, resume)
+            self.engine = ShardEngine(ctx, resume.upgrade())
 
     def on_batch(self, values: list[TelemetryBatch]) -> tuple[list[OutMsg], bool]:
         return self.engine.process(TelemetryBatch.concat(values)), False

@@ -7,12 +7,14 @@ are limited to the id, firmware and source-address strings the outputs need.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from operators import kernels as K
+from operators.risk import risk_arrays
 from schemas.device_types import MAX_SIGNALS
 from schemas.features import THREAT_CLASSES
 
@@ -33,6 +35,8 @@ class TwinStore:
     fws: list[str | None] = field(default_factory=list)
     src_ips: list[str | None] = field(default_factory=list)
     last_threat_ids: list[str | None] = field(default_factory=list)
+    # slot -> (address, severity, note, event time) of its worst intel-listed contact (sparse)
+    intel_hits: dict[int, tuple[str, str, str, int]] = field(default_factory=dict)
     # per source partition: highest authentic event time (drives window closing) and the
     # wall-clock second it last advanced (idle partitions still close their windows)
     part_max: I64 = field(default_factory=lambda: np.full(8, -1, dtype=np.int64))
@@ -70,6 +74,7 @@ class TwinStore:
             "alert_ts": np.full((cap, len(THREAT_CLASSES)), -(2**62), dtype=np.int64),
             "threats_total": np.zeros(cap, dtype=np.int64),
             "last_threat": np.full((cap, 2), -1, dtype=np.int64),  # class index, time
+            **risk_arrays(cap),
         }
 
     def _grow(self, need: int) -> None:
@@ -131,9 +136,20 @@ class TwinStore:
         snap.index, snap.device_ids = dict(self.index), list(self.device_ids)
         snap.fws, snap.src_ips = list(self.fws), list(self.src_ips)
         snap.last_threat_ids = list(self.last_threat_ids)
+        snap.intel_hits = dict(self.intel_hits)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()
         return snap
+
+    def upgrade(self) -> TwinStore:
+        """A store restored from a snapshot of an older version gains the arrays and fields added
+        since, at their initial values (so a recovery store survives an upgrade)."""
+        for f in dataclasses.fields(self):
+            if not hasattr(self, f.name) and f.default_factory is not dataclasses.MISSING:
+                setattr(self, f.name, f.default_factory())
+        for name, arr in self._alloc(self.capacity).items():
+            self.arrays.setdefault(name, arr)
+        return self
 
     def nbytes(self) -> int:
         """Bytes held in arrays (state per device = nbytes / size)."""

@@ -1,4 +1,5 @@
-"""`twinguard` command line: demo, run, simulate, train, replay, evaluate, chaos, kafka, topics, config."""
+"""`twinguard` command line: demo, run, simulate, train, replay, evaluate, risk, intel, chaos, kafka,
+topics, config."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from pipelines.config import Config, ConfigError, load_config, masked
 from pipelines.tables import add_table_arguments
 
 Handler = Callable[[argparse.Namespace, Config], int]
+DEMO_INTEL = Path(__file__).with_name("demo_intel.jsonl")
 
 
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     if getattr(args, "brokers", None):
         cfg = cfg.replace(kafka={"brokers": args.brokers})
+    if getattr(args, "intel", None) is not None:
+        cfg = cfg.replace(intel={"file": args.intel})
     if getattr(args, "recovery_dir", None):
         cfg = cfg.replace(recovery={"dir": args.recovery_dir})
     if getattr(args, "snapshot_interval", None):
@@ -116,6 +120,33 @@ def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     return evaluate_topic(cfg, Path(args.labels), args.devices_from, args.out)
 
 
+def cmd_risk(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.risk_report import as_json, format_table, rank, read_fleet, read_fleet_file
+
+    fleet = read_fleet_file(Path(args.twins)) if args.twins else read_fleet(cfg)
+    if args.type and all(t.device_type != args.type for t in fleet.twins.values()):
+        types = sorted({t.device_type for t in fleet.twins.values()})
+        raise ValueError(f"no twins of type {args.type!r} in {args.twins or cfg.topics.twins} "
+                         f"(types present: {', '.join(types) or 'none'})")
+    rows = rank(fleet.twins.values(), args.top, args.type)
+    print(as_json(rows, fleet) if args.json else format_table(rows, len(fleet.twins)))
+    if fleet.unreadable:
+        print(f"{fleet.unreadable} twin records could not be read and were skipped", file=sys.stderr)
+    return 0
+
+
+def cmd_intel(args: argparse.Namespace, cfg: Config) -> int:
+    from pipelines.intel_publish import feed_messages, indicator_key, send
+
+    if args.action == "publish":
+        items = [m for f in args.items for m in feed_messages(Path(f))]
+    else:  # a tombstone (empty value) per indicator: compaction removes it, readers drop it
+        items = [(indicator_key(i), b"") for i in args.items]
+    done = "published to" if args.action == "publish" else "withdrawn from"
+    print(f"{send(cfg, items)} intel entries {done} {cfg.topics.intel}")
+    return 0
+
+
 def cmd_chaos(args: argparse.Namespace, cfg: Config) -> int:
     from pipelines.chaos import ChaosConfig, format_table, run_chaos, write_report
 
@@ -188,6 +219,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--workers", type=int, default=1, help="Bytewax workers (threads)")
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    d.add_argument("--intel", default=str(DEMO_INTEL), metavar="FILE",
+                   help="threat intel, JSON lines of the Intel schema (default: a small demo feed; "
+                        "'' for none)")
 
     r = add("run", cmd_run, "run the dataflow: telemetry topic -> twins/threats/actions/deadletter")
     r.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
@@ -196,6 +230,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop once no input arrived for this long (tests, benchmarks)")
     r.add_argument("--recovery-dir", help="Bytewax recovery store (created on first start)")
     r.add_argument("--snapshot-interval", type=float, help="seconds between state snapshots")
+    r.add_argument("--intel", metavar="FILE", help="threat intel JSON lines loaded at start, in "
+                   "addition to the intel topic (config intel.file)")
 
     s = add("simulate", cmd_simulate, "produce simulated fleet telemetry with labelled attacks")
     s.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
@@ -259,6 +295,22 @@ def _parser() -> argparse.ArgumentParser:
     ek.add_argument("--labels", default=None, help="labels file written by `simulate`")
     ek.add_argument("--devices-from", choices=["twins", "labels"], default="twins",
                     help="where the fleet's device list comes from (default: the twins topic)")
+
+    rk = add("risk", cmd_risk, "the fleet ranked by risk score with the top reasons, from the twins "
+             "topic: the patch-priority list")
+    rk.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
+    rk.add_argument("--top", type=int, default=20, help="devices to show (default 20; 0 = all)")
+    rk.add_argument("--type", default=None, help="only devices of this type")
+    rk.add_argument("--json", action="store_true", help="machine-readable output")
+    rk.add_argument("--twins", metavar="FILE", help="read twins from a JSON-lines file instead "
+                    "(e.g. out/demo/twins.jsonl)")
+
+    it = add("intel", cmd_intel, "publish threat intel (JSON lines of the Intel schema) to the "
+             "compacted intel topic, or withdraw indicators")
+    it.add_argument("action", choices=["publish", "withdraw"])
+    it.add_argument("items", nargs="+", metavar="FILE|INDICATOR",
+                    help="publish: JSON-lines files; withdraw: indicators (e.g. 203.0.113.0/24)")
+    it.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
 
     c = add("chaos", cmd_chaos, "reliability report: SIGKILL the dataflow, stop the broker, "
             "account for every message")

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from operators.brake import BrakeConfig
-from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
+from operators.settings import (
+    DetectionConfig,
+    IntelConfig,
+    PipelineConfig,
+    ResponseConfig,
+    RiskConfig,
+)
 
 ENV_PREFIX = "TWINGUARD__"
 # librdkafka keys (and ours) whose values are secrets; `*.location`/`*_env` only name where they live
@@ -76,6 +82,8 @@ class Config:
     response: ResponseConfig = field(default_factory=ResponseConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     brake: BrakeConfig = field(default_factory=BrakeConfig)
+    intel: IntelConfig = field(default_factory=IntelConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

@@ -12,11 +12,12 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from bytewax._bytewax import cli_main
 from tqdm import tqdm
 
@@ -29,6 +30,9 @@ from pipelines.evaluate import evaluate, format_table
 from pipelines.flow import Runtime, build_flow
 from pipelines.offline import run_offline
 from pipelines.plots import plot_demo
+from pipelines.risk_report import format_table as format_risk
+from pipelines.risk_report import rank
+from schemas.messages import TwinState
 
 CORRUPT_RATE = 0.002
 
@@ -96,10 +100,13 @@ def summarize(dc: DemoConfig, fleet: FleetSimulator, elapsed: float, events: int
     print(f"twins: {len(twins)}; threats: {len(threats)}; actions: {len(actions)} on "
           f"{len({a['device_id'] for a in actions})} devices")
     print(format_table(ev))
+    riskiest = rank((msgspec.convert(t, TwinState) for t in twins.values()), top=5)
+    print("riskiest devices (patch priority; on Kafka: `twinguard risk`):")
+    print(format_risk(riskiest, len(twins)))
     print(f"outputs: {dc.out}/{{twins,threats,actions,deadletter}}.jsonl, plot: {plot}")
     return {"events": events, "elapsed_s": round(elapsed, 3),
             "events_per_s": round(events / elapsed), "processed": processed,
             "dead_letters": len(dead), "malformed_injected": corrupted, "twins": len(twins),
             "threats": len(threats), "actions": len(actions),
             "devices_acted_on": len({a["device_id"] for a in actions}),
-            "detection": ev.summary()}
+            "detection": ev.summary(), "riskiest": [asdict(r) for r in riskiest]}

@@ -18,6 +18,8 @@ from operators.brake import RejectBrake
 from operators.decode import DecodeConfig, DecodeOut, decode_batch
 from operators.engine import EngineContext
 from operators.integrity import KeyRing
+from operators.intel import IntelTable
+from operators.intel_reader import IntelReader, start_intel_reader
 from operators.kafka_io import KafkaBatchSource, KafkaOutSink
 from operators.scoring import MODEL_FILE, Scorer, default_model_dir
 from operators.twin_operator import ShardLogic
@@ -46,8 +48,10 @@ class Runtime:
         if scorer is None:
             scorer = load_scorer(cfg.detection.model_dir)
         p = cfg.pipeline
+        intel = IntelTable.from_file(cfg.intel.file) if cfg.intel.file else IntelTable()
         return cls(cfg, types, keys,
-                   EngineContext(types, scorer, p, cfg.detection, cfg.response),
+                   EngineContext(types, scorer, p, cfg.detection, cfg.response, intel=intel,
+                                 risk=cfg.risk),
                    DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms),
                    RejectBrake(cfg.brake))
 
@@ -64,6 +68,14 @@ def kafka_source(cfg: Config, idle_s: float | None = None) -> KafkaBatchSource:
     return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.telemetry,
                             cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle_s,
                             cfg.kafka.group_id)
+
+
+def follow_intel(cfg: Config, rt: Runtime) -> IntelReader | None:
+    """Keep the runtime's intel table current from the intel topic (one reader per process)."""
+    if not cfg.intel.read_topic:
+        return None
+    return start_intel_reader(cfg.kafka.client_settings(), cfg.topics.intel, cfg.topics.deadletter,
+                              rt.engine.intel, cfg.intel.catch_up_timeout_s)
 
 
 def kafka_sink(cfg: Config) -> KafkaOutSink:
@@ -85,6 +97,8 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     """telemetry -> decode (-> dead letters) -> shard -> twin/window/detect/score -> outputs."""
     cfg = cfg or load_config(os.environ.get("TWINGUARD_CONFIG"))
     rt = runtime or Runtime.from_config(cfg)
+    if runtime is None and source is None:  # `python -m bytewax.run`: this process reads intel
+        follow_intel(cfg, rt)
     flow = Dataflow("twinguard")
     raw = op.input("telemetry_in", flow, source or kafka_source(cfg))
     decoded = op.map("decode", raw, partial(_decode, rt))

@@ -10,7 +10,7 @@ from bytewax._bytewax import cli_main
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from pipelines.config import Config
-from pipelines.flow import build_flow, kafka_source
+from pipelines.flow import Runtime, build_flow, follow_intel, kafka_source
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,13 @@ def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) ->
     log.info("twinguard run: brokers=%s topic=%s workers=%d recovery=%s%s", cfg.kafka.brokers,
              cfg.topics.telemetry, workers, cfg.recovery.dir or "off",
              f" until idle {until_idle}s" if until_idle else "")
-    flow = build_flow(cfg, source=kafka_source(cfg, idle_s=until_idle))
-    cli_main(flow, workers_per_process=workers, recovery_config=recovery,
-             epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))
+    rt = Runtime.from_config(cfg)
+    reader = follow_intel(cfg, rt)
+    flow = build_flow(cfg, source=kafka_source(cfg, idle_s=until_idle), runtime=rt)
+    try:
+        cli_main(flow, workers_per_process=workers, recovery_config=recovery,
+                 epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))
+    finally:
+        if reader is not None:
+            reader.stop()
     log.info("twinguard run: finished")

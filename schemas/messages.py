@@ -163,6 +163,8 @@ class TwinState(Struct):
     baseline_windows: Count
     updated_at: EpochMs
     schema_version: int = SCHEMA_VERSION
+    risk: Annotated[float, Meta(ge=0.0, le=100.0, description="Risk score (operators/risk.py)")] = 0.0
+    risk_reasons: list[str] = []  # its top reasons, most important first
 
 
 class DeadLetter(Struct):
