@@ -111,8 +111,14 @@ def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
         from pipelines.scenario_eval import run_scenarios
 
         return run_scenarios(cfg, args.seeds, args.devices, args.duration, args.out)
+    if args.predictions:
+        from pipelines.evaluate_predictions import Slack, evaluate_file
+
+        slack = Slack(rows=args.slack_rows or 0, seconds=args.slack_seconds or 0.0)
+        return evaluate_file(args.predictions, args.out, slack, args.class_map)
     if not args.labels:
-        raise ValueError("--labels FILE is required (or --scenarios for the simulated scenarios)")
+        raise ValueError("pass --predictions FILE (a replay's output), --labels FILE (simulator "
+                         "labels, scored against the threats topic) or --scenarios")
     from pipelines.evaluate_kafka import evaluate_topic
 
     return evaluate_topic(cfg, Path(args.labels), args.devices_from, args.out)
@@ -277,21 +283,36 @@ def _parser() -> argparse.ArgumentParser:
                     "spikes on smooth cycles; more alarms on signals that switch)")
     rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
-    e = add("evaluate", cmd_evaluate, "score the threats topic against attack labels")
-    e.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
-    e.add_argument("--labels", help="labels file written by `simulate`")
-    e.add_argument("--devices-from", choices=["twins", "labels"], default="twins",
-                   help="where the fleet's device list comes from (default: the twins topic)")
+    e = add("evaluate", cmd_evaluate, "score detections against labels: a replay's predictions "
+            "file (--predictions), the threats topic (--labels) or simulated scenarios (--scenarios)")
     e.add_argument("--out", default=None, help="also write the result as JSON here")
-    e.add_argument("--scenarios", action="store_true",
-                   help="no Kafka: simulated attack fleets on fresh seeds plus an attack-free fleet "
-                        "through the offline flow -> macro-F1, %% detected within 2 s, false alarms "
-                        "per 1,000 device-hours (pipelines/scenario_eval.py)")
-    e.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13],
-                   help="--scenarios: attack-fleet seeds (default 11 12 13; training uses 101-103, 999)")
-    e.add_argument("--devices", type=int, default=1000, help="--scenarios: devices per attack fleet")
-    e.add_argument("--duration", type=float, default=120.0,
-                   help="--scenarios: simulated seconds per attack fleet")
+    ep = e.add_argument_group("predictions file", "score `twinguard replay` output (rows, events, "
+                              "time to detect, false alarms per device-day; never point-adjusted)")
+    ep.add_argument("--predictions", default=None, metavar="FILE",
+                    help="replay output (csv/parquet) with a label column")
+    slack = ep.add_mutually_exclusive_group()
+    slack.add_argument("--slack-rows", type=int, default=None, metavar="N",
+                       help="a flag up to N rows after an attack still detects it (default 0)")
+    slack.add_argument("--slack-seconds", type=float, default=None, metavar="S",
+                       help="a flag up to S seconds after an attack still detects it (default 0)")
+    ep.add_argument("--class-map", default=None, metavar="A=B,...",
+                    help="rename dataset label classes to threat classes, e.g. ddos=dos")
+    ek = e.add_argument_group("threats topic", "score the Kafka threats topic against simulator "
+                              "labels")
+    ek.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
+    ek.add_argument("--labels", default=None, help="labels file written by `simulate`")
+    ek.add_argument("--devices-from", choices=["twins", "labels"], default="twins",
+                    help="where the fleet's device list comes from (default: the twins topic)")
+    es = e.add_argument_group("simulated scenarios", "no Kafka: the issue #4 numbers on fresh seeds")
+    es.add_argument("--scenarios", action="store_true",
+                    help="no Kafka: simulated attack fleets on fresh seeds plus an attack-free fleet "
+                         "through the offline flow -> macro-F1, %% detected within 2 s, false alarms "
+                         "per 1,000 device-hours (pipelines/scenario_eval.py)")
+    es.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13],
+                    help="--scenarios: attack-fleet seeds (default 11 12 13; training uses 101-103, 999)")
+    es.add_argument("--devices", type=int, default=1000, help="--scenarios: devices per attack fleet")
+    es.add_argument("--duration", type=float, default=120.0,
+                    help="--scenarios: simulated seconds per attack fleet")
 
     rk = add("risk", cmd_risk, "the fleet ranked by risk score with the top reasons, from the twins "
              "topic: the patch-priority list")
