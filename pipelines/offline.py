@@ -6,16 +6,18 @@ drift; it is the graph of pipelines/flow.py minus Bytewax, not a re-implementati
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from tqdm import tqdm
 
 from operators.batches import OutMsg, RawBatch
 from operators.engine import ShardEngine, Windows
 from operators.fastdecode import decode_batch
 from operators.policy import Decisions
+from operators.simulator import FleetSimulator, SimConfig
 from operators.twin_store import TwinStore
 from pipelines.flow import Runtime
 from schemas.features import N_FEATURES
@@ -81,3 +83,18 @@ def run_batches(raws: Iterable[RawBatch], rt: Runtime) -> OfflineRun:
     for eng in engines.values():
         outputs += eng.flush()
     return OfflineRun(outputs, log, events)
+
+
+def run_fleet(rt: Runtime, sim: SimConfig, desc: str) -> tuple[OfflineRun, FleetSimulator]:
+    """A simulated fleet through the offline flow, with a progress bar; the run and the fleet."""
+    fleet = FleetSimulator(sim, rt.types, rt.keys)
+    bar = tqdm(total=fleet.expected_events(), desc=desc, unit="ev", unit_scale=True, leave=False)
+
+    def chunks() -> Iterator[tuple[list[bytes], list[bytes]]]:
+        for b in fleet.batches():
+            bar.update(len(b.values))
+            yield b.keys, b.values
+
+    run = run_offline(chunks(), rt)
+    bar.close()
+    return run, fleet

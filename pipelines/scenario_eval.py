@@ -13,36 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from tqdm import tqdm
 
-from operators.simulator import ATTACK_CLASSES, FleetSimulator, SimConfig
+from operators.simulator import ATTACK_CLASSES, SimConfig
 from pipelines.config import Config, load_config
 from pipelines.evaluate import Evaluation, evaluate
 from pipelines.flow import Runtime
-from pipelines.offline import run_offline
+from pipelines.offline import run_fleet
 from schemas.features import NORMAL
 
 WITHIN_MS = 2_000
 
 
-def run_fleet(cfg: Config, sim: SimConfig, desc: str) -> tuple[Evaluation, float]:
+def evaluate_fleet(cfg: Config, sim: SimConfig, desc: str) -> tuple[Evaluation, float]:
     """Evaluation of one simulated fleet through the offline flow; also its device-hours."""
-    rt = Runtime.from_config(cfg)
-    fleet = FleetSimulator(sim, rt.types, rt.keys)
-    bar = tqdm(total=fleet.expected_events(), desc=desc, unit="ev", unit_scale=True, leave=False)
-
-    def chunks() -> Iterator[tuple[list[bytes], list[bytes]]]:
-        for b in fleet.batches():
-            bar.update(len(b.values))
-            yield b.keys, b.values
-
-    run = run_offline(chunks(), rt)
-    bar.close()
+    run, fleet = run_fleet(Runtime.from_config(cfg), sim, desc)
     threats = [msgspec.json.decode(m.value) for m in run.outputs if m.role == "threats"]
     ev = evaluate(threats, fleet.labels, {d for d, _ in fleet.devices})
     return ev, sim.devices * sim.duration_s / 3600.0
@@ -91,7 +79,7 @@ def measure(cfg: Config, seeds: list[int], devices: int, duration: float, benign
     for seed in seeds:
         sim = SimConfig(devices=devices, duration_s=duration, seed=seed, attacks=ATTACK_CLASSES,
                         start_ms=1_600_000_000_000 + seed * 10**7)
-        ev, _ = run_fleet(cfg, sim, f"attacks seed {seed}")
+        ev, _ = evaluate_fleet(cfg, sim, f"attacks seed {seed}")
         pairs += outcome_pairs(ev)
         attacked = {a.label.device_id for a in ev.attacks}
         fleet_fa += sum(str(t["device_id"]) not in attacked for t in ev.false_alarms)
@@ -108,7 +96,7 @@ def measure(cfg: Config, seeds: list[int], devices: int, duration: float, benign
     benign_seed = max(seeds) + 1000
     sim = SimConfig(devices=benign_devices, duration_s=benign_duration, seed=benign_seed,
                     attack_fraction=0.0, start_ms=1_600_000_000_000)
-    ev, hours = run_fleet(cfg, sim, f"normal fleet seed {benign_seed}")
+    ev, hours = evaluate_fleet(cfg, sim, f"normal fleet seed {benign_seed}")
     all_fa, all_hours = len(ev.false_alarms) + fleet_fa, hours + fleet_hours
     return {
         "seeds": seeds, "devices": devices, "duration_s": duration,

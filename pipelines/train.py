@@ -10,21 +10,19 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from tqdm import tqdm
 
 from operators.labels import AttackLabel
 from operators.scoring import META_FILE, MODEL_FILE, Scorer, sha256_file
-from operators.simulator import FleetSimulator, SimConfig
+from operators.simulator import SimConfig
 from pipelines.config import Config
 from pipelines.flow import Runtime
-from pipelines.offline import WindowLog, run_offline
+from pipelines.offline import WindowLog, run_fleet
 from schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, THREAT_CLASSES
 
 log = logging.getLogger(__name__)
@@ -45,17 +43,7 @@ class TrainConfig:
 
 def simulate_windows(cfg: Config, sim: SimConfig, desc: str) -> tuple[WindowLog, list[AttackLabel]]:
     """Closed-window features of one simulated fleet, computed by the serving engine."""
-    rt = Runtime.from_config(cfg, scorer=Scorer.rules_only())
-    fleet = FleetSimulator(sim, rt.types, rt.keys)
-    bar = tqdm(total=fleet.expected_events(), desc=desc, unit="ev", unit_scale=True, leave=False)
-
-    def chunks() -> Iterator[tuple[list[bytes], list[bytes]]]:
-        for b in fleet.batches():
-            bar.update(len(b.values))
-            yield b.keys, b.values
-
-    run = run_offline(chunks(), rt)
-    bar.close()
+    run, fleet = run_fleet(Runtime.from_config(cfg, scorer=Scorer.rules_only()), sim, desc)
     return run.windows, fleet.labels
 
 

@@ -10,7 +10,6 @@ from collections import Counter
 import jsonschema
 import numpy as np
 import pytest
-from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 import schemas
 from operators.activity_sim import ActivitySimulator
@@ -19,7 +18,8 @@ from operators.faults import corrupt_some
 from operators.simulator import FleetSimulator, SimConfig
 from pipelines.config import load_config
 from pipelines.evaluate import evaluate
-from pipelines.flow import Runtime, build_flow
+from pipelines.flow import Runtime
+from tests.flow.test_flow import run as run_flow
 
 CFG = load_config(env={})
 RT = Runtime.from_config(CFG)
@@ -43,14 +43,7 @@ def simulated(seed: int) -> tuple[list[RawBatch], FleetSimulator, int]:
 
 
 def run(batches: list[RawBatch], workers: int) -> list[OutMsg]:
-    out: list[OutMsg] = []
-    flow = build_flow(CFG, source=TestingSource(batches, batch_size=3), sink=TestingSink(out),
-                      runtime=RT)
-    if workers == 1:
-        run_main(flow)
-    else:
-        cluster_main(flow, [], 0, worker_count_per_proc=workers)
-    return out
+    return run_flow(batches, workers, CFG, RT, batch_size=3)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -15,7 +15,7 @@ import schemas
 from operators.batches import OutMsg, RawBatch
 from operators.faults import corrupt_some
 from operators.simulator import FleetSimulator, SimConfig
-from pipelines.config import load_config
+from pipelines.config import Config, load_config
 from pipelines.evaluate import evaluate
 from pipelines.flow import Runtime, build_flow
 
@@ -37,10 +37,12 @@ def simulated(devices: int, seed: int, corrupt: float = 0.0) -> tuple[list[RawBa
     return batches, fleet, bad
 
 
-def run(batches: list[RawBatch], workers: int) -> list[OutMsg]:
+def run(batches: list[RawBatch], workers: int, cfg: Config = CFG, rt: Runtime = RT,
+        batch_size: int = 4) -> list[OutMsg]:
+    """The Bytewax flow over the batches on 1 or 2 workers; every output message."""
     out: list[OutMsg] = []
-    flow = build_flow(CFG, source=TestingSource(batches, batch_size=4), sink=TestingSink(out),
-                      runtime=RT)
+    flow = build_flow(cfg, source=TestingSource(batches, batch_size=batch_size),
+                      sink=TestingSink(out), runtime=rt)
     if workers == 1:
         run_main(flow)
     else:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
-
 from operators.batches import OutMsg, RawBatch
 from pipelines.cli import DEMO_INTEL
 from pipelines.config import load_config
 from pipelines.demo import DemoConfig, run_demo
-from pipelines.flow import Runtime, build_flow
+from pipelines.flow import Runtime
+from tests.flow.test_flow import run as run_flow
 from tests.flow.test_flow import simulated
 
 CFG = load_config(env={}).replace(intel={"file": str(DEMO_INTEL)})
@@ -20,14 +19,7 @@ RT = Runtime.from_config(CFG)
 
 
 def run(batches: list[RawBatch], workers: int) -> list[OutMsg]:
-    out: list[OutMsg] = []
-    flow = build_flow(CFG, source=TestingSource(batches, batch_size=4), sink=TestingSink(out),
-                      runtime=RT)
-    if workers == 1:
-        run_main(flow)
-    else:
-        cluster_main(flow, [], 0, worker_count_per_proc=workers)
-    return out
+    return run_flow(batches, workers, CFG, RT, batch_size=4)
 
 
 def latest_twins(out: list[OutMsg]) -> dict[str, dict[str, object]]:
