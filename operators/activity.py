@@ -11,14 +11,13 @@ import math
 import time
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from operators.batches import OutMsg, RawBatch
-from operators.decode import DecodeConfig, RejectError, dead_letter
+from operators.decode import DecodeConfig, RejectError, dead_letter, decode_checked, epoch_ms
 from schemas.messages import Activity
 
 STAGE = "decode_activity"
@@ -107,20 +106,8 @@ def decode_activity(raw: RawBatch, cfg: DecodeConfig, now_ms: int | None = None)
 
 def _parse(value: bytes | None, key: bytes | None, cfg: DecodeConfig, now_ms: int
            ) -> tuple[Activity, int]:
-    if not value:
-        raise RejectError("empty message (no value): expected a JSON activity object")
-    if len(value) > cfg.max_message_bytes:
-        raise RejectError(f"message of {len(value)} bytes exceeds pipeline.max_message_bytes="
-                          f"{cfg.max_message_bytes}")
-    try:
-        a = _decoder.decode(value)
-    except msgspec.ValidationError as e:
-        raise RejectError(f"schema: {e}") from None
-    except msgspec.DecodeError as e:
-        raise RejectError(f"malformed JSON: {e}") from None
-    if key is not None and key != a.device_id.encode():
-        raise RejectError(f"message key {key[:64]!r} does not match device_id {a.device_id!r}")
-    ts = _epoch_ms(a.ts)
+    a = decode_checked(_decoder, value, key, cfg, "activity")
+    ts = epoch_ms(a.ts)
     if ts > now_ms + cfg.max_future_skew_ms:
         raise RejectError(f"ts {ts} is {(ts - now_ms) // 1000} s in the future (limit "
                           f"pipeline.max_future_skew_ms={cfg.max_future_skew_ms})")
@@ -137,11 +124,3 @@ def _check_set(params: dict[str, float | str]) -> None:
         if isinstance(v, str) or not math.isfinite(v):
             raise RejectError(f"action 'set': set-point for {name!r} must be a finite number, "
                               f"got {v!r}")
-
-
-def _epoch_ms(ts: int | datetime) -> int:
-    if isinstance(ts, int):
-        return ts
-    if ts.tzinfo is None:
-        raise RejectError(f"ts {ts.isoformat()!r} has no timezone: use RFC 3339 with Z or an offset")
-    return int(ts.timestamp() * 1000)

@@ -11,6 +11,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import msgspec
 
@@ -20,6 +21,7 @@ from schemas.device_types import MAX_SIGNALS, DeviceTypeTable
 from schemas.messages import DeadLetter, Telemetry, canonical_bytes
 
 STAGE = "decode"
+M = TypeVar("M")  # the message Struct a decoder yields
 _decoder = msgspec.json.Decoder(Telemetry)
 _encoder = msgspec.json.Encoder()
 _NAN_ROW = [math.nan] * MAX_SIGNALS
@@ -61,25 +63,34 @@ def decode_batch(raw: RawBatch, types: DeviceTypeTable, keys: KeyRing, cfg: Deco
     return DecodeOut(cols.build(), errs, rejected, reason)
 
 
-def _parse(value: bytes | None, key: bytes | None, cfg: DecodeConfig, types: DeviceTypeTable,
-           now_ms: int) -> Telemetry:
+def decode_checked(decoder: msgspec.json.Decoder[M], value: bytes | None, key: bytes | None,
+                   cfg: DecodeConfig, what: str) -> M:
+    """One message through the checks every input topic shares: present, within the size limit,
+    valid JSON of the schema, and keyed by its own device_id; a RejectError says which failed."""
     if value is None or len(value) == 0:
-        raise RejectError("empty message (no value): expected a JSON telemetry object")
+        raise RejectError(f"empty message (no value): expected a JSON {what} object")
     if len(value) > cfg.max_message_bytes:
         raise RejectError(f"message of {len(value)} bytes exceeds pipeline.max_message_bytes="
                           f"{cfg.max_message_bytes}")
     try:
-        ev = _decoder.decode(value)
+        msg = decoder.decode(value)
     except msgspec.ValidationError as e:
         raise RejectError(f"schema: {e}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as e:  # msgspec raises the latter for bad UTF-8
         raise RejectError(f"malformed JSON: {e}") from None
-    if key is not None and key != ev.device_id.encode():
+    device_id: str = getattr(msg, "device_id")  # noqa: B009 - every keyed schema has one
+    if key is not None and key != device_id.encode():
         raise RejectError(f"message key {_preview(key, 64)!r} does not match device_id "
-                          f"{ev.device_id!r}")
+                          f"{device_id!r}")
+    return msg
+
+
+def _parse(value: bytes | None, key: bytes | None, cfg: DecodeConfig, types: DeviceTypeTable,
+           now_ms: int) -> Telemetry:
+    ev = decode_checked(_decoder, value, key, cfg, "telemetry")
     if ev.type not in types.index:
         raise RejectError(f"unknown device type {ev.type!r} (known: {', '.join(types.index)})")
-    ts = _epoch_ms(ev.ts)
+    ts = epoch_ms(ev.ts)
     if ts > now_ms + cfg.max_future_skew_ms:
         raise RejectError(f"ts {ts} is {(ts - now_ms) // 1000} s in the future (limit "
                           f"pipeline.max_future_skew_ms={cfg.max_future_skew_ms})")
@@ -139,7 +150,8 @@ def _signal_row(ev: Telemetry, index: dict[str, int]) -> list[float]:
     return row
 
 
-def _epoch_ms(ts: int | datetime) -> int:
+def epoch_ms(ts: int | datetime) -> int:
+    """A schema `ts` (epoch ms or a timezone-aware RFC 3339 time) as epoch milliseconds."""
     if isinstance(ts, int):
         return ts
     if ts.tzinfo is None:

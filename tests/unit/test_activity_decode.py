@@ -41,6 +41,7 @@ def test_valid_messages_become_rows_and_route_by_device_and_by_user() -> None:
 
 @pytest.mark.parametrize(("doc", "reason"), [
     (b"{nope", "malformed JSON"),
+    (json.dumps(GOOD).encode().replace(b"op.jdoe", b"op.\xff\xfe"), "malformed JSON"),  # bad UTF-8
     (b"", "empty message"),
     (json.dumps({**GOOD, "user": ""}).encode(), "schema"),
     (json.dumps({**GOOD, "params": {}}).encode(), "needs params"),
