@@ -6,7 +6,6 @@ The Bytewax operator, `train` and `replay` all drive this same class.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,14 +21,13 @@ from operators.batches import OutMsg, TelemetryBatch
 from operators.detectors import DETECTORS, run_detectors
 from operators.hashing import string_hashes
 from operators.intel import IntelTable
-from operators.policy import RESPONSES, Decisions, decide, severity
+from operators.policy import RESPONSES, Decisions, decide, output_id, response_actions, severity
 from operators.scoring import Scorer
 from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
 from operators.twin_store import TwinStore
 from schemas.device_types import DeviceTypeTable
 from schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, N_FEATURES, THREAT_CLASSES
 from schemas.messages import (
-    Action,
     Contribution,
     LastThreat,
     SourceRange,
@@ -206,7 +204,7 @@ class ShardEngine:
         s, ws, we, part, first, last, _final = (int(v) for v in w.meta[r])
         device, threat = st.device_ids[s], THREAT_CLASSES[int(d.cls[r])]
         version = ctx.scorer.version
-        tid = _hash(device, threat, version, str(we))
+        tid = output_id(device, threat, version, str(we))
         dets = [det for det, hit in zip(DETECTORS, fired.tolist(), strict=True) if hit]
         top = np.argsort(-np.abs(contrib))[:TOP_FEATURES]
         if not contrib.any():  # rules-only: explain with the fired detectors' raw features
@@ -235,12 +233,8 @@ class ShardEngine:
         st.last_threat_ids[s] = tid
         key = device.encode()
         out = [OutMsg("threats", key, _enc.encode(ev))]
-        for x in responses:
-            target = st.src_ips[s] or device if x.action == "block_ip" else device
-            act = Action(id=_hash(tid, x.action), threat_id=tid, device_id=device, action=x.action,
-                         target=target, tier=x.tier, dry_run=ctx.response.dry_run, reason=x.why,
-                         issued_at=now_ms)
-            out.append(OutMsg("actions", key, _enc.encode(act)))
+        out += [OutMsg("actions", key, _enc.encode(act)) for act in response_actions(
+            threat, tid, device, now_ms, ctx.response.dry_run, st.src_ips[s])]
         return out
 
     def twins(self) -> list[OutMsg]:
@@ -298,7 +292,3 @@ def _widen(signals: F64, width: int) -> F64:
 def _num(v: float) -> float | None:
     return None if np.isnan(v) else round(float(v), 6)
 
-
-def _hash(*parts: str) -> str:
-    """Deterministic output id: the same window re-processed after a restart gets the same id."""
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]

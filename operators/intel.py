@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,18 +232,25 @@ class IntelTable:
     def from_file(cls, path: str | Path) -> IntelTable:
         """Entries from a JSON-lines file ('#' comments and blank lines allowed)."""
         p = Path(path)
-        if not p.is_file():
-            raise IntelFileError(f"intel file {p} does not exist")
         table = cls()
-        for n, line in enumerate(p.read_bytes().splitlines(), start=1):
-            if not line.strip() or line.lstrip().startswith(b"#"):
-                continue
-            try:
-                entry = parse_intel(line)
-            except IntelRejectError as e:
-                raise IntelFileError(f"{p}:{n}: {e}") from None
-            assert entry is not None  # noqa: S101 - a non-empty line is never a tombstone
+        for _, entry in read_feed(p):
             table.apply(entry.indicator, entry)
         table.publish()
         log.info("loaded %d intel entries from %s", len(table), p)
         return table
+
+
+def read_feed(path: Path) -> Iterator[tuple[bytes, IntelEntry]]:
+    """(line, entry) per entry of a JSON-lines intel file ('#' comments and blank lines skipped);
+    a bad line stops it with IntelFileError naming file and line."""
+    if not path.is_file():
+        raise IntelFileError(f"intel file {path} does not exist")
+    for n, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith(b"#"):
+            continue
+        try:
+            entry = parse_intel(line)
+        except IntelRejectError as e:
+            raise IntelFileError(f"{path}:{n}: {e}") from None
+        assert entry is not None  # noqa: S101 - a non-empty line is never a tombstone
+        yield line.strip(), entry

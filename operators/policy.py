@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy.typing as npt
 from operators.detectors import DETECTORS, PRIORITY
 from operators.settings import DetectionConfig
 from schemas.features import THREAT_CLASSES
+from schemas.messages import Action
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -94,3 +96,25 @@ def severity(threat: str, score: float, n_detectors: int) -> str:
     """Class base severity, one step up when the evidence is overwhelming."""
     level = BASE_SEVERITY.get(threat, 1) + (1 if score >= 0.99 and n_detectors >= 2 else 0)
     return SEVERITIES[min(level, len(SEVERITIES) - 1)]
+
+
+def output_id(*parts: str) -> str:
+    """Deterministic output id: the same evidence re-processed after a restart gets the same id."""
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def response_actions(threat: str, threat_id: str, device: str, now_ms: int, dry_run: bool,
+                     src_ip: str | None = None, user: str | None = None) -> list[Action]:
+    """The recommended responses to a threat, aimed at the user, the source address or the device."""
+    out = []
+    for x in RESPONSES[threat]:
+        if x.action == "suspend_user" and user:
+            target = user
+        elif x.action == "block_ip":
+            target = src_ip or device
+        else:
+            target = device
+        out.append(Action(id=output_id(threat_id, x.action), threat_id=threat_id, device_id=device,
+                          action=x.action, target=target, tier=x.tier, dry_run=dry_run,
+                          reason=x.why, issued_at=now_ms))
+    return out

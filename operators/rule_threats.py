@@ -7,15 +7,14 @@ after a restart yields the same id.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import msgspec
 
 from operators.batches import OutMsg
-from operators.policy import RESPONSES, severity
+from operators.policy import RESPONSES, output_id, response_actions, severity
 from schemas.features import FEATURE_SCHEMA
-from schemas.messages import Action, Contribution, ThreatEvent
+from schemas.messages import Contribution, ThreatEvent
 
 RULES_VERSION = "activity-rules-1"
 RULE_SCORE = 0.95
@@ -52,21 +51,13 @@ def rule_outputs(hit: RuleHit, now_ms: int, dry_run: bool, target_ip: str | None
         user=hit.user)
     key = hit.device_id.encode()
     out = [OutMsg("threats", key, _enc.encode(ev))]
-    for x in responses:
-        target = hit.user if x.action == "suspend_user" and hit.user else (
-            target_ip or hit.device_id if x.action == "block_ip" else hit.device_id)
-        act = Action(id=_hash(tid, x.action), threat_id=tid, device_id=hit.device_id,
-                     action=x.action, target=target, tier=x.tier, dry_run=dry_run, reason=x.why,
-                     issued_at=now_ms)
-        out.append(OutMsg("actions", key, _enc.encode(act)))
+    out += [OutMsg("actions", key, _enc.encode(act)) for act in response_actions(
+        hit.threat, tid, hit.device_id, now_ms, dry_run, target_ip, hit.user)]
     return out
 
 
 def rule_id(hit: RuleHit) -> str:
     """Deterministic threat id of a rule hit."""
     who = hit.user if hit.user is not None else hit.device_id
-    return _hash(who, hit.device_id, hit.threat, hit.rule, str(hit.end))
+    return output_id(who, hit.device_id, hit.threat, hit.rule, str(hit.end))
 
-
-def _hash(*parts: str) -> str:
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]

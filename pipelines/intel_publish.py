@@ -8,25 +8,14 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from operators.intel import IntelFileError, IntelRejectError, parse_intel
+from operators.intel import read_feed
 from operators.kafka_io import produce_all, producer
 from pipelines.config import Config
 
 
 def feed_messages(path: Path) -> list[tuple[bytes, bytes]]:
     """(key, value) per entry of a JSON-lines feed; keys are the normalised indicators."""
-    if not path.is_file():
-        raise IntelFileError(f"intel file {path} does not exist")
-    out = []
-    for n, line in enumerate(path.read_bytes().splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith(b"#"):
-            continue
-        try:
-            entry = parse_intel(line)
-        except IntelRejectError as e:
-            raise IntelFileError(f"{path}:{n}: {e}") from None
-        assert entry is not None  # noqa: S101 - a non-empty line is never a tombstone
-        out.append((entry.indicator.encode(), line.strip()))
+    out = [(entry.indicator.encode(), line) for line, entry in read_feed(path)]
     return out
 
 
