@@ -52,7 +52,7 @@ def _batch(rt: Runtime, ids: list[str], first: int, ts: int) -> TelemetryBatch:
         seq=np.full(n, ts // 10_000, dtype=np.int64), signals=signals,
         bytes_in=np.full(n, 80.0), bytes_out=np.full(n, 200.0), conns=np.ones(n),
         auth_fail=np.zeros(n), auth_ok=np.zeros(n), dst_port=np.full(n, 8883, dtype=np.int64),
-        src_hash=ints + 7,
+        src_hash=ints + 7, dst_hash=ints.copy(), princ_hash=ints.copy(),
         sig_state=np.full(n, SIG_OK, dtype=np.int64), fw_unknown=ints.copy(), partition=ints.copy(),
         offset=np.arange(first, first + n, dtype=np.int64))
 

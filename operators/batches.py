@@ -15,6 +15,7 @@ import numpy.typing as npt
 from schemas.device_types import MAX_SIGNALS
 
 I64 = npt.NDArray[np.int64]
+N_INTS = 12  # ColumnBuilder.ints columns: shard .. offset, dst_hash, princ_hash
 F64 = npt.NDArray[np.float64]
 
 
@@ -53,6 +54,8 @@ class TelemetryBatch:
     auth_ok: F64  # auth.successes
     dst_port: I64  # -1 = none
     src_hash: I64  # 0 = none
+    dst_hash: I64  # hashing.string_hash of dst_ips, 0 = none
+    princ_hash: I64  # of principals
     sig_state: I64  # integrity.SIG_OK / SIG_MISSING / SIG_BAD
     fw_unknown: I64
     partition: I64
@@ -106,23 +109,24 @@ class ColumnBuilder:
     dst_ips: list[str | None] = field(default_factory=list)
     principals: list[str | None] = field(default_factory=list)
     fws: list[str | None] = field(default_factory=list)
-    ints: list[tuple[int, int, int, int, int, int, int, int, int, int]] = field(default_factory=list)
+    ints: list[tuple[int, ...]] = field(default_factory=list)  # N_INTS columns, build() order
     floats: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     signals: list[list[float]] = field(default_factory=list)
 
     def build(self) -> TelemetryBatch:
         n = len(self.device_ids)
-        ints = np.array(self.ints, dtype=np.int64).reshape(n, 10)
+        ints = np.array(self.ints, dtype=np.int64).reshape(n, N_INTS)
         floats = np.array(self.floats, dtype=np.float64).reshape(n, 5)
         sig = np.array(self.signals, dtype=np.float64).reshape(n, MAX_SIGNALS)
-        cols = [np.ascontiguousarray(ints[:, j]) for j in range(10)]
+        cols = [np.ascontiguousarray(ints[:, j]) for j in range(N_INTS)]
         fcols = [np.ascontiguousarray(floats[:, j]) for j in range(5)]
         return TelemetryBatch(
             device_ids=self.device_ids, src_ips=self.src_ips, dst_ips=self.dst_ips,
             principals=self.principals, fws=self.fws,
             shard=cols[0], type_idx=cols[1], ts=cols[2], seq=cols[3], dst_port=cols[4],
             src_hash=cols[5], sig_state=cols[6], fw_unknown=cols[7], partition=cols[8],
-            offset=cols[9], signals=sig, bytes_in=fcols[0], bytes_out=fcols[1], conns=fcols[2],
+            offset=cols[9], dst_hash=cols[10], princ_hash=cols[11], signals=sig,
+            bytes_in=fcols[0], bytes_out=fcols[1], conns=fcols[2],
             auth_fail=fcols[3], auth_ok=fcols[4],
         )
 

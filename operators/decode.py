@@ -16,6 +16,7 @@ from typing import TypeVar
 import msgspec
 
 from operators.batches import ColumnBuilder, OutMsg, RawBatch, TelemetryBatch
+from operators.hashing import string_hash
 from operators.integrity import SIG_MISSING, SIG_OK, KeyRing
 from schemas.device_types import MAX_SIGNALS, DeviceTypeTable
 from schemas.messages import DeadLetter, Telemetry, canonical_bytes
@@ -121,15 +122,16 @@ def _append(cols: ColumnBuilder, ev: Telemetry, value: bytes, partition: int, of
     port = net.dst_port if net is not None and net.dst_port is not None else -1
     fw_unknown = int(ev.fw is not None and ev.fw not in types.firmware[t])
     shard = zlib.crc32(ev.device_id.encode()) % cfg.shards
-    src_hash = zlib.crc32(src.encode()) + 1 if src else 0
     assert isinstance(ev.ts, int)  # noqa: S101 - _parse normalised it
     cols.device_ids.append(ev.device_id)
     cols.src_ips.append(src)
-    cols.dst_ips.append(net.dst_ip if net is not None else None)
-    cols.principals.append(auth.principal if auth is not None else None)
+    dst = net.dst_ip if net is not None else None
+    principal = auth.principal if auth is not None else None
+    cols.dst_ips.append(dst)
+    cols.principals.append(principal)
     cols.fws.append(ev.fw)
-    cols.ints.append((shard, t, ev.ts, ev.seq, port, src_hash, sig_state, fw_unknown, partition,
-                      offset))
+    cols.ints.append((shard, t, ev.ts, ev.seq, port, string_hash(src), sig_state, fw_unknown,
+                      partition, offset, string_hash(dst), string_hash(principal)))
     cols.floats.append((
         float(net.bytes_in) if net else 0.0, float(net.bytes_out) if net else 0.0,
         float(net.connections) if net else 0.0, float(auth.failures) if auth else 0.0,

@@ -19,7 +19,6 @@ from operators import risk as R
 from operators.anomaly import anomaly_score
 from operators.batches import OutMsg, TelemetryBatch
 from operators.detectors import DETECTORS, run_detectors
-from operators.hashing import string_hashes
 from operators.intel import IntelTable
 from operators.policy import RESPONSES, Decisions, decide, output_id, response_actions, severity
 from operators.scoring import Scorer
@@ -117,7 +116,7 @@ class ShardEngine:
             slots, batch.ts, batch.seq, _widen(batch.signals, st.width), batch.bytes_in, batch.bytes_out,
             batch.conns, batch.auth_fail, batch.dst_port, batch.src_hash, batch.sig_state,
             batch.fw_unknown, batch.partition, batch.offset, batch.auth_ok,
-            string_hashes(batch.dst_ips), string_hashes(batch.principals), *st.kernel_state(), t.nominal_hz,
+            batch.dst_hash, batch.princ_hash, *st.kernel_state(), t.nominal_hz,
             t.lo, t.hi, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
             ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)

@@ -22,6 +22,7 @@ from operators import fastjson as fj
 from operators.batches import RawBatch, TelemetryBatch
 from operators.decode import DecodeConfig, DecodeOut
 from operators.decode import decode_batch as reference_decode
+from operators.hashing import string_hash
 from operators.integrity import SIG_BAD, SIG_MISSING, SIG_OK, KeyRing
 from schemas.device_types import MAX_SIGNALS, DeviceTypeTable
 
@@ -194,6 +195,11 @@ class _Fallback:
         return full
 
 
+def _hashes(distinct: list[str]) -> I64:
+    """string_hash of each distinct value, plus 0 for code -1 (absent)."""
+    return np.array([string_hash(x) for x in distinct] + [0], dtype=np.int64)
+
+
 def _assemble(p: Parsed, raw: RawBatch, types: DeviceTypeTable, cfg: DecodeConfig, sig_state: I64,
               strings: dict[int, tuple[I64, list[str]]], fb: _Fallback | None) -> TelemetryBatch:
     """The batch: parsed rows from the parser's arrays, fallback rows from the reference, in
@@ -201,14 +207,14 @@ def _assemble(p: Parsed, raw: RawBatch, types: DeviceTypeTable, cfg: DecodeConfi
     dev_codes, devices = strings[fj.SP_DEV]
     crc = np.array([zlib.crc32(d.encode()) for d in devices] + [0], dtype=np.int64)
     src_codes, srcs = strings[fj.SP_SRC]
-    src_hash = np.array([zlib.crc32(x.encode()) + 1 if x else 0 for x in srcs] + [0],
-                        dtype=np.int64)
+    src_hash = _hashes(srcs)
     fw_codes, fws = strings[fj.SP_FW]
     unknown = np.zeros((len(fws) + 1, len(types)), dtype=np.int64)
     for u, fw in enumerate(fws):
         unknown[u] = [fw not in known for known in types.firmware]
     dst_codes, dsts = strings[fj.SP_DST]
     pr_codes, prs = strings[fj.SP_PRINC]
+    dst_hash, pr_hash = _hashes(dsts), _hashes(prs)
     type_idx = p.ints[:, fj.C_TYPE]
     full: dict[str, npt.NDArray[Any]] = {
         "device_ids": _objects(dev_codes, devices), "src_ips": _objects(src_codes, srcs),
@@ -219,6 +225,7 @@ def _assemble(p: Parsed, raw: RawBatch, types: DeviceTypeTable, cfg: DecodeConfi
         "bytes_out": p.floats[:, fj.V_BOUT], "conns": p.floats[:, fj.V_CONN],
         "auth_fail": p.floats[:, fj.V_FAIL], "auth_ok": p.floats[:, fj.V_SUCC],
         "dst_port": p.ints[:, fj.C_PORT], "src_hash": src_hash[src_codes], "sig_state": sig_state,
+        "dst_hash": dst_hash[dst_codes], "princ_hash": pr_hash[pr_codes],
         "fw_unknown": unknown[fw_codes, type_idx],
         "partition": np.full(len(raw), raw.partition, dtype=np.int64),
         "offset": np.asarray(raw.offsets, dtype=np.int64),

@@ -307,7 +307,8 @@ def _batch(devices: list[str], ts: I64, seq: I64, sig: F64, width: int, first: i
         device_ids=devices, src_ips=none, dst_ips=none, principals=none, fws=none,
         shard=izeros, type_idx=izeros, ts=np.ascontiguousarray(ts), seq=np.ascontiguousarray(seq),
         signals=signals, bytes_in=zeros, bytes_out=zeros, conns=zeros, auth_fail=zeros,
-        auth_ok=zeros, dst_port=np.full(m, -1, dtype=np.int64), src_hash=izeros,
+        auth_ok=zeros, dst_port=np.full(m, -1, dtype=np.int64), src_hash=izeros, dst_hash=izeros,
+        princ_hash=izeros,
         sig_state=np.full(m, SIG_OK, dtype=np.int64), fw_unknown=izeros, partition=izeros,
         offset=np.arange(first, first + m, dtype=np.int64))
 

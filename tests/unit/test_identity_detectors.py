@@ -14,6 +14,7 @@ import pytest
 from operators import kernels as K
 from operators.batches import TelemetryBatch
 from operators.engine import EngineContext, ShardEngine
+from operators.hashing import string_hashes
 from operators.scoring import Scorer
 from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
 from operators.simulator import FleetSimulator, SimConfig
@@ -61,7 +62,9 @@ def batch(msgs: list[Msg]) -> TelemetryBatch:
         bytes_out=col([m.bout for m in msgs], dtype=float), conns=np.ones(n), auth_fail=np.zeros(n),
         auth_ok=col([m.ok for m in msgs], dtype=float),
         dst_port=col([m.port for m in msgs], dtype=np.int64),
-        src_hash=col([_h(m.src) for m in msgs], dtype=np.int64), sig_state=np.zeros(n, dtype=np.int64),
+        src_hash=col([_h(m.src) for m in msgs], dtype=np.int64),
+        dst_hash=string_hashes([m.dst for m in msgs]),
+        princ_hash=string_hashes([m.principal for m in msgs]), sig_state=np.zeros(n, dtype=np.int64),
         fw_unknown=np.zeros(n, dtype=np.int64), partition=np.zeros(n, dtype=np.int64),
         offset=np.arange(n, dtype=np.int64))
 

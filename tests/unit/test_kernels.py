@@ -52,6 +52,7 @@ def batch_of(events: list[Ev]) -> TelemetryBatch:
         signals=sig, bytes_in=np.zeros(n), bytes_out=col([e.bytes_out for e in events], dtype=float),
         conns=np.ones(n), auth_fail=col([e.auth for e in events], dtype=float), auth_ok=np.zeros(n),
         dst_port=col([e.port for e in events], dtype=np.int64), src_hash=np.zeros(n, dtype=np.int64),
+        dst_hash=np.zeros(n, dtype=np.int64), princ_hash=np.zeros(n, dtype=np.int64),
         sig_state=col([e.sig_state for e in events], dtype=np.int64),
         fw_unknown=np.zeros(n, dtype=np.int64),
         partition=col([e.partition for e in events], dtype=np.int64),

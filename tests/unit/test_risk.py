@@ -15,6 +15,7 @@ from operators import kernels as K
 from operators import risk as R
 from operators.batches import TelemetryBatch
 from operators.engine import EngineContext, ShardEngine
+from operators.hashing import string_hashes
 from operators.integrity import SIG_OK
 from operators.intel import IntelTable, parse_intel
 from operators.scoring import Scorer
@@ -120,6 +121,7 @@ def batch_of(events: list[Ev]) -> TelemetryBatch:
         signals=sig, bytes_in=np.full(n, 80.0), bytes_out=np.full(n, 200.0), conns=np.ones(n),
         auth_fail=np.array([e.auth_fail for e in events]), auth_ok=np.zeros(n),
         dst_port=np.array([e.port for e in events], dtype=np.int64), src_hash=z + 7,
+        dst_hash=string_hashes([e.dst_ip for e in events]), princ_hash=z.copy(),
         sig_state=np.full(n, SIG_OK, dtype=np.int64), fw_unknown=z.copy(), partition=z.copy(),
         offset=np.arange(n, dtype=np.int64))
 
