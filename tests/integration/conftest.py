@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from operators.kafka_io import read_topic
 from pipelines import kafka_admin, kafka_local
 from pipelines.config import Config, load_config
 
@@ -55,3 +57,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(here):
             item.add_marker(pytest.mark.integration)
+
+
+Doc = dict[str, object]
+
+
+def read_outputs(cfg: Config) -> tuple[list[Doc], list[Doc], dict[str, Doc]]:
+    """Threats, dead letters and the latest twin per device (compacted-topic semantics) of a run."""
+    settings = cfg.kafka.client_settings()
+    threats = [json.loads(v) for _, v in read_topic(settings, cfg.topics.threats)]
+    dead = [json.loads(v) for _, v in read_topic(settings, cfg.topics.deadletter)]
+    twins: dict[str, Doc] = {}
+    for k, v in read_topic(settings, cfg.topics.twins):
+        assert k is not None
+        twins[k.decode()] = json.loads(v)  # the last value wins
+    return threats, dead, twins

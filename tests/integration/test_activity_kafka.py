@@ -3,7 +3,6 @@ drift threats on the threats topic, every activity message accounted for."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from operators.kafka_io import produce_all, producer, read_topic
@@ -11,6 +10,7 @@ from operators.labels import read_labels
 from pipelines.config import Config
 from pipelines.evaluate import evaluate
 from pipelines.simulate import produce_simulation
+from tests.integration.conftest import read_outputs
 from tests.integration.test_end_to_end import twinguard, write_config
 
 BAD_COMMANDS = [b'{"device_id":"thermostat-000001","ts":1,"user":"op.x","action":"set","params":{}}',
@@ -37,12 +37,7 @@ def test_insider_and_drift_through_kafka(unique_topics: Config, tmp_path: Path) 
     assert result.returncode == 0, result.stderr[-3000:]
 
     settings = cfg.kafka.client_settings()
-    threats = [json.loads(v) for _, v in read_topic(settings, cfg.topics.threats)]
-    dead = [json.loads(v) for _, v in read_topic(settings, cfg.topics.deadletter)]
-    twins: dict[str, dict[str, object]] = {}
-    for k, v in read_topic(settings, cfg.topics.twins):
-        assert k is not None
-        twins[k.decode()] = json.loads(v)
+    threats, dead, twins = read_outputs(cfg)
     activity_in = sum(1 for _ in read_topic(settings, cfg.topics.activity))
 
     # accounting: every activity message is in its twin's `commands` or a dead letter

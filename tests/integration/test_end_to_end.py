@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from operators.kafka_io import produce_all, producer, read_topic
+from operators.kafka_io import produce_all, producer
 from operators.labels import read_labels
 from pipelines.config import Config
 from pipelines.evaluate import evaluate
 from pipelines.simulate import produce_simulation
+from tests.integration.conftest import read_outputs
 
 GARBAGE = [b"{oops", b"", b'{"device_id":"x","type":"toaster","ts":1,"seq":1,"signals":{}}']
 
@@ -43,13 +44,7 @@ def test_simulated_attacks_are_detected_through_kafka(unique_topics: Config, tmp
     result = twinguard("--config", str(config_file), "run", "--until-idle", "6")
     assert result.returncode == 0, result.stderr[-3000:]
 
-    settings = cfg.kafka.client_settings()
-    threats = [json.loads(v) for _, v in read_topic(settings, cfg.topics.threats)]
-    dead = [json.loads(v) for _, v in read_topic(settings, cfg.topics.deadletter)]
-    twins: dict[str, dict[str, object]] = {}
-    for k, v in read_topic(settings, cfg.topics.twins):
-        assert k is not None
-        twins[k.decode()] = json.loads(v)  # compacted topic semantics: the last value wins
+    threats, dead, twins = read_outputs(cfg)
     labels = read_labels(labels_path)
     devices = {d for d in twins if not d.startswith("x")}
 
