@@ -193,7 +193,7 @@ def _prepare_data_dir(data: Path, port: int, java: str, lib: Path) -> Path:
     props.write_text(_server_properties(port, _controller_port(port), logs))
     if not formatted:
         shutil.rmtree(logs, ignore_errors=True)  # ours, but a previous format did not finish
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         marker.write_text(json.dumps({"cluster_id": cluster_id, "created_at": time.time()}))
         _format(java, lib, props, cluster_id)
     return props
@@ -247,6 +247,15 @@ def _server_properties(port: int, controller_port: int, logs: Path) -> str:
         "auto.create.topics.enable": "false",
     }
     return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (url-safe base64 of a UUID). Never one starting with '-': the
+    storage tool would read it as an option (1 start in 64 failed that way)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
 
 
 def _format(java: str, lib: Path, props: Path, cluster_id: str) -> None:
