@@ -8,6 +8,8 @@ with each other in Kafka). A CONVERGED signal that reports beyond twice the tole
 `revert_reports` times in a row without a new command -> drift ("silently reverted"); the factor 2 is
 hysteresis, so a device settling at the edge of its tolerance does not flap. Judged in event time on the
 device's authentic reports, so batch boundaries and topic interleaving do not change the verdict.
+A signal that reaches its set-point moves its own learned baseline there: a commanded level is the
+device's new normal, not a deviation (its type's peer baseline and the physical checks still apply).
 Set-points outside the type's safe range are dangerous commands (`insider`, naming the user).
 State lives in the shard's TwinStore arrays (desired, desired_ts, drift, drift_off, commands).
 """
@@ -24,7 +26,7 @@ from numba import njit
 from operators import kernels as K
 from operators.activity import SET_ACTION, ActivityBatch
 from operators.batches import OutMsg, TelemetryBatch
-from operators.detectors import run_detectors
+from operators.detectors import DETECTORS, run_detectors
 from operators.integrity import SIG_MISSING, SIG_OK
 from operators.policy import CLASS_INDEX, Decisions
 from operators.rule_threats import RuleHit, rule_id, rule_outputs
@@ -37,6 +39,8 @@ NONE, PENDING, CONVERGED, DRIFTED = 0, 1, 2, 3
 NOT_CONVERGED, REVERTED = 0, 1
 STAGE = "desired_state"
 DRIFT, INSIDER = CLASS_INDEX["drift"], CLASS_INDEX["insider"]
+# detectors a command does not explain: all but the learned-baseline one
+UNEXPLAINED = np.array([d.name != "baseline_deviation" for d in DETECTORS])
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,10 @@ def state_arrays(cap: int, width: int = MAX_SIGNALS) -> dict[str, np.ndarray]:
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
 def track(slots: I64, ts: I64, signals: F64, trusted: npt.NDArray[np.bool_], istate: I64,
           tol: F64, converge_ms: I64, revert_n: I64, desired: F64, desired_ts: I64, state: I64,
-          off: I64, hits: I64) -> int:
+          off: I64, base: F64, hits: I64) -> int:
     """Advance every commanded signal over the batch's reports (in place); write drift hits as rows
-    (report row, signal, NOT_CONVERGED/REVERTED) into `hits` and return how many."""
+    (report row, signal, NOT_CONVERGED/REVERTED) into `hits` and return how many. On reaching its
+    set-point a signal's own baseline mean (kernels' `base`) moves to the set-point."""
     n_hits = 0
     for i in range(slots.shape[0]):
         s = slots[i]
@@ -103,6 +108,7 @@ def track(slots: I64, ts: I64, signals: F64, trusted: npt.NDArray[np.bool_], ist
             if st == PENDING:
                 if near:
                     state[s, k], off[s, k] = CONVERGED, 0
+                    base[s, K.B_SIG0 + k, 0] = desired[s, k]
                 elif ts[i] - desired_ts[s, k] >= converge_ms[t]:
                     state[s, k] = DRIFTED
                     hits[n_hits, 0], hits[n_hits, 1], hits[n_hits, 2] = i, k, NOT_CONVERGED
@@ -116,6 +122,7 @@ def track(slots: I64, ts: I64, signals: F64, trusted: npt.NDArray[np.bool_], ist
                     n_hits += 1
             elif near:  # DRIFTED and back on target: watch for the next revert
                 state[s, k], off[s, k] = CONVERGED, 0
+                base[s, K.B_SIG0 + k, 0] = desired[s, k]
     return n_hits
 
 
@@ -190,10 +197,11 @@ class DesiredTracker:
     # ---- windows (the engine's on_windows hook)
 
     def explain(self, store: Any, w: Any, d: Decisions) -> None:
-        """A model-only verdict on a window within `horizon_ms` (the long window: its features
-        still hold the step) after a command to the device is explained by the command (the model
-        learned devices that change on their own, not on an operator's order): dropped;
-        deterministic detectors still stand, and the drift check judges the command."""
+        """A verdict of the model and the learned baselines alone on a window within `horizon_ms`
+        (the long window: its features still hold the step) after a command to the device is
+        explained by the command (both learned devices that change on their own, not on an
+        operator's order): dropped. The other detectors (physics, integrity, traffic) still stand,
+        and the drift check judges the command."""
         rows = np.flatnonzero(d.cls > 0)
         if not rows.size:
             return
@@ -204,7 +212,7 @@ class DesiredTracker:
         if not commanded.any():
             return
         rows = rows[commanded]
-        model_only = ~run_detectors(w.features[rows], self.detection).any(axis=1)
+        model_only = ~run_detectors(w.features[rows], self.detection)[:, UNEXPLAINED].any(axis=1)
         d.cls[rows[model_only]] = 0
 
     # ---- reports (the engine's on_batch hook)
@@ -221,7 +229,8 @@ class DesiredTracker:
         trusted = (batch.sig_state == SIG_OK) | (
             (batch.sig_state == SIG_MISSING) & (not engine.ctx.detection.require_signature))
         n = track(slots, batch.ts, batch.signals, trusted, a["istate"], c.tol, c.converge_ms,
-                  c.revert_n, a["desired"], a["desired_ts"], a["drift"], a["drift_off"], hits)
+                  c.revert_n, a["desired"], a["desired_ts"], a["drift"], a["drift_off"], a["base"],
+                  hits)
         for i, k, kind in hits[:n].tolist():
             s = int(slots[i])
             a["hit_ts"][s, k], a["hit_kind"][s, k] = batch.ts[i], kind

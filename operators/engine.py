@@ -101,7 +101,7 @@ class ShardEngine:
         slots = st.slots_for(batch.device_ids, batch.type_idx)
         for s, fw, ip in zip(slots.tolist(), batch.fws, batch.src_ips, strict=True):
             if fw is not None:
-                st.fws[s] = fw
+                st.set_firmware(s, fw)
             if ip is not None:
                 st.src_ips[s] = ip
         R.observe(st, slots, batch, ctx.intel.current, ctx.risk)
@@ -117,7 +117,7 @@ class ShardEngine:
             batch.conns, batch.auth_fail, batch.dst_port, batch.src_hash, batch.sig_state,
             batch.fw_unknown, batch.partition, batch.offset, batch.auth_ok,
             batch.dst_hash, batch.princ_hash, *st.kernel_state(), t.nominal_hz,
-            t.lo, t.hi, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
+            t.lo, t.hi, t.zfloor, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
             ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)
         st.part_wall[st.part_max > before] = ctx.now()
@@ -158,7 +158,7 @@ class ShardEngine:
         a = st.arrays
         rows = K.close_due(st.size, part_watermark, a["istate"], a["acc"], a["sacc"], a["ewma"],
                            a["ports"], a["ring"], a["ring_ws"], a["ring_ports"], a["base"],
-                           st.peer, st.peer_n, ctx.types.nominal_hz, ctx.types.lo, ctx.types.hi,
+                           st.peer, st.peer_n, ctx.types.nominal_hz, ctx.types.lo, ctx.types.hi, ctx.types.zfloor,
                            ctx.types.n_signals, ctx.pipeline.window_ms,
                            ctx.detection.warmup_windows, feats, meta)
         return self._judge(Windows(feats[:rows], meta[:rows]))

@@ -22,7 +22,9 @@ I_CLOSED_END, I_EARLY = 13, 14  # I_EARLY: bitmask of the early-fire conditions 
 # (128 bits), source addresses and login principals (64 bits each)
 I_PREV_SRC, I_LAST_NEWDST, I_BURST_TS, I_KDST0, I_KDST1, I_KSRC, I_KPRINC = 15, 16, 17, 18, 19, 20, 21
 I_PEND_LOGIN, I_PEND_TS = 22, 23  # a login from a new address, and when: judged by what follows
-N_ISTATE = 24
+# peer group: 1 + the peer row of the device's (type, firmware) group; 0 = none (firmware unknown)
+I_PEER = 24
+N_ISTATE = 25
 PEND_LOGIN_MS = 30_000  # a login address the device neither leaves nor keeps within this is dropped
 # window rows: slot, window start, window end, partition, first offset, last offset, final (0 = an
 # early row: the window so far, written the moment a deterministic detector's threshold is crossed)
@@ -50,7 +52,10 @@ B_COUNT, B_BOUT, B_BIN, B_CONNS, B_SIG0 = 0, 1, 2, 3, 4
 EWMA_ALPHA = 0.3
 OWN_ALPHA, PEER_ALPHA = 0.1, 0.02
 CLIP_SIGMAS = 4.0
-PEER_WARM = 10  # a type's peer baseline needs this many times more windows than one device's
+# Peer rows: 0..n_types-1 = every device of a type; further rows = one (type, firmware) group each
+# (TwinStore.set_firmware). A device is compared with its firmware group once that group is warm,
+# with its whole type until then; clean windows teach both.
+PEER_WARM = 10  # a peer baseline needs this many times more windows than one device's
 Z_CAP = 50.0  # beyond this a z-score says nothing more, and extremes only invite overfitting
 PORT_BITS = 128
 BASE_N_CAP = 100  # the baseline_windows feature saturates here (warmup_windows must not exceed it)
@@ -123,32 +128,31 @@ def _learn(stat: np.ndarray, x: float, n: int, alpha_min: float, floor: float, w
 
 
 @njit(nogil=True, cache=True)
-def _floors(t: int, lo: np.ndarray, hi: np.ndarray, b: int, mean: float, peer: np.ndarray) -> float:
+def _floors(t: int, zfl: np.ndarray, b: int, mean: float, peer: np.ndarray) -> float:
     if b == B_COUNT or b == B_CONNS:
         return 1.0 + 0.1 * abs(mean)
     if b == B_BOUT or b == B_BIN:
         return 50.0 + 0.1 * abs(mean)
-    k = b - B_SIG0
-    span = hi[t, k] - lo[t, k]
-    if math.isfinite(span):
-        return 0.05 * span
+    fl = zfl[t, b - B_SIG0]  # DeviceTypeTable.zfloor: a share of the physical range
+    if math.isfinite(fl):
+        return fl
     return UNBOUNDED_FLOOR * math.sqrt(max(peer[t, b, 1], 0.0)) + 1e-9 * (1.0 + abs(mean))
 
 
 @njit(nogil=True, cache=True)
 def close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws, ring_ports,
-                 base, peer, peer_n, nominal_hz, lo, hi, nsig, warm, out_feat, out_meta, r):
+                 base, peer, peer_n, nominal_hz, lo, hi, zfl, nsig, warm, out_feat, out_meta, r):
     """Write slot s's window [ws, ws+window_ms) as feature row r, learn baselines, reset it."""
     window_row(s, ws, ws + window_ms, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws,
-               ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm, out_feat, out_meta,
+               ring_ports, base, peer, peer_n, nominal_hz, lo, hi, zfl, nsig, warm, out_feat, out_meta,
                r, 1)
     _finish_window(s, ws, window_ms, istate, acc, sacc, ports, ring, ring_ws, ring_ports, base,
-                   peer, peer_n, lo, hi, nsig, warm)
+                   peer, peer_n, lo, hi, zfl, nsig, warm)
 
 
 @njit(nogil=True, cache=True)
 def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws, ring_ports,
-               base, peer, peer_n, nominal_hz, lo, hi, nsig, warm, out_feat, out_meta, r, final):
+               base, peer, peer_n, nominal_hz, lo, hi, zfl, nsig, warm, out_feat, out_meta, r, final):
     """Feature row r for slot s's window so far (rates always per full window); state untouched."""
     t = istate[s, I_TYPE]
     f = out_feat[r]
@@ -156,7 +160,8 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
     win_s = window_ms / 1000.0
     count = acc[s, A_COUNT]
     base_n = istate[s, I_BASE_N]
-    pn = peer_n[t]
+    g = peer_row(s, istate, peer_n, warm)
+    pn = peer_n[g]
     # long window = this window + ring entries within (ring length) windows before it
     rl = ring.shape[1]
     c60, bout60, auth60 = count, acc[s, A_BOUT], acc[s, A_AUTH]
@@ -179,8 +184,8 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
     zo = np.zeros(qs.shape[0])
     zp = np.zeros(qs.shape[0])
     for b in range(B_SIG0):
-        zo[b] = _z(qs[b], base[s, b, 0], base[s, b, 1], _floors(t, lo, hi, b, base[s, b, 0], peer), base_n, warm)
-        zp[b] = _z(qs[b], peer[t, b, 0], peer[t, b, 1], _floors(t, lo, hi, b, peer[t, b, 0], peer), pn, PEER_WARM * warm)
+        zo[b] = _z(qs[b], base[s, b, 0], base[s, b, 1], _floors(t, zfl, b, base[s, b, 0], peer), base_n, warm)
+        zp[b] = _z(qs[b], peer[g, b, 0], peer[g, b, 1], _floors(t, zfl, b, peer[g, b, 0], peer), pn, PEER_WARM * warm)
     f[F_COUNT_Z], f[F_COUNT_ZP] = zo[B_COUNT], zp[B_COUNT]
     f[F_BOUT] = math.log1p(acc[s, A_BOUT])
     f[F_BIN] = math.log1p(acc[s, A_BIN])
@@ -188,7 +193,7 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
     f[F_BOUT_Z], f[F_BOUT_ZP], f[F_BIN_Z] = zo[B_BOUT], zp[B_BOUT], zo[B_BIN]
     # bytes out per message against history (one clean window of its own, or a few of its type):
     # per message, so a flood of ordinary messages is not mistaken for a leak
-    ref = _bytes_per_msg_ref(s, t, base_n, base, peer, pn, warm)
+    ref = _bytes_per_msg_ref(s, g, base_n, base, peer, pn, warm)
     f[F_BOUT_RATIO] = acc[s, A_BOUT] / max(count, 1.0) / ref if ref > 0.0 else 1.0
     f[F_OUTIN] = math.log1p(acc[s, A_BOUT]) - math.log1p(acc[s, A_BIN])
     f[F_CONNS], f[F_CONNS_Z] = acc[s, A_CONNS], zo[B_CONNS]
@@ -211,9 +216,9 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
         mean = sacc[s, k, S_SUM] / n
         qs[b] = mean
         span_k = hi[t, k] - lo[t, k]
-        fl = _floors(t, lo, hi, b, 0.0, peer)
+        fl = _floors(t, zfl, b, 0.0, peer)
         zo[b] = _z(mean, base[s, b, 0], base[s, b, 1], fl, base_n, warm)
-        zp[b] = _z(mean, peer[t, b, 0], peer[t, b, 1], fl, pn, PEER_WARM * warm)
+        zp[b] = _z(mean, peer[g, b, 0], peer[g, b, 1], fl, pn, PEER_WARM * warm)
         bounded = math.isfinite(span_k)  # a replayed table's signals have no physical range
         if k < N_SIG_COLS:
             f[F_SIG_Z + k] = zo[b]
@@ -241,11 +246,11 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
 
 @njit(nogil=True, cache=True)
 def _finish_window(s, ws, window_ms, istate, acc, sacc, ports, ring, ring_ws, ring_ports, base,
-                   peer, peer_n, lo, hi, nsig, warm):
+                   peer, peer_n, lo, hi, zfl, nsig, warm):
     """Learn baselines from a clean closed window, push it into the ring, reset the slot."""
     t = istate[s, I_TYPE]
+    g = istate[s, I_PEER] - 1  # the firmware group, learning even while the type row is in use
     base_n = istate[s, I_BASE_N]
-    pn = peer_n[t]
     count = acc[s, A_COUNT]
     qs = np.empty(B_SIG0 + lo.shape[1])
     qs[B_COUNT], qs[B_BOUT], qs[B_BIN], qs[B_CONNS] = count, acc[s, A_BOUT], acc[s, A_BIN], acc[s, A_CONNS]
@@ -259,10 +264,14 @@ def _finish_window(s, ws, window_ms, istate, acc, sacc, ports, ring, ring_ws, ri
             if b >= B_SIG0 and (b - B_SIG0 >= nsig[t] or sacc[s, b - B_SIG0, S_N] == 0):
                 continue
             vol = b < B_SIG0
-            _learn(base[s, b], qs[b], base_n, OWN_ALPHA, _floors(t, lo, hi, b, base[s, b, 0], peer), warm, vol)
-            _learn(peer[t, b], qs[b], pn, PEER_ALPHA, _floors(t, lo, hi, b, peer[t, b, 0], peer), PEER_WARM * warm, vol)
+            _learn(base[s, b], qs[b], base_n, OWN_ALPHA, _floors(t, zfl, b, base[s, b, 0], peer), warm, vol)
+            _learn(peer[t, b], qs[b], peer_n[t], PEER_ALPHA, _floors(t, zfl, b, peer[t, b, 0], peer), PEER_WARM * warm, vol)
+            if g >= 0:
+                _learn(peer[g, b], qs[b], peer_n[g], PEER_ALPHA, _floors(t, zfl, b, peer[g, b, 0], peer), PEER_WARM * warm, vol)
         istate[s, I_BASE_N] += 1
         peer_n[t] += 1
+        if g >= 0:
+            peer_n[g] += 1
     # push into the long-window ring and reset the accumulators
     pos = istate[s, I_RING_POS]
     ring[s, pos, R_COUNT], ring[s, pos, R_BOUT] = count, acc[s, A_BOUT]
@@ -350,7 +359,7 @@ def _observe_signals(i, s, t, t_ms, sigv, sacc, last_sig, last_sig_ts, ewma, lo,
 def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst_port, src_hash,
                  sig_state, fw_unknown, partition, offset, auth_ok, dst_hash, princ_hash,
                  istate, acc, sacc, last_sig, last_sig_ts, ewma, ports, ring, ring_ws, ring_ports,
-                 base, peer, peer_n, nominal_hz, lo, hi, rmin, rmax, inv, nsig,
+                 base, peer, peer_n, nominal_hz, lo, hi, zfl, rmin, rmax, inv, nsig,
                  window_ms, warm, require_sig, lateness_ms, trig, part_max, out_feat, out_meta):
     """Fold a batch (arrival order) into the store; window rows go to out_*; returns row count.
 
@@ -377,7 +386,7 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         stale = ws + window_ms <= wm and (replay or t_ms < ws)
         if ws >= 0 and (t_ms >= ws + window_ms or ws + window_ms + lateness_ms <= wm or stale):
             close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws,
-                         ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
+                         ring_ports, base, peer, peer_n, nominal_hz, lo, hi, zfl, nsig, warm,
                          out_feat, out_meta, r)
             r += 1
             ws = -1
@@ -428,7 +437,8 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         _observe_identity(s, t_ms, src_hash[i], princ_hash[i], auth_ok[i], istate, a, warm)
         new_dst = _observe_destination(s, dst_hash[i], p, bytes_out[i], bytes_in[i], istate, a,
                                        base, warm)
-        ref = _bytes_per_msg_ref(s, t, istate[s, I_BASE_N], base, peer, peer_n[t], warm)
+        g = peer_row(s, istate, peer_n, warm)
+        ref = _bytes_per_msg_ref(s, g, istate[s, I_BASE_N], base, peer, peer_n[g], warm)
         if ref > 0.0 and bytes_out[i] >= trig[T_EXFIL] * ref:
             # a huge upload counts double when it also goes somewhere the device never went
             a[A_EXFIL] += 2.0 if new_dst else 1.0
@@ -448,7 +458,7 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
             # it ends now on the device's own clock (its latest authentic time), not at a replayed
             # message's old time, and not on other devices' clocks: ids stay order-independent
             window_row(s, ws, max(t_ms, ws, istate[s, I_LAST_TS]) + 1, window_ms, istate, acc, sacc, ewma, ports, ring,
-                       ring_ws, ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
+                       ring_ws, ring_ports, base, peer, peer_n, nominal_hz, lo, hi, zfl, nsig, warm,
                        out_feat, out_meta, r, 0)
             r += 1
     return r
@@ -479,7 +489,8 @@ def _crossed(s, t, istate, acc, ports, nominal_hz, window_ms, require_sig, base,
     if a[A_PORT_BURST] >= trig[T_PORT_BURST] or (
             ports[s, 0] != 0 and distinct_estimate(ports[s]) >= trig[T_PORTS]):
         m |= 64
-    ref = _bytes_per_msg_ref(s, t, istate[s, I_BASE_N], base, peer, peer_n[t], warm)
+    g = peer_row(s, istate, peer_n, warm)
+    ref = _bytes_per_msg_ref(s, g, istate[s, I_BASE_N], base, peer, peer_n[g], warm)
     if (ref > 0.0 and a[A_COUNT] >= 2 and a[A_BOUT] / a[A_COUNT] >= trig[T_EXFIL] * ref) or (
             a[A_EXFIL] >= 2):
         m |= 128
@@ -495,25 +506,35 @@ def _crossed(s, t, istate, acc, ports, nominal_hz, window_ms, require_sig, base,
 
 
 @njit(nogil=True, cache=True)
-def _bytes_per_msg_ref(s, t, base_n, base, peer, pn, warm):
-    """Usual bytes out per message: the device's own (one clean window) or its type's; 0 = unknown."""
+def peer_row(s, istate, peer_n, warm):
+    """The peer row slot s is compared with: its firmware group once warm, else its type."""
+    g = istate[s, I_PEER] - 1
+    if g >= 0 and peer_n[g] >= PEER_WARM * warm:
+        return g
+    return istate[s, I_TYPE]
+
+
+@njit(nogil=True, cache=True)
+def _bytes_per_msg_ref(s, g, base_n, base, peer, pn, warm):
+    """Usual bytes out per message: the device's own (one clean window) or its peers' (row g);
+    0 = unknown."""
     if base_n >= 1:
         return base[s, B_BOUT, 0] / max(base[s, B_COUNT, 0], 1.0)
     if pn >= warm:
-        return peer[t, B_BOUT, 0] / max(peer[t, B_COUNT, 0], 1.0)
+        return peer[g, B_BOUT, 0] / max(peer[g, B_COUNT, 0], 1.0)
     return 0.0
 
 
 @njit(nogil=True, cache=True)
 def close_due(n_slots, part_watermark, istate, acc, sacc, ewma, ports, ring, ring_ws, ring_ports,
-              base, peer, peer_n, nominal_hz, lo, hi, nsig, window_ms, warm, out_feat, out_meta):
+              base, peer, peer_n, nominal_hz, lo, hi, zfl, nsig, window_ms, warm, out_feat, out_meta):
     """Close every open window ending at or before its partition's entry in part_watermark."""
     r = 0
     for s in range(n_slots):
         ws = istate[s, I_WIN_START]
         if ws >= 0 and ws + window_ms <= part_watermark[istate[s, I_WIN_PART]]:
             close_window(s, ws, window_ms, istate, acc, sacc, ewma, ports, ring, ring_ws,
-                         ring_ports, base, peer, peer_n, nominal_hz, lo, hi, nsig, warm,
+                         ring_ports, base, peer, peer_n, nominal_hz, lo, hi, zfl, nsig, warm,
                          out_feat, out_meta, r)
             r += 1
     return r

@@ -45,6 +45,8 @@ class TwinStore:
     part_wall: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(8))
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     unresolved: list[Any] = field(default_factory=list)  # commands for devices not seen yet
+    # peer baselines: one row per type, then one per (type, firmware) group (kernels.I_PEER)
+    peer_groups: dict[tuple[int, str], int] = field(default_factory=dict)
     peer: np.ndarray = field(init=False)
     peer_n: I64 = field(init=False)
 
@@ -113,6 +115,19 @@ class TwinStore:
         self.size += 1
         return s
 
+    def set_firmware(self, s: int, fw: str) -> None:
+        """Slot s reports firmware `fw`: remember it and put s in its (type, firmware) peer group."""
+        if self.fws[s] == fw:
+            return
+        self.fws[s] = fw
+        key = (int(self.arrays["istate"][s, K.I_TYPE]), fw)
+        row = self.peer_groups.get(key)
+        if row is None:
+            row = self.peer_groups[key] = self.peer.shape[0]
+            self.peer = np.concatenate([self.peer, np.zeros((1, *self.peer.shape[1:]))])
+            self.peer_n = np.append(self.peer_n, 0)
+        self.arrays["istate"][s, K.I_PEER] = row + 1
+
     def ensure_partitions(self, highest: int) -> None:
         """Room in part_max/part_wall for partition ids up to `highest`."""
         if highest >= self.part_max.size:
@@ -144,6 +159,7 @@ class TwinStore:
         snap.last_threat_ids = list(self.last_threat_ids)
         snap.unresolved = list(self.unresolved)  # items are never mutated, only replaced
         snap.intel_hits = dict(self.intel_hits)
+        snap.peer_groups = dict(self.peer_groups)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()
         return snap
@@ -161,6 +177,10 @@ class TwinStore:
                 cut = tuple(slice(0, min(a, b)) for a, b in zip(old.shape, arr.shape, strict=True))
                 arr[cut] = old[cut]
                 self.arrays[name] = arr
+        fws, self.fws = self.fws, [None] * len(self.fws)
+        for s, fw in enumerate(fws):  # peer groups (older stores had none)
+            if fw is not None:
+                self.set_firmware(s, fw)
         return self
 
     def nbytes(self) -> int:

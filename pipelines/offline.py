@@ -1,7 +1,8 @@
-"""Drive the dataflow's own steps (decode -> shard engines) in-process over recorded chunks.
+"""Drive the dataflow's own steps (decode -> shard logics, user logics) in-process over recorded chunks.
 
 `train` uses it to compute features with exactly the kernels that serve, so train and serve cannot
-drift; it is the graph of pipelines/flow.py minus Bytewax, not a re-implementation.
+drift; it is the graph of pipelines/flow.py minus Bytewax (same decode, same ShardLogic and UserLogic,
+no wall-clock ticks: windows close by the data's watermark and at the end), not a re-implementation.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from operators.activity_sim import ActivitySimConfig, ActivitySimulator
 from operators.batches import OutMsg, RawBatch
-from operators.engine import ShardEngine, Windows
-from operators.fastdecode import decode_batch
+from operators.engine import Windows
+from operators.insider import UserLogic
 from operators.policy import Decisions
 from operators.simulator import FleetSimulator, SimConfig
+from operators.twin_operator import ShardLogic
 from operators.twin_store import TwinStore
-from pipelines.flow import Runtime
+from pipelines.flow import Runtime, _by_shard, _by_user, _decode
 from schemas.features import N_FEATURES
 
 
@@ -52,48 +55,68 @@ class OfflineRun:
     events_in: int
 
 
-def run_offline(chunks: Iterable[tuple[list[bytes], list[bytes]]], rt: Runtime,
-                topic: str = "offline") -> OfflineRun:
-    """Feed (keys, values) chunks, as one partition, through decode and per-shard engines."""
+Chunk = tuple[list[bytes], list[bytes]] | tuple[list[bytes], list[bytes], str]
+
+
+def run_offline(chunks: Iterable[Chunk], rt: Runtime, topic: str | None = None) -> OfflineRun:
+    """Feed (keys, values[, topic]) chunks through the flow's steps, one partition per topic
+    (telemetry by default; the activity topic's chunks go to the shard and user logics as in the flow)."""
     def raws() -> Iterable[RawBatch]:
-        offset = 0
-        for keys, values in chunks:
-            offsets = np.arange(offset, offset + len(values), dtype=np.int64)
-            offset += len(values)
-            yield RawBatch(topic, 0, offsets, list(keys), list(values))
+        offsets: dict[str, int] = {}
+        for keys, values, *rest in chunks:
+            t = rest[0] if rest else (topic or rt.cfg.topics.telemetry)
+            first = offsets.get(t, 0)
+            offsets[t] = first + len(values)
+            yield RawBatch(t, 0, np.arange(first, first + len(values), dtype=np.int64), list(keys),
+                           list(values))
     return run_batches(raws(), rt)
 
 
 def run_batches(raws: Iterable[RawBatch], rt: Runtime) -> OfflineRun:
-    """Feed raw batches (any partitions, in the given order) through the flow's steps; flush."""
+    """Feed raw batches (any topics and partitions, in the given order) through the flow's steps."""
     log = WindowLog()
-    engines: dict[int, ShardEngine] = {}
+    shards: dict[str, ShardLogic] = {}
+    users: dict[str, UserLogic] = {}
+    n, a = rt.cfg.pipeline.shards, rt.cfg.activity
     outputs: list[OutMsg] = []
     events = 0
     for raw in raws:
         events += len(raw)
-        decoded = decode_batch(raw, rt.types, rt.keys, rt.decode)
+        decoded = _decode(rt, raw)
         outputs += decoded.errs
-        for shard, part in decoded.oks.split_by_shard():
-            eng = engines.get(shard)
-            if eng is None:
-                eng = engines[shard] = ShardEngine.fresh(rt.engine)
-                eng.on_windows.append(log)
-            outputs += eng.process(part)
-    for eng in engines.values():
-        outputs += eng.flush()
+        for key, item in _by_shard(n, decoded):
+            logic = shards.get(key)
+            if logic is None:
+                logic = shards[key] = ShardLogic(rt.engine, None, rt.control, a.command_grace_ms)
+                logic.engine.on_windows.append(log)
+            outputs += logic.on_batch([item])[0]
+        for key, acts in _by_user(n, decoded):
+            if key not in users:
+                users[key] = UserLogic(a, rt.cfg.response.dry_run, None)
+            outputs += users[key].on_batch([acts])[0]
+    for each in (*shards.values(), *users.values()):
+        outputs += each.on_eof()[0]
     return OfflineRun(outputs, log, events)
 
 
-def run_fleet(rt: Runtime, sim: SimConfig, desc: str) -> tuple[OfflineRun, FleetSimulator]:
-    """A simulated fleet through the offline flow, with a progress bar; the run and the fleet."""
+def run_fleet(rt: Runtime, sim: SimConfig, desc: str, operators: ActivitySimConfig | None = None
+              ) -> tuple[OfflineRun, FleetSimulator]:
+    """A simulated fleet (with operators on the activity topic, if given) through the offline flow,
+    with a progress bar; the run and the fleet (whose labels include the operators' scenarios)."""
     fleet = FleetSimulator(sim, rt.types, rt.keys)
-    bar = tqdm(total=fleet.expected_events(), desc=desc, unit="ev", unit_scale=True, leave=False)
+    ops = ActivitySimulator(fleet, operators) if operators is not None else None
+    total = fleet.expected_events() + (len(ops.rows) if ops else 0)
+    bar = tqdm(total=total, desc=desc, unit="ev", unit_scale=True, leave=False)
 
-    def chunks() -> Iterator[tuple[list[bytes], list[bytes]]]:
-        for b in fleet.batches():
-            bar.update(len(b.values))
-            yield b.keys, b.values
+    def chunks() -> Iterator[Chunk]:
+        if ops is None:
+            for b in fleet.batches():
+                bar.update(len(b.values))
+                yield b.keys, b.values
+            return
+        for role, keys, values, _ts in ops.interleave(fleet.batches()):
+            bar.update(len(values))
+            yield (keys, values, rt.cfg.topics.activity) if role == "activity" else (keys, values)
 
     run = run_offline(chunks(), rt)
     bar.close()

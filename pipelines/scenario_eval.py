@@ -5,8 +5,11 @@ detectors, model), on seeds the shipped model was not trained on.
     twinguard evaluate --scenarios [--seeds 11 12 13] [--devices 1000] [--duration 120] [--out F]
     python -m pipelines.scenario_eval ... --benign-devices 2000 --benign-duration 1800
 
-Attack fleets give macro-F1 and time to detect; a separate attack-free fleet gives the false-alarm
-rate (a rate below 1 per 1,000 device-hours needs ~1,000 device-hours of normal traffic to show).
+Every fleet has operators on the activity topic (operators/activity_sim.py: shifts, set-point
+commands the devices follow, benign look-alikes). Attack fleets carry every telemetry class plus the
+insider and drift scenarios and give macro-F1 and time to detect; a separate attack-free fleet, its
+operators included, gives the false-alarm rate (a rate below 1 per 1,000 device-hours needs ~1,000
+device-hours of normal traffic to show).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from operators.activity_sim import ActivitySimConfig
 from operators.simulator import ATTACK_CLASSES, SimConfig
 from pipelines.config import Config, load_config
 from pipelines.evaluate import Evaluation, evaluate
@@ -28,9 +32,10 @@ from schemas.features import NORMAL
 WITHIN_MS = 2_000
 
 
-def evaluate_fleet(cfg: Config, sim: SimConfig, desc: str) -> tuple[Evaluation, float]:
+def evaluate_fleet(cfg: Config, sim: SimConfig, ops: ActivitySimConfig, desc: str
+                   ) -> tuple[Evaluation, float]:
     """Evaluation of one simulated fleet through the offline flow; also its device-hours."""
-    run, fleet = run_fleet(Runtime.from_config(cfg), sim, desc)
+    run, fleet = run_fleet(Runtime.from_config(cfg), sim, desc, ops)
     threats = [msgspec.json.decode(m.value) for m in run.outputs if m.role == "threats"]
     ev = evaluate(threats, fleet.labels, {d for d, _ in fleet.devices})
     return ev, sim.devices * sim.duration_s / 3600.0
@@ -79,7 +84,7 @@ def measure(cfg: Config, seeds: list[int], devices: int, duration: float, benign
     for seed in seeds:
         sim = SimConfig(devices=devices, duration_s=duration, seed=seed, attacks=ATTACK_CLASSES,
                         start_ms=1_600_000_000_000 + seed * 10**7)
-        ev, _ = evaluate_fleet(cfg, sim, f"attacks seed {seed}")
+        ev, _ = evaluate_fleet(cfg, sim, ActivitySimConfig(), f"attacks seed {seed}")
         pairs += outcome_pairs(ev)
         attacked = {a.label.device_id for a in ev.attacks}
         fleet_fa += sum(str(t["device_id"]) not in attacked for t in ev.false_alarms)
@@ -96,7 +101,8 @@ def measure(cfg: Config, seeds: list[int], devices: int, duration: float, benign
     benign_seed = max(seeds) + 1000
     sim = SimConfig(devices=benign_devices, duration_s=benign_duration, seed=benign_seed,
                     attack_fraction=0.0, start_ms=1_600_000_000_000)
-    ev, hours = evaluate_fleet(cfg, sim, f"normal fleet seed {benign_seed}")
+    ev, hours = evaluate_fleet(cfg, sim, ActivitySimConfig(insider=0, drift=0),
+                               f"normal fleet seed {benign_seed}")
     all_fa, all_hours = len(ev.false_alarms) + fleet_fa, hours + fleet_hours
     return {
         "seeds": seeds, "devices": devices, "duration_s": duration,

@@ -1,7 +1,10 @@
 """`twinguard train`: build the XGBoost attack classifier from simulated fleets through the serving kernels.
 
 Windows are labelled from the simulator's attack intervals; windows that only graze an attack are left
-out rather than mislabelled. A separate seed is held out for the metrics recorded in the metadata.
+out rather than mislabelled. The fleets have operators commanding their devices (set-point changes are
+normal behaviour the model must see); windows of the activity-only classes (insider, drift: judged by
+rules on the activity topic, not from telemetry windows) are left out too. A separate seed is held out
+for the metrics recorded in the metadata.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from operators.activity_sim import ActivitySimConfig
 from operators.labels import AttackLabel
 from operators.scoring import META_FILE, MODEL_FILE, Scorer, sha256_file
 from operators.simulator import SimConfig
@@ -27,6 +31,7 @@ from schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, THREAT_CLASSES
 
 log = logging.getLogger(__name__)
 MIN_OVERLAP = 0.3  # share of a window an attack must cover for the window to carry its label
+RULE_ONLY = ("insider", "drift")  # no window class: their windows are left out
 
 
 @dataclass(frozen=True)
@@ -39,11 +44,13 @@ class TrainConfig:
     rounds: int = 60
     max_depth: int = 5
     nthread: int = 2
+    operators: bool = True  # fleets with operators on the activity topic
 
 
-def simulate_windows(cfg: Config, sim: SimConfig, desc: str) -> tuple[WindowLog, list[AttackLabel]]:
+def simulate_windows(cfg: Config, sim: SimConfig, desc: str, ops: ActivitySimConfig | None = None
+                     ) -> tuple[WindowLog, list[AttackLabel]]:
     """Closed-window features of one simulated fleet, computed by the serving engine."""
-    run, fleet = run_fleet(Runtime.from_config(cfg, scorer=Scorer.rules_only()), sim, desc)
+    run, fleet = run_fleet(Runtime.from_config(cfg, scorer=Scorer.rules_only()), sim, desc, ops)
     return run.windows, fleet.labels
 
 
@@ -58,7 +65,8 @@ def window_labels(w: WindowLog, labels: list[AttackLabel]) -> npt.NDArray[np.int
         for lab in by_device.get(d, ()):
             overlap = min(we, lab.end + 1) - max(ws, lab.start)
             if overlap > 0:
-                out[i] = index[lab.threat] if overlap >= MIN_OVERLAP * (we - ws) else -1
+                whole = overlap >= MIN_OVERLAP * (we - ws) and lab.threat not in RULE_ONLY
+                out[i] = index[lab.threat] if whole else -1
     return out
 
 
@@ -67,7 +75,8 @@ def dataset(cfg: Config, tc: TrainConfig, seeds: tuple[int, ...]) -> tuple[np.nd
     for seed in seeds:
         sim = SimConfig(devices=tc.devices, duration_s=tc.duration_s, seed=seed,
                         attack_fraction=tc.attack_fraction, start_ms=1_700_000_000_000 + seed * 10**7)
-        w, labels = simulate_windows(cfg, sim, f"simulate seed {seed}")
+        ops = ActivitySimConfig() if tc.operators else None
+        w, labels = simulate_windows(cfg, sim, f"simulate seed {seed}", ops)
         y = window_labels(w, labels)
         keep = y >= 0
         xs.append(w.matrix()[keep])
@@ -98,7 +107,8 @@ def train(cfg: Config, tc: TrainConfig, out_dir: Path) -> dict[str, Any]:
         "classes": list(THREAT_CLASSES), "feature_names": list(FEATURE_NAMES),
         "feature_schema": FEATURE_SCHEMA, "sha256": sha256_file(model_path),
         "params": params, "rounds": tc.rounds,
-        "data": {"source": "simulator", "seeds": list(tc.seeds), "devices": tc.devices,
+        "data": {"source": "simulator", "operators": tc.operators, "seeds": list(tc.seeds),
+                 "devices": tc.devices,
                  "duration_s": tc.duration_s, "windows": int(len(y)),
                  "class_counts": dict(zip(THREAT_CLASSES, counts.tolist(), strict=True)),
                  "sha256": hashlib.sha256(x.tobytes()).hexdigest()},

@@ -18,6 +18,10 @@ import numpy.typing as npt
 MAX_SIGNALS = 4  # per device-type file (and per-signal feature columns); tables may be wider
 INVARIANT_KINDS = {"ratio_between": 1, "implies_zero": 2}
 MAX_INVARIANTS = 2
+# floor of a signal's learned sigma as a share of its physical range: a level's window mean may not
+# claim more precision than 5 % of its range; a state signal's mean is a duty cycle that any
+# ordinary switching moves across its whole range, so its deviations never count as sigmas
+LEVEL_FLOOR, STATE_FLOOR = 0.05, 1.0
 
 
 class DeviceTypeError(ValueError):
@@ -32,6 +36,7 @@ class Signal:
     max: float
     roc_min: float
     roc_max: float
+    state: bool = False  # a discrete state (a relay, a valve open/closed), not a measured level
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class DeviceTypeTable:
     hi: npt.NDArray[np.float64]
     roc_min: npt.NDArray[np.float64]
     roc_max: npt.NDArray[np.float64]
+    zfloor: npt.NDArray[np.float64]  # [T, K] floor of a signal's baseline sigma (NaN = unbounded)
     inv: npt.NDArray[np.float64]  # [T, J, 7]: kind, a, b, c, lo, hi, tol/min_denominator
 
     def __len__(self) -> int:
@@ -89,8 +95,10 @@ class DeviceTypeTable:
 
 def _signal(d: dict[str, Any], where: str) -> Signal:
     try:
-        s = Signal(str(d["name"]), str(d.get("unit", "")), float(d["min"]), float(d["max"]),
-                   float(d.get("roc_min", -1e18)), float(d.get("roc_max", 1e18)))
+        unit = str(d.get("unit", ""))
+        s = Signal(str(d["name"]), unit, float(d["min"]), float(d["max"]),
+                   float(d.get("roc_min", -1e18)), float(d.get("roc_max", 1e18)),
+                   bool(d.get("state", unit == "bool")))
     except KeyError as e:
         raise DeviceTypeError(f"{where}: signal is missing key {e}") from None
     if not s.min < s.max:
@@ -142,10 +150,12 @@ def build_table(types: list[DeviceType]) -> DeviceTypeTable:
     t, k = len(types), max([MAX_SIGNALS, *(len(dt.signals) for dt in types)])
     lo, hi = np.full((t, k), np.nan), np.full((t, k), np.nan)
     rmin, rmax = np.full((t, k), np.nan), np.full((t, k), np.nan)
+    zfloor = np.full((t, k), np.nan)
     inv = np.zeros((t, MAX_INVARIANTS, 7))
     for i, dt in enumerate(types):
         for j, s in enumerate(dt.signals):
             lo[i, j], hi[i, j], rmin[i, j], rmax[i, j] = s.min, s.max, s.roc_min, s.roc_max
+            zfloor[i, j] = (s.max - s.min) * (STATE_FLOOR if s.state else LEVEL_FLOOR)
         idx = dt.signal_index()
         for j, v in enumerate(dt.invariants):
             c = idx[v.c] if v.c else -1
@@ -158,5 +168,5 @@ def build_table(types: list[DeviceType]) -> DeviceTypeTable:
         firmware=tuple(frozenset(dt.firmware) for dt in types),
         n_signals=np.array([len(dt.signals) for dt in types], dtype=np.int64),
         nominal_hz=np.array([dt.report_hz for dt in types], dtype=np.float64),
-        lo=lo, hi=hi, roc_min=rmin, roc_max=rmax, inv=inv,
+        lo=lo, hi=hi, roc_min=rmin, roc_max=rmax, zfloor=zfloor, inv=inv,
     )

@@ -105,7 +105,7 @@ def test_wide_type_aggregates_cover_every_signal() -> None:
     r = K.update_batch(slots, ts, np.arange(n, dtype=np.int64), sig, z, z, z, z,
                        np.full(n, -1, dtype=np.int64), iz, iz, iz, iz, iz, z, iz, iz,
                        *store.kernel_state(),
-                       types.nominal_hz, types.lo, types.hi, types.roc_min, types.roc_max,
+                       types.nominal_hz, types.lo, types.hi, types.zfloor, types.roc_min, types.roc_max,
                        types.inv, types.n_signals, 1000, 3, 0, 0,
                        np.array([2, 8, 20, 5.0, 8.0, 1, 2, 2, 30_000, 1, 1, 5.0]), part_max,
                        feats, meta)
@@ -115,3 +115,30 @@ def test_wide_type_aggregates_cover_every_signal() -> None:
     assert max(abs(v) for v in per_signal) < 5.0
     assert last[FI["sig_min_margin"]] == 1.0  # no physical range: no margin to report
     assert np.isfinite(feats[:r]).all()
+
+
+def test_a_relay_switching_is_not_a_deviation_but_a_level_leaving_its_baseline_is() -> None:
+    """heating (unit bool: a state signal) switches on after a minute off; temperature_c jumps."""
+    from operators.engine import Windows
+    from operators.policy import Decisions
+    from tests.unit.test_identity_detectors import TYPES, batch, engine, warm_stream
+
+    k = TYPES.signal_index[TYPES.index["thermostat"]]
+    assert TYPES.zfloor[TYPES.index["thermostat"], k["heating"]] == 1.0  # the whole range
+    assert TYPES.zfloor[TYPES.index["thermostat"], k["temperature_c"]] == 0.05 * 80
+
+    def last_window_z(signal: str, value: float) -> float:
+        eng, rows = engine(), []
+
+        def log(_st: TwinStore, w: Windows, _d: Decisions) -> None:
+            rows.extend(w.features[w.meta[:, 6] == 1, FI["sig_max_abs_z_own"]].tolist())
+
+        eng.on_windows.append(log)
+        b = batch(warm_stream(80))
+        b.signals[70:, k[signal]] = value
+        eng.process(b)
+        eng.flush()
+        return float(rows[-1])
+
+    assert last_window_z("heating", 1.0) <= 1.0  # on for a whole window: one range, one sigma
+    assert last_window_z("temperature_c", 45.0) > 5.0

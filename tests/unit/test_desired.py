@@ -12,6 +12,7 @@ from operators.activity import ActivityBatch
 from operators.batches import OutMsg, RawBatch
 from operators.decode import decode_batch
 from operators.desired import ControlTable, DesiredTracker
+from operators.detectors import run_detectors
 from operators.engine import ShardEngine
 from operators.scoring import Scorer
 from pipelines.config import load_config
@@ -177,12 +178,33 @@ def test_a_model_only_verdict_in_a_window_with_a_command_is_explained_by_it() ->
     sh = Shard()
     sh.report(0, 20.0)
     sh.command(25, {"setpoint_c": 22.0})
-    feats = np.zeros((3, N_FEATURES))
+    feats = np.zeros((4, N_FEATURES))
     feats[2, FEATURE_INDEX["range_viol_frac"]] = 0.5  # the physics detector fired on this one
+    # ... the learned baselines on this one: the command explains that too
+    feats[3, [FEATURE_INDEX["sig_max_abs_z_own"], FEATURE_INDEX["sig_max_abs_z_peer"]]] = 12.0
+    feats[3, FEATURE_INDEX["baseline_windows"]] = 50
     meta = np.array([[0, 20_000, 30_000, 0, 0, 0, 1], [0, 100_000, 110_000, 0, 0, 0, 1],
-                     [0, 20_000, 30_000, 0, 0, 0, 1]], dtype=np.int64)
+                     [0, 20_000, 30_000, 0, 0, 0, 1], [0, 20_000, 30_000, 0, 0, 0, 1]],
+                    dtype=np.int64)
     meta[:, 1:3] += T0
     fdi = CLASS_INDEX["false_data_injection"]
-    d = Decisions(np.array([fdi, fdi, fdi]), np.array([0.9, 0.9, 0.95]))
+    d = Decisions(np.array([fdi] * 4), np.array([0.9, 0.9, 0.95, 0.9]))
+    assert run_detectors(feats, RT.engine.detection)[3].any()
     sh.tracker.explain(sh.engine.store, Windows(feats, meta), d)
-    assert d.cls.tolist() == [0, fdi, fdi]  # commanded + model only; later window; a detector
+    assert d.cls.tolist() == [0, fdi, fdi, 0]  # commanded; later window; physics; baselines
+
+
+def test_reaching_a_set_point_moves_the_signals_own_baseline_there() -> None:
+    from operators import kernels as K
+
+    sh = Shard()
+    for t in range(0, 60):
+        sh.report(t, 20.0)
+    k = RT.types.signal_index[RT.types.index["thermostat"]]["setpoint_c"]
+    base = sh.engine.store.arrays["base"]
+    assert base[0, K.B_SIG0 + k, 0] == 20.0
+    sh.command(60, {"setpoint_c": 23.5})
+    sh.report(61, 21.0)  # on its way: the baseline stays
+    assert base[0, K.B_SIG0 + k, 0] == 20.0
+    sh.report(62, 23.5)
+    assert base[0, K.B_SIG0 + k, 0] == 23.5

@@ -83,14 +83,14 @@ def run_kernels(events: list[Ev], chunk: int,
                            b.auth_fail, b.dst_port, b.src_hash, b.sig_state, b.fw_unknown,
                            b.partition, b.offset, b.auth_ok, np.zeros(len(b), dtype=np.int64),
                            np.zeros(len(b), dtype=np.int64), *store.kernel_state(), t.nominal_hz, t.lo, t.hi,
-                           t.roc_min, t.roc_max, t.inv, t.n_signals, W, 3, 1, LATENESS,
+                           t.zfloor, t.roc_min, t.roc_max, t.inv, t.n_signals, W, 3, 1, LATENESS,
                            TRIGGERS, part_max, feats, meta)
         collect(feats, meta, r)
     a = store.arrays
     feats, meta = np.empty((store.size, N_FEATURES)), np.empty((store.size, K.N_META), dtype=np.int64)
     r = K.close_due(store.size, np.full(4, 2**62), a["istate"], a["acc"], a["sacc"], a["ewma"], a["ports"],
                     a["ring"], a["ring_ws"], a["ring_ports"], a["base"], store.peer, store.peer_n,
-                    t.nominal_hz, t.lo, t.hi, t.n_signals, W, 3, feats, meta)
+                    t.nominal_hz, t.lo, t.hi, t.zfloor, t.n_signals, W, 3, feats, meta)
     collect(feats, meta, r)
     return rows
 
