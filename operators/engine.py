@@ -101,7 +101,7 @@ class ShardEngine:
         slots = st.slots_for(batch.device_ids, batch.type_idx)
         for s, fw, ip in zip(slots.tolist(), batch.fws, batch.src_ips, strict=True):
             if fw is not None:
-                st.set_firmware(s, fw)
+                st.set_firmware(s, fw, ctx.types.firmware)
             if ip is not None:
                 st.src_ips[s] = ip
         R.observe(st, slots, batch, ctx.intel.current, ctx.risk)
@@ -156,10 +156,11 @@ class ShardEngine:
         feats = np.empty((st.size, N_FEATURES))
         meta = np.empty((st.size, K.N_META), dtype=np.int64)
         a = st.arrays
+        t = ctx.types
         rows = K.close_due(st.size, part_watermark, a["istate"], a["acc"], a["sacc"], a["ewma"],
                            a["ports"], a["ring"], a["ring_ws"], a["ring_ports"], a["base"],
-                           st.peer, st.peer_n, ctx.types.nominal_hz, ctx.types.lo, ctx.types.hi, ctx.types.zfloor,
-                           ctx.types.n_signals, ctx.pipeline.window_ms,
+                           st.peer, st.peer_n, t.nominal_hz, t.lo, t.hi, t.zfloor,
+                           t.n_signals, ctx.pipeline.window_ms,
                            ctx.detection.warmup_windows, feats, meta)
         return self._judge(Windows(feats[:rows], meta[:rows]))
 

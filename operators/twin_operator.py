@@ -29,7 +29,7 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
             self.engine = ShardEngine.fresh(ctx)
         else:  # idle time is measured from now: downtime must not push the watermark forward
             resume.part_wall[:] = ctx.now()
-            self.engine = ShardEngine(ctx, resume.upgrade())
+            self.engine = ShardEngine(ctx, resume.upgrade(ctx.types.firmware))
         self.desired = DesiredTracker(ctx.types, control or ControlTable.from_types(ctx.types),
                                       command_grace_ms, ctx.detection,
                                       ctx.pipeline.window_ms * ctx.pipeline.long_windows)

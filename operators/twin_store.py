@@ -21,6 +21,7 @@ from schemas.device_types import MAX_SIGNALS
 from schemas.features import THREAT_CLASSES
 
 I64 = npt.NDArray[np.int64]
+MAX_PEER_GROUPS = 256  # (type, firmware) groups per shard; devices beyond share their type's row
 
 
 @dataclass
@@ -115,15 +116,20 @@ class TwinStore:
         self.size += 1
         return s
 
-    def set_firmware(self, s: int, fw: str) -> None:
-        """Slot s reports firmware `fw`: remember it and put s in its (type, firmware) peer group."""
+    def set_firmware(self, s: int, fw: str, allowlists: tuple[frozenset[str], ...] = ()) -> None:
+        """Slot s reports firmware `fw`: remember it and put s in its (type, firmware) peer group.
+        Firmware off the type's allowlist forms no group (a forger must not mint peer groups)."""
         if self.fws[s] == fw:
             return
         self.fws[s] = fw
-        key = (int(self.arrays["istate"][s, K.I_TYPE]), fw)
-        row = self.peer_groups.get(key)
+        t = int(self.arrays["istate"][s, K.I_TYPE])
+        row = self.peer_groups.get((t, fw))
         if row is None:
-            row = self.peer_groups[key] = self.peer.shape[0]
+            allowed = allowlists[t] if t < len(allowlists) else frozenset()
+            if (allowed and fw not in allowed) or len(self.peer_groups) >= MAX_PEER_GROUPS:
+                self.arrays["istate"][s, K.I_PEER] = 0  # compared with its whole type
+                return
+            row = self.peer_groups[(t, fw)] = self.peer.shape[0]
             self.peer = np.concatenate([self.peer, np.zeros((1, *self.peer.shape[1:]))])
             self.peer_n = np.append(self.peer_n, 0)
         self.arrays["istate"][s, K.I_PEER] = row + 1
@@ -164,7 +170,7 @@ class TwinStore:
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()
         return snap
 
-    def upgrade(self) -> TwinStore:
+    def upgrade(self, allowlists: tuple[frozenset[str], ...] = ()) -> TwinStore:
         """A store restored from a snapshot of an older version gains the arrays and fields added
         since, at their initial values (so a recovery store survives an upgrade)."""
         for f in dataclasses.fields(self):
@@ -180,7 +186,7 @@ class TwinStore:
         fws, self.fws = self.fws, [None] * len(self.fws)
         for s, fw in enumerate(fws):  # peer groups (older stores had none)
             if fw is not None:
-                self.set_firmware(s, fw)
+                self.set_firmware(s, fw, allowlists)
         return self
 
     def nbytes(self) -> int:

@@ -94,8 +94,10 @@ def run_batches(raws: Iterable[RawBatch], rt: Runtime) -> OfflineRun:
             if key not in users:
                 users[key] = UserLogic(a, rt.cfg.response.dry_run, None)
             outputs += users[key].on_batch([acts])[0]
-    for each in (*shards.values(), *users.values()):
-        outputs += each.on_eof()[0]
+    for logic in shards.values():
+        outputs += logic.on_eof()[0]
+    for user in users.values():
+        outputs += user.on_eof()[0]
     return OfflineRun(outputs, log, events)
 
 

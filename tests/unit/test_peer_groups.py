@@ -13,24 +13,24 @@ from operators.engine import ShardEngine, Windows
 from operators.policy import Decisions
 from operators.twin_store import TwinStore
 from schemas.features import FEATURE_INDEX
-from tests.unit.test_identity_detectors import T0, Msg, batch, engine
+from tests.unit.test_identity_detectors import T0, TYPES, Msg, batch, engine
 
 BOUT_Z_PEER = FEATURE_INDEX["bytes_out_z_peer"]
 
 
 def fleet(seconds: int, firmware: bool) -> list[tuple[Msg, str]]:
-    """20 thermostats on firmware 1.0 (220 B per message) and 20 on 2.0 (660 B), 1 Hz."""
+    """20 thermostats on firmware 4.2.0 (220 B per message) and 20 on 4.3.0 (660 B), 1 Hz."""
     out = []
     for k in range(seconds):
         for d in range(40):
-            fw = "1.0" if d < 20 else "2.0"
+            fw = "4.2.0" if d < 20 else "4.3.0"
             m = Msg(T0 + 1000 * k + d, k, device=f"thermostat-{d:06d}", bout=220.0 if d < 20 else 660.0)
             out.append((m, fw if firmware else ""))
     return out
 
 
 def peer_z_of_newcomer(firmware: bool) -> float:
-    """bytes_out_z_peer of the first whole window of a new 1.0 device that sends 2.0-sized messages."""
+    """bytes_out_z_peer of the first whole window of a new 4.2.0 device that sends 4.3.0-sized messages."""
     eng = engine()
     rows: list[float] = []
 
@@ -41,7 +41,7 @@ def peer_z_of_newcomer(firmware: bool) -> float:
 
     eng.on_windows.append(log)
     msgs = fleet(90, firmware)
-    msgs += [(Msg(T0 + 1000 * k + 50, k, device="newcomer", bout=660.0), "1.0" if firmware else "")
+    msgs += [(Msg(T0 + 1000 * k + 50, k, device="newcomer", bout=660.0), "4.2.0" if firmware else "")
              for k in range(90, 120)]
     feed(eng, msgs)
     eng.flush()
@@ -58,7 +58,7 @@ def feed(eng: ShardEngine, msgs: list[tuple[Msg, str]]) -> None:
 def test_a_device_off_its_firmware_group_stands_out_where_its_type_hides_it() -> None:
     # the type mixes both firmware populations: 660 B per message is ordinary for a thermostat
     assert abs(peer_z_of_newcomer(firmware=False)) < 3
-    # ... but not for one on firmware 1.0
+    # ... but not for one on firmware 4.2.0
     assert peer_z_of_newcomer(firmware=True) > 10
 
 
@@ -67,13 +67,13 @@ def test_groups_are_per_type_and_firmware_and_survive_a_snapshot() -> None:
     feed(eng, fleet(40, firmware=True))
     st = eng.store
     assert len(st.peer_groups) == 2
-    rows = {fw: st.peer_groups[(int(st.arrays["istate"][0, K.I_TYPE]), fw)] for fw in ("1.0", "2.0")}
+    rows = {fw: st.peer_groups[(int(st.arrays["istate"][0, K.I_TYPE]), fw)] for fw in ("4.2.0", "4.3.0")}
     assert min(rows.values()) >= st.n_types  # after the type rows
-    assert st.arrays["istate"][0, K.I_PEER] == rows["1.0"] + 1
-    assert st.arrays["istate"][st.index["thermostat-000025"], K.I_PEER] == rows["2.0"] + 1
+    assert st.arrays["istate"][0, K.I_PEER] == rows["4.2.0"] + 1
+    assert st.arrays["istate"][st.index["thermostat-000025"], K.I_PEER] == rows["4.3.0"] + 1
     # clean windows teach the type row and the group row alike
     t = int(st.arrays["istate"][0, K.I_TYPE])
-    assert st.peer_n[rows["1.0"]] + st.peer_n[rows["2.0"]] == st.peer_n[t] > 0
+    assert st.peer_n[rows["4.2.0"]] + st.peer_n[rows["4.3.0"]] == st.peer_n[t] > 0
     restored = pickle.loads(pickle.dumps(st.snapshot())).upgrade()
     assert restored.peer_groups == st.peer_groups
     np.testing.assert_array_equal(restored.arrays["istate"][: st.size, K.I_PEER],
@@ -86,8 +86,8 @@ def test_a_firmware_update_moves_the_device_to_its_new_group() -> None:
     st = eng.store
     s = st.index["thermostat-000000"]
     before = int(st.arrays["istate"][s, K.I_PEER])
-    feed(eng, [(Msg(T0 + 30_000, 30, device="thermostat-000000"), "2.0")])
-    assert st.fws[s] == "2.0"
+    feed(eng, [(Msg(T0 + 30_000, 30, device="thermostat-000000"), "4.3.0")])
+    assert st.fws[s] == "4.3.0"
     assert st.arrays["istate"][s, K.I_PEER] == st.arrays["istate"][st.index["thermostat-000030"], K.I_PEER]
     assert st.arrays["istate"][s, K.I_PEER] != before
 
@@ -99,6 +99,15 @@ def test_an_old_store_without_groups_joins_them_on_upgrade() -> None:
     old.arrays["istate"] = old.arrays["istate"][:, : K.I_PEER]  # as stored before the column
     old.peer, old.peer_n = old.peer[: old.n_types], old.peer_n[: old.n_types]
     del old.peer_groups
-    restored = pickle.loads(pickle.dumps(old)).upgrade()
+    restored = pickle.loads(pickle.dumps(old)).upgrade(TYPES.firmware)
     assert len(restored.peer_groups) == 2
     assert (restored.arrays["istate"][: restored.size, K.I_PEER] > 0).all()
+
+
+def test_firmware_off_the_allowlist_forms_no_group() -> None:
+    eng = engine()
+    feed(eng, [(Msg(T0 + k, k, device=f"thermostat-{k:06d}"), f"6.6.{k}") for k in range(50)])
+    st = eng.store
+    assert st.peer_groups == {} and st.peer.shape[0] == st.n_types
+    assert not st.arrays["istate"][: st.size, K.I_PEER].any()
+    assert st.fws[7] == "6.6.7"  # still what the twin reports
