@@ -11,7 +11,10 @@ flushes synchronously per batch).
 Latency: a fresh fleet sized to half the measured sustained rate is produced paced to event time
 (like `twinguard simulate --realtime`) while the dataflow runs; per attack, latency = broker append
 time of the first right-class threat matching the attack (threats topic uses LogAppendTime) - event
-time of the attack's first message (its label start).
+time of the attack's first message (its label start). Split into stages: the detector's evidence
+wait (window end - start, event time), the engine behind event time (the threat's `detected_at` -
+window end) and the sink (append - `detected_at`); per class; per attack rows in
+logs/e2e-latency-attacks.jsonl.
 """
 
 from __future__ import annotations
@@ -161,31 +164,76 @@ def _matches(t: dict[str, Any], lab: AttackLabel) -> tuple[bool, bool]:
     return res.detected, res.right_class
 
 
-def latencies(found: list[tuple[dict[str, Any], int, int]], labels: list[AttackLabel]
-              ) -> dict[str, Any]:
+def _pct(xs: list[int]) -> dict[str, Any]:
+    fx = [float(x) for x in xs]
+    return {"n": len(xs), **{f"p{q}": round(percentile(fx, q)) if xs else None
+                             for q in (50, 95, 99)}, "max": max(xs) if xs else None}
+
+
+def _stages(t: dict[str, Any], append_ms: int, start: int | None = None) -> dict[str, int]:
+    """Where one threat's latency went (ms): the detector's evidence wait in event time (window
+    end - attack start), the engine behind event time (detected_at - window end) and the sink
+    (broker append - detected_at). Paced runs send at event time, so the clocks are comparable."""
+    out = {"engine_ms": int(t["detected_at"]) - int(t["window_end"]),
+           "sink_ms": append_ms - int(t["detected_at"])}
+    if start is not None:
+        out["evidence_ms"] = int(t["window_end"]) - start
+    return out
+
+
+def _closed(t: dict[str, Any], window_ms: int) -> bool:
+    """A threat from a whole window (closed), not an early row (the window so far)."""
+    return int(t["window_end"]) - int(t["window_start"]) >= window_ms
+
+
+def latencies(found: list[tuple[dict[str, Any], int, int]], labels: list[AttackLabel],
+              window_ms: int = 10_000) -> dict[str, Any]:
     by_dev: dict[str, list[tuple[dict[str, Any], int, int]]] = {}
     for rec in found:
         by_dev.setdefault(str(rec[0]["device_id"]), []).append(rec)
     right, anyc = [], []
+    attacks: list[dict[str, Any]] = []  # per detected attack: its first right-class threat
     for lab in labels:
-        hits = [(ts, _matches(t, lab)) for t, ts, _ in by_dev.get(lab.device_id, [])]
-        seen = [ts for ts, (hit, _) in hits if hit]
+        hits = [(t, ts, _matches(t, lab)) for t, ts, _ in by_dev.get(lab.device_id, [])]
+        seen = [ts for _, ts, (hit, _) in hits if hit]
         if seen:
             anyc.append(min(seen) - lab.start)
-        ok = [ts for ts, (_, right_class) in hits if right_class]
+        ok = [(ts, t) for t, ts, (_, right_class) in hits if right_class]
         if ok:
-            right.append(min(ok) - lab.start)
+            ts, t = min(ok, key=lambda x: x[0])
+            right.append(ts - lab.start)
+            attacks.append({"threat": lab.threat, "device_id": lab.device_id,
+                            "latency_ms": ts - lab.start, "closed_window": _closed(t, window_ms),
+                            "detectors": t.get("detectors", []),
+                            **_stages(t, ts, lab.start)})
     after_end = [ts - int(t["window_end"]) for t, ts, _ in found]
     types = sorted({tt for _, _, tt in found})
+    stages = [_stages(t, ts) | {"closed": _closed(t, window_ms)} for t, ts, _ in found]
 
-    def pct(xs: list[int]) -> dict[str, Any]:
-        fx = [float(x) for x in xs]
-        return {"n": len(xs), **{f"p{q}": round(percentile(fx, q)) if xs else None
-                                 for q in (50, 95, 99)}, "max": max(xs) if xs else None}
+    def split(key: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"all": _pct([r[key] for r in rows]),
+                "early_rows": _pct([r[key] for r in rows if not r["closed"]]),
+                "closed_windows": _pct([r[key] for r in rows if r["closed"]])}
 
-    return {"right_class": pct(right), "any_class": pct(anyc),
-            "append_minus_window_end": pct(after_end),
+    per_class: dict[str, Any] = {}
+    for c in sorted({a["threat"] for a in attacks}):
+        mine = [a for a in attacks if a["threat"] == c]
+        per_class[c] = {"latency_ms": _pct([a["latency_ms"] for a in mine]),
+                        "closed_window": sum(a["closed_window"] for a in mine),
+                        **{f"{k}_p50": round(percentile([float(a[k]) for a in mine], 50))
+                           for k in ("evidence_ms", "engine_ms", "sink_ms")}}
+    return {"right_class": _pct(right), "any_class": _pct(anyc),
+            "append_minus_window_end": _pct(after_end),
+            # every threat: engine = detected_at - window_end, sink = append - detected_at
+            "threat_engine_ms": split("engine_ms", stages),
+            "threat_sink_ms": split("sink_ms", stages),
+            # the first right-class threat of each detected attack, by stage and by class
+            "attack_stages_ms": {k: _pct([a[k] for a in attacks])
+                                 for k in ("evidence_ms", "engine_ms", "sink_ms")},
+            "attacks_by_closed_window": sum(a["closed_window"] for a in attacks),
+            "per_class": per_class,
             "samples_right_class_ms": sorted(right),
+            "attacks": attacks,
             "kafka_timestamp_types": types}
 
 
@@ -295,7 +343,9 @@ def latency(brokers: str, rt: Runtime, max_rate: float, per_device_rate: float, 
     child.done.touch()
     res = child.finish(300 + duration_s)
     found = threats(brokers, child.topics)
-    lat = latencies(found, w.labels)
+    lat = latencies(found, w.labels, rt.cfg.pipeline.window_ms)
+    rows = logdir / "e2e-latency-attacks.jsonl"  # per detected attack, for a closer look
+    rows.write_text("".join(json.dumps(a) + "\n" for a in lat.pop("attacks")))
     log(f"e2e latency: p50/p95/p99 = {lat['right_class']['p50']}/{lat['right_class']['p95']}/"
         f"{lat['right_class']['p99']} ms over {lat['right_class']['n']} detected attacks")
     return {"target_rate": round(target), "devices": devices, "workload": w.describe(),
