@@ -74,7 +74,9 @@ def decide(fired: npt.NDArray[np.bool_], probs: F64, warm: npt.NDArray[np.bool_]
     anomaly = np.zeros(n) if anomaly is None else anomaly
     cls = np.zeros(n, dtype=np.int64)
     score = anomaly.copy()
-    for i in range(n):
+    # only rows a detector flagged or the model may call alone can change (most rows are quiet)
+    maybe = fired.any(axis=1) | ((model_cls != 0) & (model_p >= cfg.model_threshold) & warm)
+    for i in np.flatnonzero(maybe).tolist():
         hits = det_cls[fired[i]]
         confident = model_cls[i] != 0 and model_p[i] >= cfg.model_threshold and warm[i]
         if hits.size and not (confident and bool(np.all(hits == ANOMALY))):
