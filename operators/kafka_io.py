@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -83,16 +82,10 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
     idle_s: float | None
     next_offset: int = 0  # what snapshot() records: resume here
     last_data: float = field(default_factory=time.monotonic)
-    awake: datetime | None = None
 
     def next_batch(self) -> list[RawBatch]:
-        # Never wait inside consume: one worker polls its partitions one after another, so a
-        # blocking wait per quiet partition would add up and delay the data of the busy ones.
-        # Take what the client has prefetched; a partition with nothing is polled again after
-        # poll_timeout_s (next_awake) instead.
-        msgs = self.consumer.consume(self.batch_size, 0)
+        msgs = self.consumer.consume(self.batch_size, self.poll_timeout_s)
         good = [m for m in msgs if _ok(m)]
-        self.awake = None if good else datetime.now(UTC) + timedelta(seconds=self.poll_timeout_s)
         if not good:
             if self.idle_s is not None and time.monotonic() - self.last_data > self.idle_s:
                 if self._drained():
@@ -113,9 +106,6 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
         except KafkaException:
             return False
         return bool(high <= self.next_offset)
-
-    def next_awake(self) -> datetime | None:
-        return self.awake
 
     def snapshot(self) -> int:
         return self.next_offset
