@@ -101,8 +101,9 @@ class ShardEngine:
         st, ctx = self.store, self.ctx
         self._skip_stall()
         slots = st.slots_for(batch.device_ids, batch.type_idx)
+        fws = st.fws
         for s, fw, ip in zip(slots.tolist(), batch.fws, batch.src_ips, strict=True):
-            if fw is not None:
+            if fw is not None and fw != fws[s]:  # a change (rare): regroup its peer baseline
                 st.set_firmware(s, fw, ctx.types.firmware)
             if ip is not None:
                 st.src_ips[s] = ip
