@@ -74,17 +74,16 @@ def decide(fired: npt.NDArray[np.bool_], probs: F64, warm: npt.NDArray[np.bool_]
     anomaly = np.zeros(n) if anomaly is None else anomaly
     cls = np.zeros(n, dtype=np.int64)
     score = anomaly.copy()
+    confident = (model_cls != 0) & (model_p >= cfg.model_threshold) & warm
     # only rows a detector flagged or the model may call alone can change (most rows are quiet)
-    maybe = fired.any(axis=1) | ((model_cls != 0) & (model_p >= cfg.model_threshold) & warm)
-    for i in np.flatnonzero(maybe).tolist():
+    for i in np.flatnonzero(fired.any(axis=1) | confident).tolist():
         hits = det_cls[fired[i]]
-        confident = model_cls[i] != 0 and model_p[i] >= cfg.model_threshold and warm[i]
-        if hits.size and not (confident and bool(np.all(hits == ANOMALY))):
+        if hits.size and not (confident[i] and bool(np.all(hits == ANOMALY))):
             agree = model_cls[i] in hits
             cls[i] = model_cls[i] if agree else _first_by_priority(hits)
             if cls[i] != ANOMALY:
                 score[i] = max(probs[i, cls[i]], DETECTOR_CONFIDENCE)
-        elif confident:
+        elif confident[i]:
             cls[i], score[i] = model_cls[i], model_p[i]
     return Decisions(cls, score)
 
