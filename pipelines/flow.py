@@ -93,7 +93,7 @@ def kafka_sink(cfg: Config) -> KafkaOutSink:
     return KafkaOutSink(cfg.kafka.client_settings(), cfg.topics.all())
 
 
-def _decode(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
+def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
     """Telemetry or activity by the batch's topic: one path, so a shard sees both in input order."""
     if raw.topic == rt.cfg.topics.activity:
         out: DecodeOut | ActivityOut = decode_activity(raw, rt.decode)
@@ -103,13 +103,13 @@ def _decode(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
     return out
 
 
-def _by_shard(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ShardItem]]:
+def by_shard(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ShardItem]]:
     if isinstance(out, ActivityOut):
         return list(out.by_device(shards))
     return [(str(s), b) for s, b in out.oks.split_by_shard()]
 
 
-def _by_user(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ActivityBatch]]:
+def by_user(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ActivityBatch]]:
     return out.by_user(shards) if isinstance(out, ActivityOut) else []
 
 
@@ -131,16 +131,16 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
         acts_in = op.input("activity_in", flow, activity or activity_source(cfg))
         raw = op.merge("inputs", raw, acts_in)
     n = rt.cfg.pipeline.shards
-    decoded = op.map("decode", raw, partial(_decode, rt))
+    decoded = op.map("decode", raw, partial(decode_step, rt))
     dead = op.flat_map("dead_letters", decoded, lambda d: d.errs)
-    shards = op.flat_map("shard", decoded, partial(_by_shard, n))
+    shards = op.flat_map("shard", decoded, partial(by_shard, n))
 
     def builder(resume: TwinStore | None) -> ShardLogic:
         return ShardLogic(rt.engine, resume, rt.control, rt.cfg.activity.command_grace_ms)
 
     analysed = op.stateful_batch("twin_shards", shards, builder)
     results = op.map("unkey", analysed, lambda kv: kv[1])
-    users = op.stateful_batch("user_shards", op.flat_map("by_user", decoded, partial(_by_user, n)),
+    users = op.stateful_batch("user_shards", op.flat_map("by_user", decoded, partial(by_user, n)),
                               partial(_user_logic, rt))
     insider = op.map("unkey_users", users, lambda kv: kv[1])
     op.output("out", op.merge("all_out", results, dead, insider), sink or kafka_sink(cfg))

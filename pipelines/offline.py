@@ -22,7 +22,7 @@ from operators.policy import Decisions
 from operators.simulator import FleetSimulator, SimConfig
 from operators.twin_operator import ShardLogic
 from operators.twin_store import TwinStore
-from pipelines.flow import Runtime, _by_shard, _by_user, _decode
+from pipelines.flow import Runtime, by_shard, by_user, decode_step
 from schemas.features import N_FEATURES
 
 
@@ -82,15 +82,15 @@ def run_batches(raws: Iterable[RawBatch], rt: Runtime) -> OfflineRun:
     events = 0
     for raw in raws:
         events += len(raw)
-        decoded = _decode(rt, raw)
+        decoded = decode_step(rt, raw)
         outputs += decoded.errs
-        for key, item in _by_shard(n, decoded):
+        for key, item in by_shard(n, decoded):
             logic = shards.get(key)
             if logic is None:
                 logic = shards[key] = ShardLogic(rt.engine, None, rt.control, a.command_grace_ms)
                 logic.engine.on_windows.append(log)
             outputs += logic.on_batch([item])[0]
-        for key, acts in _by_user(n, decoded):
+        for key, acts in by_user(n, decoded):
             if key not in users:
                 users[key] = UserLogic(a, rt.cfg.response.dry_run, None)
             outputs += users[key].on_batch([acts])[0]
