@@ -130,7 +130,7 @@ def _flow(stats_dir: Path, idle_s: float, ready: Path | None, done: Path | None)
     rt = Runtime.from_config(cfg)
     warm_up(rt)
     stats_dir.mkdir(parents=True, exist_ok=True)
-    source = CountingSource(kafka_source(cfg, idle_s=None), stats_dir, idle_s, ready, done)
+    source = CountingSource(kafka_source(cfg), stats_dir, idle_s, ready, done)
     return build_flow(cfg, source=source, runtime=rt)
 
 

@@ -2,15 +2,17 @@
 
 The source snapshots the next offset per partition (Bytewax recovery; Kafka commits of group
 `group_id` only report progress for lag monitoring), and
-optionally ends a partition after `idle_s` seconds without input (tests, benchmarks, --until-idle).
+optionally ends the input once every partition is idle and drained (`IdleStop`: tests, benchmarks,
+--until-idle).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,6 +74,48 @@ def quiet_settings(who: str) -> dict[str, Any]:
     return {"error_cb": _Reporter(who), "logger": raw}
 
 
+class IdleStop:
+    """`--until-idle` for a whole run: the input ends when every partition of every source built
+    with this object (in this process) has had no data for `seconds` and was found at its end
+    offset since. A partition ending on its own would skip what arrives on it later while the
+    others run on: after a broker outage one partition can look drained while the producer is
+    still reconnecting, and the run would then finish "successfully" without that input."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.stopped = False
+        self._last_data: dict[tuple[str, int], float] = {}
+        self._drained_at: dict[tuple[str, int], float] = {}  # last end-offset check that passed
+        self._lock = threading.Lock()
+
+    def register(self, part: tuple[str, int]) -> None:
+        with self._lock:
+            self._last_data[part] = time.monotonic()
+
+    def data(self, part: tuple[str, int]) -> None:
+        self._last_data[part] = time.monotonic()
+
+    def should_stop(self, part: tuple[str, int], drained: Callable[[], bool]) -> bool:
+        """Called on an empty poll; `drained` asks the broker (so at most once per idle period)."""
+        if self.stopped:
+            return True
+        now = time.monotonic()
+        quiet_since = max(self._last_data[part], self._drained_at.get(part, 0.0))
+        if now - quiet_since <= self.seconds:
+            return False
+        if not drained():
+            self._last_data[part] = now  # unreachable or behind: not idle
+            return False
+        self._drained_at[part] = now
+        with self._lock:
+            self.stopped = all(self._drained_at.get(p, 0.0) > t and now - t > self.seconds
+                               for p, t in self._last_data.items())
+        if self.stopped:
+            log.info("input idle for %.0f s on all %d partitions: ending the run", self.seconds,
+                     len(self._last_data))
+        return self.stopped
+
+
 @dataclass
 class _Partition(StatefulSourcePartition[RawBatch, int]):
     consumer: Consumer
@@ -79,20 +123,21 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
     partition: int
     batch_size: int
     poll_timeout_s: float
-    idle_s: float | None
+    idle: IdleStop | None
     next_offset: int = 0  # what snapshot() records: resume here
-    last_data: float = field(default_factory=time.monotonic)
 
     def next_batch(self) -> list[RawBatch]:
+        if self.idle is not None and self.idle.stopped:
+            raise StopIteration  # the run ends: the rest is for the next run (snapshot offset)
         msgs = self.consumer.consume(self.batch_size, self.poll_timeout_s)
         good = [m for m in msgs if _ok(m)]
         if not good:
-            if self.idle_s is not None and time.monotonic() - self.last_data > self.idle_s:
-                if self._drained():
-                    raise StopIteration
-                self.last_data = time.monotonic()  # unreachable or behind: not idle
+            if self.idle is not None and self.idle.should_stop((self.topic, self.partition),
+                                                               self._drained):
+                raise StopIteration
             return []
-        self.last_data = time.monotonic()
+        if self.idle is not None:
+            self.idle.data((self.topic, self.partition))
         offsets = np.fromiter((m.offset() for m in good), dtype=np.int64, count=len(good))
         self.next_offset = int(offsets[-1]) + 1
         return [RawBatch(self.topic, self.partition, offsets, [m.key() for m in good],
@@ -129,10 +174,10 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
     """Every partition of `topic`, read from the beginning or the snapshotted offset."""
 
     def __init__(self, settings: dict[str, Any], topic: str, batch_size: int = 2000,
-                 poll_timeout_s: float = 0.05, idle_s: float | None = None,
+                 poll_timeout_s: float = 0.05, idle: IdleStop | None = None,
                  group_id: str = "twinguard") -> None:
         self.settings, self.topic, self.group_id = settings, topic, group_id
-        self.batch_size, self.poll_timeout_s, self.idle_s = batch_size, poll_timeout_s, idle_s
+        self.batch_size, self.poll_timeout_s, self.idle = batch_size, poll_timeout_s, idle
 
     def list_parts(self) -> list[str]:
         c = Consumer({**self.settings, "group.id": "twinguard-meta", **CONSUMER_TUNING,
@@ -154,8 +199,10 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
                              **quiet_settings(f"consumer[{for_part}]")})
         start = OFFSET_BEGINNING if resume_state is None else resume_state
         consumer.assign([TopicPartition(self.topic, p, start)])
+        if self.idle is not None:
+            self.idle.register((self.topic, p))
         return _Partition(consumer, self.topic, p, self.batch_size, self.poll_timeout_s,
-                          self.idle_s, next_offset=resume_state or 0)
+                          self.idle, next_offset=resume_state or 0)
 
 
 class _ProducerPartition(StatelessSinkPartition[OutMsg]):

@@ -24,7 +24,7 @@ from operators.insider import Reorder, UserLogic, UserStore
 from operators.integrity import KeyRing
 from operators.intel import IntelTable
 from operators.intel_reader import IntelReader, start_intel_reader
-from operators.kafka_io import KafkaBatchSource, KafkaOutSink
+from operators.kafka_io import IdleStop, KafkaBatchSource, KafkaOutSink
 from operators.scoring import MODEL_FILE, Scorer, default_model_dir
 from operators.twin_operator import ShardItem, ShardLogic
 from operators.twin_store import TwinStore
@@ -69,15 +69,15 @@ def load_scorer(model_dir: str) -> Scorer:
     return Scorer.rules_only()
 
 
-def kafka_source(cfg: Config, idle_s: float | None = None) -> KafkaBatchSource:
+def kafka_source(cfg: Config, idle: IdleStop | None = None) -> KafkaBatchSource:
     return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.telemetry,
-                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle_s,
+                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle,
                             cfg.kafka.group_id)
 
 
-def activity_source(cfg: Config, idle_s: float | None = None) -> KafkaBatchSource:
+def activity_source(cfg: Config, idle: IdleStop | None = None) -> KafkaBatchSource:
     return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.activity,
-                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle_s,
+                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle,
                             cfg.kafka.group_id)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from bytewax._bytewax import cli_main
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
+from operators.kafka_io import IdleStop
 from pipelines.config import Config
 from pipelines.flow import Runtime, activity_source, build_flow, follow_intel, kafka_source
 
@@ -36,8 +37,9 @@ def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) ->
              f" until idle {until_idle}s" if until_idle else "")
     rt = Runtime.from_config(cfg)
     reader = follow_intel(cfg, rt)
-    flow = build_flow(cfg, source=kafka_source(cfg, idle_s=until_idle), runtime=rt,
-                      activity=activity_source(cfg, idle_s=until_idle))
+    idle = IdleStop(until_idle) if until_idle else None  # one decision for both topics
+    flow = build_flow(cfg, source=kafka_source(cfg, idle), runtime=rt,
+                      activity=activity_source(cfg, idle))
     try:
         cli_main(flow, workers_per_process=workers, recovery_config=recovery,
                  epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))
