@@ -34,6 +34,7 @@ from benchmarks.harness import PYTHON, REPO_ROOT, Stat, log, percentile
 from benchmarks.workload import Workload, generate
 from operators.kafka_io import producer
 from operators.labels import AttackLabel
+from pipelines import kafka_local
 from pipelines.evaluate import evaluate
 from pipelines.flow import Runtime
 
@@ -48,6 +49,9 @@ def child_env(brokers: str, input_topic: str, out_topics: dict[str, str],
     if config_path:
         env["TWINGUARD_CONFIG"] = str(Path(config_path).resolve())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    broker = kafka_local.status()  # the private broker: its CPU use is recorded beside ours
+    if broker is not None:
+        env["BENCH_BROKER_PID"] = str(broker.pid)
     env.update(extra or {})
     return env
 
@@ -64,10 +68,34 @@ def aggregate_stats(stats_dir: Path) -> dict[str, Any]:
     out = {"messages": msgs, "partitions": len(parts), "processes": len({p["pid"] for p in parts}),
            "first_t": min(firsts), "end_t": max(ends), "elapsed_s": round(elapsed, 3),
            "events_per_s": msgs / elapsed if elapsed > 0 else 0.0}
+    cpu = cpu_shares(parts, elapsed, msgs)
+    if cpu:
+        out["cpu"] = cpu
     lags = [float(x) for p in parts for x in p.get("consume_lag_ms") or []]
     if lags:  # paced runs: how far behind event time the source polled
         out["consume_lag_ms"] = {"polls": len(lags), "p50": round(percentile(lags, 50)),
                                  "p99": round(percentile(lags, 99)), "max": round(max(lags))}
+    return out
+
+
+def cpu_shares(parts: list[dict[str, Any]], elapsed: float, msgs: int) -> dict[str, float]:
+    """Cores the dataflow processes and the broker used over the measured span, and the dataflow's
+    CPU per event: whether a run was short of cores (the machine) or of work (the code)."""
+    with_cpu = [p for p in parts if "process_first" in p.get("cpu_s", {})
+                and "process_drained" in p["cpu_s"]]
+    if not with_cpu or elapsed <= 0:
+        return {}
+    per_pid: dict[int, list[dict[str, float]]] = {}
+    for p in with_cpu:
+        per_pid.setdefault(p["pid"], []).append(p["cpu_s"])
+    ours = sum(max(c["process_drained"] for c in cs) - min(c["process_first"] for c in cs)
+               for cs in per_pid.values())
+    out = {"dataflow_cores": round(ours / elapsed, 2),
+           "dataflow_cpu_us_per_event": round(ours / msgs * 1e6, 2) if msgs else 0.0}
+    first = min(with_cpu, key=lambda p: p["first_t"])["cpu_s"]
+    last = max(with_cpu, key=lambda p: p["drained_t"] or p["last_t"])["cpu_s"]
+    if "broker_first" in first and "broker_drained" in last:
+        out["broker_cores"] = round((last["broker_drained"] - first["broker_first"]) / elapsed, 2)
     return out
 
 

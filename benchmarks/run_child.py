@@ -42,6 +42,7 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
         self.first_t: float | None = None  # wall time the first message was in hand
         self.last_t: float | None = None  # ... the last message
         self.drained_t: float | None = None  # first empty poll after the last message
+        self.cpu: dict[str, float] = {}  # process and broker CPU seconds at first_t / drained_t
         self.last_data = time.monotonic()
         self.written = False
 
@@ -54,7 +55,9 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
         n = sum(len(b) for b in out)
         if n:
             self.messages += n
-            self.first_t = self.first_t or now
+            if self.first_t is None:
+                self.first_t = now
+                self.cpu.update(_cpu_now("first"))
             self.last_t, self.drained_t = now, None
             self.last_data = time.monotonic()
             if self.done is not None:
@@ -62,6 +65,7 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
             return out
         if self.last_t is not None and self.drained_t is None:
             self.drained_t = now
+            self.cpu.update(_cpu_now("drained"))
         producer_done = self.done is None or self.done.exists()
         if producer_done and time.monotonic() - self.last_data > self.idle_s:
             self._write()
@@ -96,9 +100,23 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
         doc = {"partition": self.name, "pid": os.getpid(),
                "process_id": os.environ.get("BYTEWAX_PROCESS_ID"), "messages": self.messages,
                "polls": self.polls, "first_t": self.first_t, "last_t": self.last_t,
-               "drained_t": self.drained_t, "consume_lag_ms": self.lags_ms}
+               "drained_t": self.drained_t, "cpu_s": self.cpu, "consume_lag_ms": self.lags_ms}
         path = self.stats_dir / f"part-{os.getpid()}-{self.name}.json"
         path.write_text(json.dumps(doc))
+
+
+def _cpu_now(at: str) -> dict[str, float]:
+    """CPU seconds so far of this process (all threads, librdkafka's too) and, when
+    BENCH_BROKER_PID names it, of the broker: how the cores were shared during the measurement."""
+    out = {f"process_{at}": time.process_time()}
+    pid = os.environ.get("BENCH_BROKER_PID")
+    if pid:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[f"broker_{at}"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
 
 
 class CountingSource(FixedPartitionedSource[RawBatch, int]):

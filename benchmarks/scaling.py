@@ -59,6 +59,14 @@ def run_cluster(brokers: str, topic: str, procs: int, name: str, logdir: Path, p
     return res
 
 
+def median_cpu(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Median over trials of each CPU share (`e2e_suite.cpu_shares`): dataflow and broker cores,
+    the dataflow's CPU per event. On 2 cores, 2 processes can only gain what the broker leaves."""
+    keys = sorted({k for r in runs for k in r.get("cpu", {})})
+    return {k: round(Stat([r["cpu"][k] for r in runs if k in r.get("cpu", {})]).median, 2)
+            for k in keys}
+
+
 def run(brokers: str, topic: str, expected: int, logdir: Path, partitions: int,
         config_path: str | None, n_trials: int, epoch_s: float) -> dict[str, Any]:
     samples: dict[int, list[float]] = {1: [], 2: []}
@@ -80,6 +88,7 @@ def run(brokers: str, topic: str, expected: int, logdir: Path, partitions: int,
     one, two = Stat(samples[1]), Stat(samples[2])
     return {"events_per_s_1_process": one.as_dict(0), "events_per_s_2_processes": two.as_dict(0),
             "speedup_2_processes": round(two.median / one.median, 3) if one.median else None,
+            "cpu": {str(n): median_cpu(rs) for n, rs in runs.items()},
             "runs": runs, "command": f"python -m bytewax.run \"{FACTORY}\" -s {max(round(epoch_s), 1)} "
                                      "[-i N -a \"127.0.0.1:p1;127.0.0.1:p2\"]",
             "definition": "messages / (last partition drained - first message in hand) across "
