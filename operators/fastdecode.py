@@ -154,30 +154,31 @@ def _signatures(p: Parsed, dev_codes: I64, devices: list[str], keys: KeyRing) ->
     idx = np.flatnonzero(fast)
     if not len(idx):
         return state
-    payload, offsets = fj.signed_payloads(p.arr, p.starts, p.ends, cut_a, cut_b, idx)
-    mat = hmacs(payload, offsets, dev_codes[idx], devices, keys)
+    spans = np.stack([p.starts[idx], cut_a[idx], cut_b[idx], p.ends[idx]], axis=1)
+    mat = hmacs(p.arr, spans, dev_codes[idx], devices, keys)
     good = fj.hex_equals(p.arr, s[idx], e[idx], mat)
     state[idx[good]] = SIG_OK
     p.status[idx[~good]] = fj.FALLBACK
     return state
 
 
-def hmacs(payload: U8, offsets: I64, dev_codes: I64, devices: list[str], keys: KeyRing) -> U8:
-    """[n, 32] HMAC-SHA256 of payload[offsets[j]:offsets[j + 1]] under device devices[dev_codes[j]]'s
-    key: one native call (native_hmac) where OpenSSL allows, else per message by `hashlib`."""
+def hmacs(buf: U8, spans: I64, dev_codes: I64, devices: list[str], keys: KeyRing) -> U8:
+    """[n, 32] HMAC-SHA256 of buf[a:b] + buf[c:d], (a, b, c, d) = spans[j], under device
+    devices[dev_codes[j]]'s key: one native call (native_hmac) where OpenSSL allows, else per
+    message by `hashlib`."""
     if native_hmac.AVAILABLE:
         rows, states = keys.hmac_states(devices)
-        out: U8 = native_hmac.hmac_batch(payload, offsets, rows[dev_codes], states)
+        out: U8 = native_hmac.hmac_batch(buf, spans, rows[dev_codes], states)
         return out
     pads = keys.pads_for(devices)
-    mv = payload.data
+    mv = buf.data
     digests: list[bytes] = []
     add = digests.append
-    bounds = offsets.tolist()
-    for c, a, b in zip(dev_codes.tolist(), bounds[:-1], bounds[1:], strict=True):
+    for c, (a, b, x, y) in zip(dev_codes.tolist(), spans.tolist(), strict=True):
         inner, outer = pads[c]
         h = inner.copy()
         h.update(mv[a:b])
+        h.update(mv[x:y])
         o = outer.copy()
         o.update(h.digest())
         add(o.digest())

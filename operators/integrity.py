@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,23 +104,28 @@ class KeyRing:
         copies), so a caller's (rows, table) stays valid while other threads add devices."""
         with self._lock:
             rows = self._state_rows
-            if len(rows) >= STATE_CACHE_DEVICES:
-                rows.clear()
-                self._states = np.zeros_like(self._states[:64])
-            new = [d for d in dict.fromkeys(device_ids) if d not in rows]
-            if new:
-                n = len(rows)
-                if n + len(new) > self._states.shape[0]:
-                    cap = max(n + len(new), min(2 * n, STATE_CACHE_DEVICES))
-                    grown = np.zeros((cap, *self._states.shape[1:]), dtype=np.uint8)
-                    grown[:n] = self._states[:n]
-                    self._states = grown
-                block = b"".join(map(self.block_key, new))
-                keys = np.frombuffer(block, dtype=np.uint8).reshape(len(new), 64)
-                self._states[n:n + len(new)] = native_hmac.key_states(keys)
-                rows.update(zip(new, range(n, n + len(new)), strict=True))
-            at = np.fromiter(map(rows.__getitem__, device_ids), np.int64, len(device_ids))
+            at = np.fromiter(map(rows.get, device_ids, repeat(-1)), np.int64, len(device_ids))
+            if (at < 0).any():
+                self._add_states(device_ids)
+                at = np.fromiter(map(rows.__getitem__, device_ids), np.int64, len(device_ids))
             return at, self._states
+
+    def _add_states(self, device_ids: list[str]) -> None:
+        """Table rows for the ids not in it (all of them after a start-over)."""
+        rows = self._state_rows
+        if len(rows) >= STATE_CACHE_DEVICES:
+            rows.clear()
+            self._states = np.zeros_like(self._states[:64])
+        new = [d for d in dict.fromkeys(device_ids) if d not in rows]
+        n = len(rows)
+        if n + len(new) > self._states.shape[0]:
+            cap = max(n + len(new), min(2 * n, STATE_CACHE_DEVICES))
+            grown = np.zeros((cap, *self._states.shape[1:]), dtype=np.uint8)
+            grown[:n] = self._states[:n]
+            self._states = grown
+        keys = np.frombuffer(b"".join(map(self.block_key, new)), dtype=np.uint8).reshape(-1, 64)
+        self._states[n:n + len(new)] = native_hmac.key_states(keys)
+        rows.update(zip(new, range(n, n + len(new)), strict=True))
 
     def sign(self, device_id: str, payload: bytes) -> str:
         return hmac.digest(self.key(device_id), payload, "sha256").hex()

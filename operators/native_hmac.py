@@ -64,17 +64,19 @@ def key_states(keys: U8) -> U8:
 
 
 @njit(nogil=True, cache=True)
-def hmac_batch(payload: U8, offsets: I64, key_of: I64, states: U8) -> U8:
-    """[n, 32] HMAC-SHA256 of payload[offsets[j]:offsets[j + 1]] under the key whose `key_states`
-    row is key_of[j]."""
-    n = offsets.shape[0] - 1
+def hmac_batch(buf: U8, spans: I64, key_of: I64, states: U8) -> U8:
+    """[n, 32] HMAC-SHA256 of message j = buf[a:b] + buf[c:d], (a, b, c, d) = spans[j] (a signed
+    message minus its signature member, without copying), under the key whose `key_states` row is
+    key_of[j]."""
+    n = spans.shape[0]
     out = np.empty((n, 32), dtype=np.uint8)
     ctx = np.empty(CTX_BYTES, dtype=np.uint8)
     inner = np.empty(32, dtype=np.uint8)
     for j in range(n):
-        a, b = offsets[j], offsets[j + 1]
+        a, b, c, d = spans[j, 0], spans[j, 1], spans[j, 2], spans[j, 3]
         ctx[:] = states[key_of[j], 0]
-        _update(ctx.ctypes, payload[a:b].ctypes, b - a)
+        _update(ctx.ctypes, buf[a:b].ctypes, b - a)
+        _update(ctx.ctypes, buf[c:d].ctypes, d - c)
         _final(inner.ctypes, ctx.ctypes)
         ctx[:] = states[key_of[j], 1]
         _update(ctx.ctypes, inner.ctypes, 32)

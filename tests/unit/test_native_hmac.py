@@ -26,10 +26,20 @@ def native(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> b
     return bool(request.param)
 
 
-def batch_hmac(ring: KeyRing, devices: list[str], msgs: list[bytes], codes: list[int]) -> list[bytes]:
-    offsets = np.concatenate([[0], np.cumsum([len(m) for m in msgs])]).astype(np.int64)
-    payload = np.frombuffer(b"".join(msgs), dtype=np.uint8)
-    out = fastdecode.hmacs(payload, offsets, np.array(codes, dtype=np.int64), devices, ring)
+def batch_hmac(ring: KeyRing, devices: list[str], msgs: list[bytes], codes: list[int],
+               cuts: list[tuple[int, bytes]] | None = None) -> list[bytes]:
+    """`fastdecode.hmacs` of msgs packed in one buffer; cuts[j] = (position, bytes) inserts bytes
+    into message j that the span pair must skip (as the `sig` member of a signed message)."""
+    parts, spans, at = [], [], 0
+    for j, m in enumerate(msgs):
+        pos, extra = cuts[j] if cuts else (len(m), b"")
+        pos = min(pos, len(m))
+        parts.append(m[:pos] + extra + m[pos:])
+        spans.append((at, at + pos, at + pos + len(extra), at + len(m) + len(extra)))
+        at += len(m) + len(extra)
+    buf = np.frombuffer(b"".join(parts), dtype=np.uint8)
+    out = fastdecode.hmacs(buf, np.array(spans, dtype=np.int64).reshape(-1, 4),
+                           np.array(codes, dtype=np.int64), devices, ring)
     assert out.shape == (len(msgs), 32) and out.dtype == np.uint8
     return [bytes(row) for row in out]
 
@@ -48,20 +58,22 @@ def test_every_length_across_three_blocks(native: bool) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.binary(max_size=150), min_size=1, max_size=4),
-       st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=700)), max_size=20))
-def test_matches_hmac_for_random_keys_and_messages(keys: list[bytes],
-                                                   rows: list[tuple[int, bytes]]) -> None:
+       st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=700), st.integers(0, 700),
+                          st.binary(max_size=80)), max_size=20))
+def test_matches_hmac_for_random_keys_and_messages(
+        keys: list[bytes], rows: list[tuple[int, bytes, int, bytes]]) -> None:
     ring = KeyRing(b"master", {f"d{i}": k for i, k in enumerate(keys)})
     devices = [f"d{i}" for i in range(len(keys))] + ["derived"]  # the last from the master key
-    codes = [c % len(devices) for c, _ in rows]
-    msgs = [m for _, m in rows]
+    codes = [c % len(devices) for c, _, _, _ in rows]
+    msgs = [m for _, m, _, _ in rows]
+    cuts = [(pos, extra) for _, _, pos, extra in rows]
     want = reference(ring, devices, msgs, codes)
     for native in (True, False):
         if native and not native_hmac.AVAILABLE:
             continue
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(native_hmac, "AVAILABLE", native)
-            assert batch_hmac(ring, devices, msgs, codes) == want
+            assert batch_hmac(ring, devices, msgs, codes, cuts) == want
 
 
 def test_one_flipped_bit_changes_the_digest(native: bool) -> None:
