@@ -634,23 +634,3 @@ def hex_equals(buf: U8, starts: np.ndarray, ends: np.ndarray, digests: U8) -> np
                 break
         out[i] = ok
     return out
-
-
-@njit(nogil=True, cache=True)
-def signed_payloads(buf: U8, starts: np.ndarray, ends: np.ndarray, cut_a: np.ndarray,
-                    cut_b: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What each of `rows` signed: its bytes minus [cut_a, cut_b), packed into one buffer;
-    returns (buffer, offsets) with row j at offsets[j]:offsets[j + 1]."""
-    offsets = np.empty(rows.shape[0] + 1, dtype=np.int64)
-    offsets[0] = 0
-    for j in range(rows.shape[0]):
-        i = rows[j]
-        offsets[j + 1] = offsets[j] + (ends[i] - starts[i]) - (cut_b[i] - cut_a[i])
-    out = np.empty(offsets[-1], dtype=np.uint8)
-    for j in range(rows.shape[0]):
-        i = rows[j]
-        o = offsets[j]
-        n1 = cut_a[i] - starts[i]
-        out[o:o + n1] = buf[starts[i]:cut_a[i]]
-        out[o + n1:offsets[j + 1]] = buf[cut_b[i]:ends[i]]
-    return out, offsets

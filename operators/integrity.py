@@ -11,8 +11,15 @@ import hmac
 import json
 import logging
 import os
+import threading
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from operators import native_hmac
 
 if TYPE_CHECKING:
     from _hashlib import HASH
@@ -24,6 +31,7 @@ DEV_MASTER = b"twinguard-development-master-key"
 
 SIG_OK, SIG_MISSING, SIG_BAD = 0, 1, 2
 PAD_CACHE_DEVICES = 1 << 16  # ~0.5 KB of hash state per cached device
+STATE_CACHE_DEVICES = 1 << 16  # 256 bytes of native hash state per cached device
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
 
@@ -39,6 +47,9 @@ class KeyRing:
         self._master = master
         self._keys = dict(keys or {})
         self._pads: dict[str, tuple[HASH, HASH]] = {}
+        self._state_rows: dict[str, int] = {}
+        self._states = np.zeros((64, 2, native_hmac.CTX_BYTES), dtype=np.uint8)
+        self._lock = threading.Lock()  # shared by the worker threads of a process
 
     @classmethod
     def from_config(cls, key_file: str, master_key_env: str) -> KeyRing:
@@ -64,16 +75,18 @@ class KeyRing:
             self._keys[device_id] = k
         return k
 
+    def block_key(self, device_id: str) -> bytes:
+        """The device key as HMAC's 64-byte block (hashed if longer, zero-padded; RFC 2104)."""
+        k = self.key(device_id)
+        return (hashlib.sha256(k).digest() if len(k) > 64 else k).ljust(64, b"\0")
+
     def pads(self, device_id: str) -> tuple[HASH, HASH]:
         """SHA-256 states after the device key's HMAC inner/outer blocks (RFC 2104): copying them
         per message skips the key setup `hmac.digest` repeats each call. Cached per device, bounded
         (oldest evicted first)."""
         p = self._pads.get(device_id)
         if p is None:
-            k = self.key(device_id)
-            if len(k) > 64:
-                k = hashlib.sha256(k).digest()
-            k = k.ljust(64, b"\0")
+            k = self.block_key(device_id)
             p = hashlib.sha256(k.translate(_IPAD)), hashlib.sha256(k.translate(_OPAD))
             if len(self._pads) >= PAD_CACHE_DEVICES:
                 del self._pads[next(iter(self._pads))]
@@ -84,6 +97,35 @@ class KeyRing:
         """`pads` of each id (one dict lookup per cached id)."""
         get = self._pads.get
         return [get(d) or self.pads(d) for d in device_ids]
+
+    def hmac_states(self, device_ids: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+        """(row of each id, table) of `native_hmac.key_states`, computed once per device. Bounded:
+        a full table starts over in a new array. A table's filled rows are never rewritten (growing
+        copies), so a caller's (rows, table) stays valid while other threads add devices."""
+        with self._lock:
+            rows = self._state_rows
+            at = np.fromiter(map(rows.get, device_ids, repeat(-1)), np.int64, len(device_ids))
+            if (at < 0).any():
+                self._add_states(device_ids)
+                at = np.fromiter(map(rows.__getitem__, device_ids), np.int64, len(device_ids))
+            return at, self._states
+
+    def _add_states(self, device_ids: list[str]) -> None:
+        """Table rows for the ids not in it (all of them after a start-over)."""
+        rows = self._state_rows
+        if len(rows) >= STATE_CACHE_DEVICES:
+            rows.clear()
+            self._states = np.zeros_like(self._states[:64])
+        new = [d for d in dict.fromkeys(device_ids) if d not in rows]
+        n = len(rows)
+        if n + len(new) > self._states.shape[0]:
+            cap = max(n + len(new), min(2 * n, STATE_CACHE_DEVICES))
+            grown = np.zeros((cap, *self._states.shape[1:]), dtype=np.uint8)
+            grown[:n] = self._states[:n]
+            self._states = grown
+        keys = np.frombuffer(b"".join(map(self.block_key, new)), dtype=np.uint8).reshape(-1, 64)
+        self._states[n:n + len(new)] = native_hmac.key_states(keys)
+        rows.update(zip(new, range(n, n + len(new)), strict=True))
 
     def sign(self, device_id: str, payload: bytes) -> str:
         return hmac.digest(self.key(device_id), payload, "sha256").hex()
