@@ -90,7 +90,8 @@ def follow_intel(cfg: Config, rt: Runtime) -> IntelReader | None:
 
 
 def kafka_sink(cfg: Config) -> KafkaOutSink:
-    return KafkaOutSink(cfg.kafka.client_settings(), cfg.topics.all())
+    return KafkaOutSink(cfg.kafka.client_settings(), cfg.topics.all(),
+                        confirm=bool(cfg.recovery.dir))
 
 
 def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
