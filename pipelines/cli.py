@@ -232,7 +232,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
     r.add_argument("--workers", type=int, default=1, help="Bytewax workers in this process")
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
-                   help="stop once no input arrived for this long (tests, benchmarks)")
+                   help="stop once every input partition is drained and got nothing for "
+                   "this long (tests, benchmarks)")
     r.add_argument("--recovery-dir", help="Bytewax recovery store (created on first start)")
     r.add_argument("--snapshot-interval", type=float, help="seconds between state snapshots")
     r.add_argument("--intel", metavar="FILE", help="threat intel JSON lines loaded at start, in "
