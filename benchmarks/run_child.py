@@ -16,7 +16,7 @@ import argparse
 import json
 import os
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -85,6 +85,9 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
                 newest = ts
         if newest is not None:
             self.lags_ms.append(round(now * 1000 - newest, 1))
+
+    def next_awake(self) -> datetime | None:
+        return self.inner.next_awake()
 
     def snapshot(self) -> int:
         return self.inner.snapshot()

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -125,12 +126,17 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
     poll_timeout_s: float
     idle: IdleStop | None
     next_offset: int = 0  # what snapshot() records: resume here
+    awake: datetime | None = None
 
     def next_batch(self) -> list[RawBatch]:
         if self.idle is not None and self.idle.stopped:
             raise StopIteration  # the run ends: the rest is for the next run (snapshot offset)
-        msgs = self.consumer.consume(self.batch_size, self.poll_timeout_s)
+        # Never wait inside consume: one worker polls its partitions one after another, so a
+        # wait per quiet partition would add up and delay the busy ones. Take what the client
+        # has prefetched; a partition that had nothing is polled again after poll_timeout_s.
+        msgs = self.consumer.consume(self.batch_size, 0)
         good = [m for m in msgs if _ok(m)]
+        self.awake = None if good else datetime.now(UTC) + timedelta(seconds=self.poll_timeout_s)
         if not good:
             if self.idle is not None and self.idle.should_stop((self.topic, self.partition),
                                                                self._drained):
@@ -151,6 +157,9 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
         except KafkaException:
             return False
         return bool(high <= self.next_offset)
+
+    def next_awake(self) -> datetime | None:
+        return self.awake
 
     def snapshot(self) -> int:
         return self.next_offset
