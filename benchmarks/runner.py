@@ -36,7 +36,8 @@ class Plan:
     profile_s: float
 
 
-QUICK = Plan(1_500, 40, 3, 2, 40, 1, (10_000, 100_000), 5)
+# the latency run needs >= 60 s: shorter fleets start identity attacks before login profiles exist
+QUICK = Plan(1_500, 40, 3, 2, 60, 1, (10_000, 100_000), 5)
 FULL = Plan(10_000, 45, 5, 3, 75, 2, (10_000, 100_000, 1_000_000), 15)
 
 
