@@ -352,9 +352,9 @@ def pace(brokers: str, topic: str, w: Workload) -> dict[str, Any]:
 
 
 def latency(brokers: str, rt: Runtime, max_rate: float, per_device_rate: float, gen_rate: float,
-            duration_s: float, logdir: Path, partitions: int, config_path: str | None
-            ) -> dict[str, Any]:
-    target = max_rate / 2
+            duration_s: float, logdir: Path, partitions: int, config_path: str | None,
+            fixed_rate: float | None = None) -> dict[str, Any]:
+    target = fixed_rate or max_rate / 2
     devices = max(20, round(target / per_device_rate))
     topic = broker.input_topic(brokers, "bench.latency.telemetry", partitions)
     log(f"e2e latency: {devices} devices at nominal rates = ~{target:,.0f} ev/s paced for "
@@ -382,4 +382,6 @@ def latency(brokers: str, rt: Runtime, max_rate: float, per_device_rate: float, 
             "accounting": accounting(brokers, child.topics, len(w)),
             "definition": "broker LogAppendTime of the first right-class threat matching the "
                           "attack - event time (ts) of the attack's first message; paced "
-                          "production at half the sustained rate, devices at nominal rates"}
+                          "production at " + (f"a fixed {fixed_rate:,.0f} ev/s (--latency-rate)"
+                                              if fixed_rate else "half the sustained rate")
+                          + ", devices at nominal rates"}

@@ -10,7 +10,7 @@ import subprocess
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ class Plan:
     scaling_trials: int
     memory_sizes: tuple[int, ...]
     profile_s: float
+    latency_rate: float | None = None  # None: half the measured sustained rate
 
 
 # the latency run needs >= 60 s: shorter fleets start identity attacks before login profiles exist
@@ -41,11 +42,12 @@ QUICK = Plan(1_500, 40, 3, 2, 60, 1, (10_000, 100_000), 5)
 FULL = Plan(10_000, 45, 5, 3, 75, 2, (10_000, 100_000, 1_000_000), 15)
 
 
-def run_bench(config_path: str | None, suites: list[str], quick: bool, out: Path) -> dict[str, Any]:
+def run_bench(config_path: str | None, suites: list[str], quick: bool, out: Path,
+              latency_rate: float | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     logdir = out / "logs"
     logdir.mkdir(exist_ok=True)
-    plan = QUICK if quick else FULL
+    plan = replace(QUICK if quick else FULL, latency_rate=latency_rate)
     cfg = load_config(config_path)
     r: dict[str, Any] = {
         "meta": {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick,
@@ -145,7 +147,8 @@ def _kafka(r: dict[str, Any], cfg: Config, rt: Runtime, w: Workload, plan: Plan,
                 def lat() -> None:
                     lt = e2e_suite.latency(brokers, rt, r["e2e"]["events_per_s"],
                                            w.events_per_device_s, len(w) / max(w.generate_s, 1e-3),
-                                           plan.latency_duration_s, logdir, parts, config_path)
+                                           plan.latency_duration_s, logdir, parts, config_path,
+                                           plan.latency_rate)
                     r["e2e"]["latency"] = lt
                     rc = lt["latency_ms"]["right_class"]
                     r["e2e"]["latency_ms"] = {"p50": rc["p50"], "p95": rc["p95"], "p99": rc["p99"],

@@ -200,7 +200,7 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     from benchmarks.runner import SUITES, run_bench
 
     suites = list(SUITES) if args.suite == "all" else [args.suite]
-    result = run_bench(args.config, suites, args.quick, Path(args.out))
+    result = run_bench(args.config, suites, args.quick, Path(args.out), args.latency_rate)
     print(summary(result))
     print(f"results written to {args.out}/results.json, results.md, *.png, profile.txt")
     return 1 if result["errors"] else 0
@@ -364,6 +364,9 @@ def _parser() -> argparse.ArgumentParser:
                    default="all", help="which suite (default all)")
     b.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
     b.add_argument("--out", required=True, help="results folder (results.json, results.md, plots)")
+    b.add_argument("--latency-rate", type=float, default=None, metavar="EV/S",
+                   help="pace the latency run at this rate instead of half the measured maximum "
+                   "(to compare two builds at the same load)")
     return p
 
 
