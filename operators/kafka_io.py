@@ -133,10 +133,13 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
             raise StopIteration  # the run ends: the rest is for the next run (snapshot offset)
         # Never wait inside consume: one worker polls its partitions one after another, so a
         # wait per quiet partition would add up and delay the busy ones. Take what the client
-        # has prefetched; a partition that had nothing is polled again after poll_timeout_s.
+        # has prefetched. A full batch means more is waiting: poll again at once. A partial one
+        # means caught up: let poll_timeout_s of input gather first, since every batch has fixed
+        # costs (decode set-up, a model call) that tiny batches would pay per handful of events.
         msgs = self.consumer.consume(self.batch_size, 0)
         good = [m for m in msgs if _ok(m)]
-        self.awake = None if good else datetime.now(UTC) + timedelta(seconds=self.poll_timeout_s)
+        self.awake = None if len(msgs) >= self.batch_size else (
+            datetime.now(UTC) + timedelta(seconds=self.poll_timeout_s))
         if not good:
             if self.idle is not None and self.idle.should_stop((self.topic, self.partition),
                                                                self._drained):
