@@ -35,7 +35,7 @@ unit: deps
 	$(BIN)/python -m pytest tests/unit tests/flow -q
 
 test: install lint  ## everything: lint, types, unit, flow and integration tests on a real broker
-	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/unit/test_kernels.py -q -p no:cacheprovider
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/unit/test_kernels.py tests/unit/test_treewalk.py -q -p no:cacheprovider
 	bash deploy/kafka/with-broker.sh $(BIN)/python -m pytest -q
 
 clean:

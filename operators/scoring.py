@@ -1,5 +1,8 @@
 """XGBoost attack classifier: a verified model directory, batch scoring and per-row explanations.
 
+Scoring walks the booster's trees in Numba (operators/treewalk.py: XGBoost's probabilities without
+its per-call overhead); explanations, needed only for threat rows, stay with XGBoost.
+
 A model directory holds `model.ubj` (XGBoost's own format, never pickle) and `metadata.json`
 (version, classes, feature names, feature-schema hash, sha256 of the booster file, metrics).
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,7 +20,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from operators.treewalk import Forest, UnsupportedModelError
 from schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, THREAT_CLASSES
+
+log = logging.getLogger(__name__)
 
 F64 = npt.NDArray[np.float64]
 MODEL_FILE, META_FILE = "model.ubj", "metadata.json"
@@ -42,6 +49,7 @@ class Scorer:
     version: str
     booster: Any = None  # xgboost.Booster
     metadata: dict[str, Any] | None = None
+    forest: Forest | None = None  # the booster flattened for the Numba walker (None: XGBoost)
 
     @classmethod
     def load(cls, directory: str | Path | None = None, nthread: int = 1) -> Scorer:
@@ -59,18 +67,21 @@ class Scorer:
         booster = xgb.Booster()
         booster.load_model(bytearray(model_path.read_bytes()))
         booster.set_param({"nthread": nthread})  # after load: the model file carries its own
-        return cls(version=str(meta["version"]), booster=booster, metadata=meta)
+        return cls(version=str(meta["version"]), booster=booster, metadata=meta,
+                   forest=_walker(booster, d))
 
     @classmethod
     def rules_only(cls) -> Scorer:
         return cls(version=NO_MODEL)
 
     def predict(self, x: F64) -> F64:
-        """[rows, classes] probabilities (columns in THREAT_CLASSES order)."""
+        """[rows, classes] probabilities (columns in THREAT_CLASSES order), as inplace_predict."""
         if self.booster is None or x.shape[0] == 0:
             p = np.zeros((x.shape[0], len(THREAT_CLASSES)))
             p[:, 0] = 1.0
             return p
+        if self.forest is not None:
+            return self.forest.predict(x)
         out = self.booster.inplace_predict(np.ascontiguousarray(x, dtype=np.float32))
         return np.asarray(out, dtype=np.float64).reshape(x.shape[0], len(THREAT_CLASSES))
 
@@ -87,6 +98,16 @@ class Scorer:
                                  validate_features=False)
         c = np.asarray(c).reshape(x.shape[0], len(THREAT_CLASSES), x.shape[1] + 1)
         return np.asarray(c[np.arange(x.shape[0]), classes, :-1], dtype=np.float64)
+
+
+def _walker(booster: Any, where: Path) -> Forest | None:
+    """The booster as a tree walker: inplace_predict costs ~0.4 ms per call in fixed overhead,
+    the walk alone a few µs; a model the walker cannot reproduce keeps XGBoost's predictor."""
+    try:
+        return Forest.verified(booster)
+    except UnsupportedModelError as e:
+        log.warning("%s: scoring with XGBoost's inplace_predict (%s)", where, e)
+        return None
 
 
 def verify_metadata(meta: dict[str, Any], digest: str, where: Path) -> None:
