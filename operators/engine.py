@@ -190,8 +190,8 @@ class ShardEngine:
 
     def _predict(self, features: F64, rows: npt.NDArray[np.bool_]) -> F64:
         """Class probabilities of `rows`, the others 'normal': `decide` reads the model only for
-        warm rows and rows a detector flagged, and XGBoost costs ~0.4 ms per call plus ~13 µs per
-        row (60 rounds x 15 classes), so learning devices' quiet windows are not scored."""
+        warm rows and rows a detector flagged, and the model costs ~5-10 µs per row (60 rounds x 15
+        classes, treewalk), so learning devices' quiet windows are not scored."""
         probs = np.zeros((features.shape[0], len(THREAT_CLASSES)))
         probs[:, 0] = 1.0
         if rows.any():
