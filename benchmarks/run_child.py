@@ -25,10 +25,10 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from operators.batches import RawBatch
 from operators.kafka_io import KafkaBatchSource
-from operators.simulator import FleetSimulator, SimConfig
+from pipelines import heap
 from pipelines.config import load_config
 from pipelines.flow import Runtime, build_flow, kafka_source
-from pipelines.offline import run_offline
+from pipelines.offline import warm_up
 
 
 class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
@@ -140,19 +140,15 @@ class CountingSource(FixedPartitionedSource[RawBatch, int]):
                                   self.done)
 
 
-def warm_up(rt: Runtime) -> None:
-    """Load the Numba kernels (disk cache) and the model before the clock starts, as demo does."""
-    tiny = FleetSimulator(SimConfig(devices=10, duration_s=15, seed=1), rt.types, rt.keys)
-    run_offline(((b.keys, b.values) for b in tiny.batches()), rt)
-
-
 def _flow(stats_dir: Path, idle_s: float, ready: Path | None, done: Path | None) -> Dataflow:
     cfg = load_config(os.environ.get("TWINGUARD_CONFIG"))
     rt = Runtime.from_config(cfg)
     warm_up(rt)
     stats_dir.mkdir(parents=True, exist_ok=True)
     source = CountingSource(kafka_source(cfg), stats_dir, idle_s, ready, done)
-    return build_flow(cfg, source=source, runtime=rt)
+    flow = build_flow(cfg, source=source, runtime=rt)
+    heap.settle()  # as `twinguard run` does before it runs the flow
+    return flow
 
 
 def scaling_flow() -> Dataflow:

@@ -291,16 +291,16 @@ class ShardEngine:
         types, intel, max_ts = ctx.types.types, ctx.intel.current, st.max_ts
         cols = [a[k][slots].tolist() for k in ("istate", "last_threat", "last_sig", "desired",
                                                   "desired_ts", "threats_total", "commands")]
+        risks = R.assess_many(st, slots, types, intel, ctx.risk)
         out = []
-        for s, i, (cls, at), sig, want, want_ts, total, commands in zip(slots.tolist(), *cols,
-                                                                         strict=True):
+        for s, i, (cls, at), sig, want, want_ts, total, commands, (risk, reasons) in zip(
+                slots.tolist(), *cols, risks, strict=True):
             dt = types[i[K.I_TYPE]]
             last = None
             if cls > 0:
                 last = LastThreat(id=st.last_threat_ids[s] or "", threat=THREAT_CLASSES[cls],
                                   severity=severity(THREAT_CLASSES[cls], 0.0, 0), at=at)
             names = [x.name for x in dt.signals]
-            risk, reasons = R.assess(st, s, dt, intel, ctx.risk)
             out.append(TwinState(
                 device_id=st.device_ids[s], device_type=dt.name, version=i[K.I_EVENTS],
                 last_seen=i[K.I_LAST_TS], seq=i[K.I_LAST_SEQ], fw=st.fws[s],

@@ -26,10 +26,11 @@ from operators.faults import corrupt_some
 from operators.labels import write_labels
 from operators.local_io import Chunk, ChunkSource, JsonLinesSink, read_jsonl
 from operators.simulator import FleetSimulator, SimConfig
+from pipelines import heap
 from pipelines.config import Config
 from pipelines.evaluate import evaluate, format_table
 from pipelines.flow import Runtime, build_flow
-from pipelines.offline import run_offline
+from pipelines.offline import warm_up
 from pipelines.plots import plot_demo
 from pipelines.risk_report import format_table as format_risk
 from pipelines.risk_report import rank
@@ -58,7 +59,7 @@ def run_demo(cfg: Config, dc: DemoConfig) -> dict[str, Any]:
         shutil.rmtree(dc.out)
     dc.out.mkdir(parents=True)
     write_labels(fleet.labels, dc.out / "labels.jsonl")
-    _warm_up(rt)
+    warm_up(rt)
     corrupted = Counter[str]()
 
     def chunks() -> Iterator[Chunk]:
@@ -75,6 +76,7 @@ def run_demo(cfg: Config, dc: DemoConfig) -> dict[str, Any]:
                unit_scale=True)
     flow = build_flow(cfg, source=ChunkSource(chunks, on_chunk=bar.update),
                       sink=JsonLinesSink(dc.out), runtime=rt)
+    heap.settle()
     t0 = time.perf_counter()
     cli_main(flow, workers_per_process=dc.workers, epoch_interval=timedelta(seconds=10))
     elapsed = time.perf_counter() - t0
@@ -82,12 +84,6 @@ def run_demo(cfg: Config, dc: DemoConfig) -> dict[str, Any]:
     summary = summarize(dc, fleet, elapsed, int(bar.n), corrupted["n"], n_activity)
     (dc.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def _warm_up(rt: Runtime) -> None:
-    """Compile the Numba kernels (cached on disk) before the clock starts."""
-    tiny = FleetSimulator(SimConfig(devices=10, duration_s=15, seed=1), rt.types, rt.keys)
-    run_offline(((b.keys, b.values) for b in tiny.batches()), rt)
 
 
 def summarize(dc: DemoConfig, fleet: FleetSimulator, elapsed: float, events: int,

@@ -28,6 +28,7 @@ from operators.kafka_io import IdleStop, KafkaBatchSource, KafkaOutSink
 from operators.scoring import MODEL_FILE, Scorer, default_model_dir
 from operators.twin_operator import ShardItem, ShardLogic
 from operators.twin_store import TwinStore
+from pipelines import heap
 from pipelines.config import Config, load_config
 from schemas.device_types import DeviceTypeTable, load_device_types
 
@@ -124,7 +125,8 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     from batches of `source` whose topic is `topics.activity` (the embedded demo interleaves both)."""
     cfg = cfg or load_config(os.environ.get("TWINGUARD_CONFIG"))
     rt = runtime or Runtime.from_config(cfg)
-    if runtime is None and source is None:  # `python -m bytewax.run`: this process reads intel
+    standalone = runtime is None and source is None  # `python -m bytewax.run`: the whole process
+    if standalone:
         follow_intel(cfg, rt)
     flow = Dataflow("twinguard")
     raw = op.input("telemetry_in", flow, source or kafka_source(cfg))
@@ -145,6 +147,8 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
                               partial(_user_logic, rt))
     insider = op.map("unkey_users", users, lambda kv: kv[1])
     op.output("out", op.merge("all_out", results, dead, insider), sink or kafka_sink(cfg))
+    if standalone:
+        heap.settle()
     return flow
 
 

@@ -101,6 +101,13 @@ def run_batches(raws: Iterable[RawBatch], rt: Runtime) -> OfflineRun:
     return OfflineRun(outputs, log, events)
 
 
+def warm_up(rt: Runtime) -> None:
+    """Load the Numba kernels (disk cache) and the model before the clock starts: a tiny fleet
+    through the flow's steps, so the first real batch does not stall for seconds."""
+    tiny = FleetSimulator(SimConfig(devices=10, duration_s=15, seed=1), rt.types, rt.keys)
+    run_offline(((b.keys, b.values) for b in tiny.batches()), rt)
+
+
 def run_fleet(rt: Runtime, sim: SimConfig, desc: str, operators: ActivitySimConfig | None = None
               ) -> tuple[OfflineRun, FleetSimulator]:
     """A simulated fleet (with operators on the activity topic, if given) through the offline flow,

@@ -10,8 +10,10 @@ from bytewax._bytewax import cli_main
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from operators.kafka_io import IdleStop
+from pipelines import heap
 from pipelines.config import Config
 from pipelines.flow import Runtime, activity_source, build_flow, follow_intel, kafka_source
+from pipelines.offline import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,12 @@ def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) ->
              cfg.topics.telemetry, workers, cfg.recovery.dir or "off",
              f" until idle {until_idle}s" if until_idle else "")
     rt = Runtime.from_config(cfg)
+    warm_up(rt)
     reader = follow_intel(cfg, rt)
     idle = IdleStop(until_idle) if until_idle else None  # one decision for both topics
     flow = build_flow(cfg, source=kafka_source(cfg, idle), runtime=rt,
                       activity=activity_source(cfg, idle))
+    heap.settle()
     try:
         cli_main(flow, workers_per_process=workers, recovery_config=recovery,
                  epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))

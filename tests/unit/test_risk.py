@@ -209,3 +209,39 @@ def test_twin_state_without_risk_fields_still_decodes() -> None:
            "last_threat": None, "baseline_windows": 0, "updated_at": 1, "schema_version": 1}
     twin = msgspec.json.decode(json.dumps(old).encode(), type=TwinState)
     assert twin.risk == 0.0 and twin.risk_reasons == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_assess_many_equals_assess_per_slot(seed: int) -> None:
+    """The bulk assessment twins use gives exactly the scalar reference's scores and reasons."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    store = TwinStore(len(TYPES), 5)
+    store.slots_for([f"d{i}" for i in range(n)], rng.integers(0, len(TYPES), n))
+    a = store.arrays
+    last_ts = BASE + rng.integers(0, 3 * int(HALF), n)
+    a["istate"][:n, K.I_LAST_TS] = last_ts
+    sparse = rng.random((n, 4)) < 0.5  # many devices with no evidence of a kind at all
+    a["risk"][:n, R.R_TREF] = last_ts - rng.integers(-int(HALF), 2 * int(HALF), n)
+    a["risk"][:n, R.R_DET] = np.where(sparse[:, 0], 0.0, rng.exponential(3.0, n))
+    a["risk"][:n, R.R_INTEL] = np.where(sparse[:, 1], 0.0, rng.exponential(2.0, n))
+    a["risk"][:n, R.R_AUTH] = np.where(sparse[:, 2], 0.0, rng.exponential(15.0, n))
+    a["risk"][:n, R.R_INTEL_W] = rng.choice(list(R.CONTACT_WEIGHT.values()), n)
+    a["risk"][:n, R.R_PORT_GEN] = last_ts - rng.integers(0, 3 * int(HALF), n)
+    a["risk_ports"][:n] = np.where(sparse[:, 3:], 0, rng.integers(0, 2**63, (n, 2))).astype(
+        np.uint64)
+    a["threats_total"][:n] = rng.integers(0, 5, n)
+    a["last_threat"][:n, 0] = rng.integers(-1, 4, n)
+    for s in range(n):
+        dt = TYPES.types[int(a["istate"][s, K.I_TYPE])]
+        fw = rng.choice([None, "6.6.6", "7.0.3", *sorted(dt.firmware)])
+        store.fws[s] = None if fw is None else str(fw)
+        if rng.random() < 0.3:
+            store.intel_hits[s] = ("203.0.113.9", "high", "", int(last_ts[s]))
+    idx = intel('{"indicator": "smart_meter:7.0.3", "kind": "firmware", "severity": "critical", '
+                '"note": "CVE-X"}').current
+    slots = rng.permutation(n)
+    want = [R.assess(store, s, TYPES.types[int(a["istate"][s, K.I_TYPE])], idx, CFG)
+            for s in slots.tolist()]
+    assert R.assess_many(store, slots, TYPES.types, idx, CFG) == want
+    assert any(len(r) > 1 for _, r in want) and any(not r for _, r in want)
