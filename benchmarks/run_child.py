@@ -27,7 +27,7 @@ from operators.batches import RawBatch
 from operators.kafka_io import KafkaBatchSource
 from pipelines import heap
 from pipelines.config import load_config
-from pipelines.flow import Runtime, build_flow, kafka_source
+from pipelines.flow import Runtime, build_flow, kafka_sink, kafka_source
 from pipelines.offline import warm_up
 
 
@@ -146,7 +146,8 @@ def _flow(stats_dir: Path, idle_s: float, ready: Path | None, done: Path | None)
     warm_up(rt)
     stats_dir.mkdir(parents=True, exist_ok=True)
     source = CountingSource(kafka_source(cfg), stats_dir, idle_s, ready, done)
-    flow = build_flow(cfg, source=source, runtime=rt)
+    # recovery is off here (no -r, no recovery config), as in `twinguard run` without a store
+    flow = build_flow(cfg, source=source, runtime=rt, sink=kafka_sink(cfg, recovery=False))
     heap.settle()  # as `twinguard run` does before it runs the flow
     return flow
 

@@ -90,9 +90,11 @@ def follow_intel(cfg: Config, rt: Runtime) -> IntelReader | None:
                               rt.engine.intel, cfg.intel.catch_up_timeout_s)
 
 
-def kafka_sink(cfg: Config) -> KafkaOutSink:
+def kafka_sink(cfg: Config, recovery: bool | None = None) -> KafkaOutSink:
+    """`recovery`: whether Bytewax recovery is on, if the caller knows. Under `python -m
+    bytewax.run ... -r DIR` it is on without this code seeing it, so unknown means confirm."""
     return KafkaOutSink(cfg.kafka.client_settings(), cfg.topics.all(),
-                        confirm=bool(cfg.recovery.dir))
+                        confirm=recovery is not False)
 
 
 def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:

@@ -12,7 +12,14 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from operators.kafka_io import IdleStop
 from pipelines import heap
 from pipelines.config import Config
-from pipelines.flow import Runtime, activity_source, build_flow, follow_intel, kafka_source
+from pipelines.flow import (
+    Runtime,
+    activity_source,
+    build_flow,
+    follow_intel,
+    kafka_sink,
+    kafka_source,
+)
 from pipelines.offline import warm_up
 
 log = logging.getLogger(__name__)
@@ -42,7 +49,8 @@ def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) ->
     reader = follow_intel(cfg, rt)
     idle = IdleStop(until_idle) if until_idle else None  # one decision for both topics
     flow = build_flow(cfg, source=kafka_source(cfg, idle), runtime=rt,
-                      activity=activity_source(cfg, idle))
+                      activity=activity_source(cfg, idle),
+                      sink=kafka_sink(cfg, recovery=recovery is not None))
     heap.settle()
     try:
         cli_main(flow, workers_per_process=workers, recovery_config=recovery,
