@@ -22,7 +22,7 @@ from operators.batches import OutMsg, TelemetryBatch
 from operators.detectors import DETECTORS, run_detectors
 from operators.intel import IntelTable
 from operators.policy import RESPONSES, Decisions, decide, output_id, response_actions, severity
-from operators.scoring import Scorer
+from operators.scoring import Scorer, all_normal
 from operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
 from operators.twin_store import TwinStore
 from schemas.device_types import DeviceTypeTable
@@ -192,8 +192,7 @@ class ShardEngine:
         """Class probabilities of `rows`, the others 'normal': `decide` reads the model only for
         warm rows and rows a detector flagged, and the model costs ~5-10 µs per row (60 rounds x 15
         classes, treewalk), so learning devices' quiet windows are not scored."""
-        probs = np.zeros((features.shape[0], len(THREAT_CLASSES)))
-        probs[:, 0] = 1.0
+        probs = all_normal(features.shape[0])
         if rows.any():
             probs[rows] = self.ctx.scorer.predict(features[rows])
         return probs

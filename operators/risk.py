@@ -181,7 +181,10 @@ def firmware_exposure(dt: DeviceType, fw: str | None, intel: IntelIndex, now: in
 def assess(store: TwinStore, s: int, dt: DeviceType, intel: IntelIndex, cfg: RiskConfig
            ) -> tuple[float, list[str]]:
     """(risk in [0, 100], top reasons, most important first) of device slot `s` as of its last
-    event (its own time, so the score does not depend on which devices share its shard)."""
+    event (its own time, so the score does not depend on which devices share its shard).
+
+    The readable definition, one slot at a time; twins use its bulk form `assess_many`, which a
+    property test holds to exactly these floats."""
     a, half = store.arrays, half_life_ms(cfg)
     tref, det, contacts, logins, contact_w, port_gen = a["risk"][s].tolist()
     now = max(float(a["istate"][s, K.I_LAST_TS]), tref)

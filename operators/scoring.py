@@ -77,9 +77,7 @@ class Scorer:
     def predict(self, x: F64) -> F64:
         """[rows, classes] probabilities (columns in THREAT_CLASSES order), as inplace_predict."""
         if self.booster is None or x.shape[0] == 0:
-            p = np.zeros((x.shape[0], len(THREAT_CLASSES)))
-            p[:, 0] = 1.0
-            return p
+            return all_normal(x.shape[0])
         if self.forest is not None:
             return self.forest.predict(x)
         out = self.booster.inplace_predict(np.ascontiguousarray(x, dtype=np.float32))
@@ -98,6 +96,13 @@ class Scorer:
                                  validate_features=False)
         c = np.asarray(c).reshape(x.shape[0], len(THREAT_CLASSES), x.shape[1] + 1)
         return np.asarray(c[np.arange(x.shape[0]), classes, :-1], dtype=np.float64)
+
+
+def all_normal(rows: int) -> F64:
+    """[rows, classes] probabilities that say 'normal' for sure (no model, or rows not scored)."""
+    p = np.zeros((rows, len(THREAT_CLASSES)))
+    p[:, 0] = 1.0
+    return p
 
 
 def _walker(booster: Any, where: Path) -> Forest | None:
