@@ -3,40 +3,50 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-KAFKA_LIB := deploy/kafka/lib
-KAFKA_STAMP := $(KAFKA_LIB)/.fetched
+LOCK     := requirements.lock
+DEV_LOCK := requirements-dev.lock
 
-.PHONY: install deps kafka-jars demo test lint unit clean
+.PHONY: install deps kafka-jars demo test lint unit wheel-check lock clean
 
-install: deps kafka-jars  ## venv + Python dependencies + Kafka broker jars
+install: deps kafka-jars  ## venv + the locked Python dependencies + Kafka broker jars
 
+# Exactly the versions in the lock (what CI tested), then twinguard itself in editable mode.
 deps: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=24'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
-kafka-jars: $(KAFKA_STAMP)
-$(KAFKA_STAMP): deploy/kafka/pom.xml
+kafka-jars: deps  ## the local broker's jars, fetched once with Maven into ~/.cache/twinguard
 	@command -v mvn >/dev/null || { echo "Maven (mvn) is required to fetch the Kafka jars: apt-get install maven"; exit 1; }
-	rm -rf $(KAFKA_LIB)
-	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB)
-	touch $@
+	$(BIN)/twinguard kafka fetch
+
+# Refresh the locks from pyproject.toml (then `make test`, and commit both files).
+lock: deps
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes --quiet -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes --quiet -o $(DEV_LOCK)
 
 demo: deps  ## the main job on the embedded simulated fleet, no Kafka
 	$(BIN)/twinguard demo --out out/demo
 
 lint: deps
 	$(BIN)/ruff check pipelines operators schemas tests benchmarks
-	$(BIN)/mypy
+	$(BIN)/python tests/typecheck.py
 
 unit: deps
 	$(BIN)/python -m pytest tests/unit tests/flow -q
 
-test: install lint  ## everything: lint, types, unit, flow and integration tests on a real broker
-	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/unit/test_kernels.py tests/unit/test_treewalk.py -q -p no:cacheprovider
+# The built wheel in a fresh venv outside the checkout, used from another directory.
+wheel-check: deps kafka-jars
+	bash tests/wheel/check.sh $(BIN)/python $(LOCK)
+
+test: install lint  ## everything: lint, types, unit, flow and integration tests on a real broker, the wheel
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/unit/operators/twin/test_kernels.py tests/unit/operators/detect/test_treewalk.py -q -p no:cacheprovider
 	bash deploy/kafka/with-broker.sh $(BIN)/python -m pytest -q
+	$(MAKE) wheel-check
 
 clean:
-	rm -rf $(VENV) $(KAFKA_LIB) out .twinguard
+	rm -rf $(VENV) out build dist *.egg-info

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import env_vars, log
-from operators.kafka_io import produce_all, producer, scan_topic
-from pipelines import kafka_local
-from pipelines.kafka_admin import TopicSpec, create_topics, end_offsets
+from twinguard.benchmarks.harness import env_vars, log
+from twinguard.operators.io.kafka import produce_all, producer, scan_topic
+from twinguard.pipelines.kafka import local as kafka_local
+from twinguard.pipelines.kafka.admin import TopicSpec, create_topics, end_offsets
 
 OUT_ROLES = ("twins", "threats", "actions", "deadletter")
 COMPACTED = ("twins",)

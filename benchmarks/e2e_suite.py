@@ -1,7 +1,7 @@
 """End-to-end suite through a real local broker.
 
 Throughput: the whole workload is produced to the input topic first; then the production dataflow
-(benchmarks.run_child = `twinguard run` + counting source wrapper) consumes it in a child process.
+(twinguard.benchmarks.run_child = `twinguard run` + counting source wrapper) consumes it in a child process.
 events/s = input messages / (time the last partition found no more input after its last message -
 time the first message was handed to the dataflow), measured by the consumer side inside the child.
 A single Bytewax worker runs every step for a batch before it polls again, so when the source
@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import broker, profiling
-from benchmarks.harness import PYTHON, REPO_ROOT, Stat, log, percentile
-from benchmarks.workload import Workload, generate
-from operators.kafka_io import producer
-from operators.labels import AttackLabel
-from pipelines import kafka_local
-from pipelines.evaluate import evaluate
-from pipelines.flow import Runtime
+from twinguard.benchmarks import broker, profiling
+from twinguard.benchmarks.harness import PYTHON, Stat, log, percentile
+from twinguard.benchmarks.workload import Workload, generate
+from twinguard.operators.io.kafka import producer
+from twinguard.pipelines.evaluation.match import evaluate
+from twinguard.pipelines.flow import Runtime
+from twinguard.pipelines.kafka import local as kafka_local
+from twinguard.pipelines.sim.labels import AttackLabel
 
 
 def child_env(brokers: str, input_topic: str, out_topics: dict[str, str],
@@ -48,7 +48,6 @@ def child_env(brokers: str, input_topic: str, out_topics: dict[str, str],
         env[f"TWINGUARD__TOPICS__{role.upper()}"] = name
     if config_path:
         env["TWINGUARD_CONFIG"] = str(Path(config_path).resolve())
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     broker = kafka_local.status()  # the private broker: its CPU use is recorded beside ours
     if broker is not None:
         env["BENCH_BROKER_PID"] = str(broker.pid)
@@ -101,7 +100,7 @@ def cpu_shares(parts: list[dict[str, Any]], elapsed: float, msgs: int) -> dict[s
 
 @dataclass
 class Child:
-    """A running benchmarks.run_child process and where it reports."""
+    """A running twinguard.benchmarks.run_child process and where it reports."""
 
     name: str
     proc: subprocess.Popen[bytes]
@@ -145,14 +144,14 @@ def start_child(brokers: str, topic: str, name: str, logdir: Path, partitions: i
     stats = logdir / name
     stats.mkdir(parents=True, exist_ok=True)
     ready, done = stats / "ready", (stats / "producer-done" if paced else None)
-    cmd = [PYTHON, "-m", "benchmarks.run_child", "--stats", str(stats), "--idle", str(idle_s),
+    cmd = [PYTHON, "-m", "twinguard.benchmarks.run_child", "--stats", str(stats), "--idle", str(idle_s),
            "--ready", str(ready)]
     if done is not None:
         cmd += ["--done", str(done)]
     log_path = logdir / f"{name}.log"
     with log_path.open("wb") as lf:
         proc = subprocess.Popen(cmd, env=child_env(brokers, topic, out_topics, config_path),
-                                stdout=lf, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+                                stdout=lf, stderr=subprocess.STDOUT)
     return Child(name, proc, stats, ready, done, out_topics, log_path)
 
 
@@ -186,7 +185,7 @@ def detection(found: list[tuple[dict[str, Any], int, int]], w: Workload) -> dict
 
 
 def _matches(t: dict[str, Any], lab: AttackLabel) -> tuple[bool, bool]:
-    """(matches the attack, with its class) by pipelines.evaluate's own rule, applied to one
+    """(matches the attack, with its class) by twinguard.pipelines.evaluation.match's own rule, applied to one
     threat, so latency and the detection counts always agree on what detected an attack."""
     res = evaluate([t], [lab], {lab.device_id}).attacks[0]
     return res.detected, res.right_class

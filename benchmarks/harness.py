@@ -21,7 +21,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# the folder that holds the sub-package folders: the checkout, or site-packages/twinguard for a wheel
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
@@ -163,10 +164,13 @@ def quix_env_versions(python: str) -> dict[str, Any]:
 
 
 def _git_head() -> str | None:
+    """The checkout's commit (+dirty), or None for an installed wheel (its version says what ran)."""
+    if not (SOURCE_ROOT / ".git").exists():
+        return None
     try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+        out = subprocess.run(["git", "-C", str(SOURCE_ROOT), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
+        dirty = subprocess.run(["git", "-C", str(SOURCE_ROOT), "status", "--porcelain",
                                 "--untracked-files=no"], capture_output=True, text=True,
                                timeout=10, check=True).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")

@@ -1,6 +1,6 @@
 """Memory suite: twin state per device at 10k / 100k / 1M devices, no Kafka.
 
-Each size runs in a fresh process (`python -m benchmarks.memory --devices N`) so the RSS delta is
+Each size runs in a fresh process (`python -m twinguard.benchmarks.memory --devices N`) so the RSS delta is
 not polluted by earlier sizes. Synthetic devices (distinct ids, firmware and source-IP strings as
 decoding would create) are folded through ShardEngine in columnar batches: one event per device,
 then a second one a window later, so every device has closed a window (ring, baselines, twins).
@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import PYTHON, REPO_ROOT, log, rss_bytes
-from operators.batches import TelemetryBatch
-from operators.engine import ShardEngine
-from operators.integrity import SIG_OK
-from pipelines.config import load_config
-from pipelines.flow import Runtime
-from schemas.device_types import MAX_SIGNALS
+from twinguard.benchmarks.harness import PYTHON, log, rss_bytes
+from twinguard.operators.batches import TelemetryBatch
+from twinguard.operators.integrity.signatures import SIG_OK
+from twinguard.operators.twin.engine import ShardEngine
+from twinguard.pipelines.config import load_config
+from twinguard.pipelines.flow import Runtime
+from twinguard.schemas.device_types import MAX_SIGNALS
 
 CHUNK = 100_000
 
@@ -99,8 +99,8 @@ def run(sizes: list[int], logdir: Path) -> dict[str, Any]:
         log(f"memory: {n:,} devices")
         lp = logdir / f"memory-{n}.log"
         with lp.open("wb") as lf:
-            proc = subprocess.run([PYTHON, "-m", "benchmarks.memory", "--devices", str(n)],
-                                  stdout=subprocess.PIPE, stderr=lf, cwd=REPO_ROOT, timeout=1800,
+            proc = subprocess.run([PYTHON, "-m", "twinguard.benchmarks.memory", "--devices", str(n)],
+                                  stdout=subprocess.PIPE, stderr=lf, timeout=1800,
                                   check=False)
         if proc.returncode != 0:
             out.append({"devices": n, "error": f"exit {proc.returncode}; see {lp}"})

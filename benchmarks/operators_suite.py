@@ -1,5 +1,5 @@
 """Operators suite (no Kafka): decode JSON -> twin store + window kernels -> detectors -> XGBoost ->
-encoded outputs, in-process through `pipelines.offline.run_offline` (the dataflow's own steps minus
+encoded outputs, in-process through `twinguard.pipelines.offline.run_offline` (the dataflow's own steps minus
 Bytewax), plus a per-stage breakdown so the bottleneck is visible.
 """
 
@@ -15,20 +15,20 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from benchmarks.harness import Stat, log, timed
-from benchmarks.workload import Workload
-from operators import engine as engine_mod
-from operators import kernels as K
-from operators.batches import OutMsg, RawBatch
-from operators.decode import _decoder
-from operators.decode import decode_batch as reference_decode_batch
-from operators.engine import ShardEngine
-from operators.fastdecode import decode_batch
-from operators.scoring import Scorer
-from operators.twin_store import TwinStore
-from pipelines.flow import Runtime
-from pipelines.offline import run_offline
-from schemas.messages import canonical_bytes
+from twinguard.benchmarks.harness import Stat, log, timed
+from twinguard.benchmarks.workload import Workload
+from twinguard.operators.batches import OutMsg, RawBatch
+from twinguard.operators.decode.fast import decode_batch
+from twinguard.operators.decode.telemetry import _decoder
+from twinguard.operators.decode.telemetry import decode_batch as reference_decode_batch
+from twinguard.operators.detect.scoring import Scorer
+from twinguard.operators.twin import engine as engine_mod
+from twinguard.operators.twin import kernels as K
+from twinguard.operators.twin.engine import ShardEngine
+from twinguard.operators.twin.store import TwinStore
+from twinguard.pipelines.flow import Runtime
+from twinguard.pipelines.offline import run_offline
+from twinguard.schemas.messages import canonical_bytes
 
 CHUNK = 2000  # = kafka.consume_batch: one source poll per chunk, as on Kafka
 
@@ -156,7 +156,7 @@ def decode_parts(rt: Runtime, w: Workload, limit: int = 30_000) -> dict[str, Any
     import hashlib
     import hmac
 
-    from operators import decode as decode_mod
+    from twinguard.operators.decode import telemetry as decode_mod
 
     values = w.values[:limit]
     evs = [_decoder.decode(v) for v in values]

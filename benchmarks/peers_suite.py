@@ -15,14 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import broker
-from benchmarks.harness import PYTHON, REPO_ROOT, log, quix_env_versions
-from benchmarks.peers.common import write_spec
-from operators.scoring import MODEL_FILE, default_model_dir
-from pipelines.config import Config
-from schemas.device_types import MAX_SIGNALS, load_device_types
-from schemas.features import FEATURE_NAMES, THREAT_CLASSES
+from twinguard.benchmarks import broker
+from twinguard.benchmarks.harness import PYTHON, log, quix_env_versions
+from twinguard.benchmarks.peers.common import write_spec
+from twinguard.operators.detect.scoring import MODEL_FILE, default_model_dir
+from twinguard.pipelines.config import Config
+from twinguard.schemas.device_types import MAX_SIGNALS, load_device_types
+from twinguard.schemas.features import FEATURE_NAMES, THREAT_CLASSES
 
+# The peers are standalone scripts (stdlib + numpy + xgboost + their framework, never twinguard): run
+# by path, they import their sibling `common` module, also inside the Quix venv where twinguard is absent.
+PEERS_DIR = Path(__file__).resolve().parent / "peers"
 QUIX_ENV = Path(os.environ.get("TWINGUARD_BENCH_QUIX_VENV")
                 or Path.home() / ".cache" / "twinguard-bench" / "quix-venv")
 # quixstreams pins confluent-kafka<2.13 (twinguard uses 2.16): it gets a venv of its own
@@ -62,11 +65,9 @@ def quix_python() -> tuple[str | None, str]:
 
 def _run_peer(name: str, cmd: list[str], stats: Path, log_path: Path, expected: int,
               timeout_s: float) -> dict[str, Any]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     t0 = time.monotonic()
     with log_path.open("wb") as lf:
-        proc = subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT)
         try:
             rc = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -97,7 +98,7 @@ def run(cfg: Config, brokers: str, topic: str, expected: int, logdir: Path, part
         log(f"peers: bytewax_naive over {expected:,} messages")
         stats = logdir / "peer-bytewax.json"
         out["bytewax_naive"] = _run_peer(
-            "bytewax_naive", [PYTHON, "-m", "benchmarks.peers.bytewax_naive", "--spec", str(spec),
+            "bytewax_naive", [PYTHON, str(PEERS_DIR / "bytewax_naive.py"), "--spec", str(spec),
                               "--brokers", brokers, "--topic", topic, "--out-topic", o,
                               "--stats", str(stats)],
             stats, logdir / "peer-bytewax.log", expected, timeout)
@@ -111,7 +112,7 @@ def run(cfg: Config, brokers: str, topic: str, expected: int, logdir: Path, part
             log(f"peers: quix over {expected:,} messages ({how})")
             stats = logdir / "peer-quix.json"
             out["quix"] = _run_peer(
-                "quix", [py, "-m", "benchmarks.peers.quix_app", "--spec", str(spec),
+                "quix", [py, str(PEERS_DIR / "quix_app.py"), "--spec", str(spec),
                          "--brokers", brokers, "--topic", topic, "--out-topic", o,
                          "--stats", str(stats), "--idle", "5"],
                 stats, logdir / "peer-quix.log", expected, timeout)

@@ -3,7 +3,7 @@
 Numba kernels are native code: py-spy (without --native) charges their time to the Python line that
 called them, which is what we want to see (which step of ours is expensive).
 
-    python -m benchmarks.profiling operators-target --devices N --duration S --seconds T --ready F
+    python -m twinguard.benchmarks.profiling operators-target --devices N --duration S --seconds T --ready F
 runs the in-process operator path (decode -> shard engines) in a loop for the profiler to attach to.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import REPO_ROOT
+from twinguard.benchmarks.harness import SOURCE_ROOT
 
 _FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
@@ -49,7 +49,7 @@ def _short(frame: str) -> str:
     if not m:
         return frame.strip()
     path = m.group("file")
-    for root in (str(REPO_ROOT) + "/", "site-packages/"):
+    for root in (str(SOURCE_ROOT) + "/", "site-packages/"):
         if root in path:
             path = path.split(root, 1)[1]
             break
@@ -123,10 +123,10 @@ def format_text(title: str, prof: Profile | None, note: str = "", top: int = 20)
 
 def _operators_target(devices: int, duration: float, seconds: float, ready: Path) -> None:
     """Loop the in-process operator path over one workload until `seconds` have passed."""
-    from benchmarks.workload import generate
-    from pipelines.config import load_config
-    from pipelines.flow import Runtime
-    from pipelines.offline import run_offline
+    from twinguard.benchmarks.workload import generate
+    from twinguard.pipelines.config import load_config
+    from twinguard.pipelines.flow import Runtime
+    from twinguard.pipelines.offline import run_offline
 
     rt = Runtime.from_config(load_config())
     w = generate(rt, devices, duration)

@@ -1,13 +1,14 @@
 """twinguard's production dataflow on Kafka, in a child process, with counting source partitions.
 
-The graph is `pipelines.flow.build_flow` with `kafka_source(cfg)` exactly as `twinguard run` builds it
+The graph is `twinguard.pipelines.flow.build_flow` with `kafka_source(cfg)` exactly as `twinguard run`
+builds it
 (same decode, shard engines, Kafka sink, recovery off, epoch = recovery.snapshot_interval_s). The only
 addition is a thin wrapper around each source partition that records when messages were handed to
 the dataflow and ends the partition after `idle` seconds without input (and, for paced runs, only
 after the producer said it is done). Configuration comes from TWINGUARD__* variables.
 
-    python -m benchmarks.run_child --stats DIR --idle S [--ready FILE] [--done FILE]
-    python -m bytewax.run "benchmarks.run_child:scaling_flow()" -i 0 -a "h:p;h:p"   (env BENCH_*)
+    python -m twinguard.benchmarks.run_child --stats DIR --idle S [--ready FILE] [--done FILE]
+    python -m bytewax.run "twinguard.benchmarks.run_child:scaling_flow()" -i 0 -a "h:p;h:p"   (env BENCH_*)
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ import msgspec
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from operators.batches import RawBatch
-from operators.kafka_io import KafkaBatchSource
-from pipelines import heap
-from pipelines.config import load_config
-from pipelines.flow import Runtime, build_flow, kafka_sink, kafka_source
-from pipelines.offline import warm_up
+from twinguard.operators.batches import RawBatch
+from twinguard.operators.io.kafka import KafkaBatchSource
+from twinguard.pipelines import heap
+from twinguard.pipelines.config import load_config
+from twinguard.pipelines.flow import Runtime, build_flow, kafka_sink, kafka_source
+from twinguard.pipelines.offline import warm_up
 
 
 class _CountingPartition(StatefulSourcePartition[RawBatch, int]):

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import e2e_suite, memory, operators_suite, peers_suite, profiling, report, scaling
-from benchmarks.harness import PYTHON, REPO_ROOT, loadavg, log, machine, versions
-from benchmarks.workload import Workload, generate
-from pipelines.config import Config, load_config
-from pipelines.flow import Runtime
+from twinguard.benchmarks import e2e_suite, memory, operators_suite, peers_suite, profiling, report, scaling
+from twinguard.benchmarks.harness import PYTHON, loadavg, log, machine, versions
+from twinguard.benchmarks.workload import Workload, generate
+from twinguard.pipelines.config import Config, load_config
+from twinguard.pipelines.flow import Runtime
 
 SUITES = ("operators", "e2e", "peers", "scaling", "memory")
 
@@ -118,12 +118,12 @@ def run_bench(config_path: str | None, suites: list[str], quick: bool, out: Path
 def _kafka(r: dict[str, Any], cfg: Config, rt: Runtime, w: Workload, plan: Plan,
            suites: Sequence[str], config_path: str | None, logdir: Path, out: Path,
            profiles: dict[str, Any], texts: list[str], guarded: Any) -> None:
-    from benchmarks.broker import private_broker
+    from twinguard.benchmarks.broker import private_broker
 
     parts = cfg.topics.partitions
     try:
         with private_broker() as brokers:
-            r["settings"]["broker"] = "private local Apache Kafka (pipelines.kafka_local), " \
+            r["settings"]["broker"] = "private local Apache Kafka (twinguard.pipelines.kafka.local), " \
                                       "same host"
             state: dict[str, Any] = {}
 
@@ -188,10 +188,10 @@ def _profile_operators(plan: Plan, folded: Path, logdir: Path) -> profiling.Prof
     lp = logdir / "profile-operators.log"
     with lp.open("wb") as lf:
         target = subprocess.Popen(
-            [PYTHON, "-m", "benchmarks.profiling", "operators-target", "--devices",
+            [PYTHON, "-m", "twinguard.benchmarks.profiling", "operators-target", "--devices",
              str(min(plan.devices, 2000)), "--duration", str(plan.duration_s), "--seconds",
              str(plan.profile_s + 3), "--ready", str(ready)],
-            stdout=lf, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+            stdout=lf, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while not ready.exists() and target.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -1,7 +1,7 @@
 """Scaling suite: the production flow under `python -m bytewax.run` with 1 and with 2 processes.
 
-Same input topic as e2e. The flow factory `benchmarks.run_child:scaling_flow()` is
-`pipelines.flow:build_flow()` with the counting source wrapper, which ends the flow once the topic
+Same input topic as e2e. The flow factory `twinguard.benchmarks.run_child:scaling_flow()` is
+`twinguard.pipelines.flow:build_flow()` with the counting source wrapper, which ends the flow once the topic
 is drained (plain build_flow() under bytewax.run never ends). events/s = messages / (last partition
 drained - first message in hand) across all processes (same host clock). Trials alternate 1 and 2
 processes so the machine's noise hits both alike.
@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import broker
-from benchmarks.e2e_suite import accounting, aggregate_stats, child_env
-from benchmarks.harness import PYTHON, REPO_ROOT, Stat, log
-from pipelines.kafka_local import free_port
+from twinguard.benchmarks import broker
+from twinguard.benchmarks.e2e_suite import accounting, aggregate_stats, child_env
+from twinguard.benchmarks.harness import PYTHON, Stat, log
+from twinguard.pipelines.kafka.local import free_port
 
-FACTORY = "benchmarks.run_child:scaling_flow()"
+FACTORY = "twinguard.benchmarks.run_child:scaling_flow()"
 
 
 def run_cluster(brokers: str, topic: str, procs: int, name: str, logdir: Path, partitions: int,
@@ -38,8 +38,7 @@ def run_cluster(brokers: str, topic: str, procs: int, name: str, logdir: Path, p
         cmd = base + (["-i", str(i), "-a", addrs] if procs > 1 else [])
         lp = logdir / f"{name}-p{i}.log"
         with lp.open("wb") as lf:
-            running.append((subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT,
-                                             cwd=REPO_ROOT), lp))
+            running.append((subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT), lp))
     failed = []
     for proc, lp in running:
         try:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from operators.labels import AttackLabel
-from operators.simulator import FleetSimulator, SimConfig
-from pipelines.flow import Runtime
+from twinguard.pipelines.flow import Runtime
+from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
+from twinguard.pipelines.sim.labels import AttackLabel
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from schemas.device_types import MAX_SIGNALS
+from twinguard.schemas.device_types import MAX_SIGNALS
 
 I64 = npt.NDArray[np.int64]
 N_INTS = 12  # ColumnBuilder.ints columns: shard .. offset, dst_hash, princ_hash

@@ -68,7 +68,7 @@ class ActivityConfig:
 
 @dataclass(frozen=True)
 class RiskConfig:
-    """Per-device risk score (operators/risk.py documents the formula)."""
+    """Per-device risk score (operators/twin/risk.py documents the formula)."""
 
     half_life_h: float = 24.0  # event time after which detections and contacts count half
     detection_half_points: float = 2.0  # decayed severity points at which detections give 0.5
@@ -80,6 +80,6 @@ class RiskConfig:
 class IntelConfig:
     """Threat intelligence: a JSON-lines file and/or the compacted intel topic."""
 
-    file: str = ""  # JSON lines of schemas.messages.Intel, loaded at start
+    file: str = ""  # JSON lines of twinguard.schemas.messages.Intel, loaded at start
     read_topic: bool = True  # `twinguard run` follows the intel topic in a background reader
     catch_up_timeout_s: float = 30.0  # wait this long at start for the topic to be read

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.config import Config, ConfigError, load_config, masked
-from pipelines.tables import add_table_arguments
+from twinguard.pipelines.config import Config, ConfigError, load_config, masked
+from twinguard.pipelines.tables.read import add_table_arguments
 
 Handler = Callable[[argparse.Namespace, Config], int]
 DEMO_INTEL = Path(__file__).with_name("demo_intel.jsonl")
@@ -31,21 +31,21 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.demo import DemoConfig, run_demo
+    from twinguard.pipelines.demo import DemoConfig, run_demo
 
     run_demo(cfg, DemoConfig(args.devices, args.duration, args.seed, Path(args.out), args.workers))
     return 0
 
 
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.run import run_kafka
+    from twinguard.pipelines.run import run_kafka
 
     run_kafka(cfg, args.workers, args.until_idle)
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.simulate import produce_simulation
+    from twinguard.pipelines.sim.simulate import produce_simulation
 
     produce_simulation(cfg, args.devices, args.duration, args.rate, args.seed, Path(args.labels),
                        args.realtime, activity=not args.no_activity)
@@ -53,15 +53,15 @@ def cmd_simulate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.replay import (
+    from twinguard.pipelines.tables.model import load_table_model
+    from twinguard.pipelines.tables.read import read_table, table_options
+    from twinguard.pipelines.tables.replay import (
         ReplayOptions,
         output_format,
         replay_table,
         summary,
         write_predictions,
     )
-    from pipelines.table_model import load_table_model
-    from pipelines.tables import read_table, table_options
 
     output_format(args.out)
     model = load_table_model(args.model) if args.model else None
@@ -79,7 +79,7 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     if args.inputs:
         return _train_tables(args, cfg)
-    from pipelines.train import TrainConfig, train
+    from twinguard.pipelines.sim.train import TrainConfig, train
 
     tc = TrainConfig(devices=args.devices, duration_s=args.duration,
                      seeds=tuple(args.seeds), rounds=args.rounds)
@@ -93,8 +93,8 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.table_train import train_tables
-    from pipelines.tables import table_options
+    from twinguard.pipelines.tables.read import table_options
+    from twinguard.pipelines.tables.train import train_tables
 
     if not args.out:
         print("twinguard train: error: training from tables needs --out MODEL_DIR (the shipped "
@@ -108,24 +108,24 @@ def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     if args.scenarios:
-        from pipelines.scenario_eval import run_scenarios
+        from twinguard.pipelines.evaluation.scenarios import run_scenarios
 
         return run_scenarios(cfg, args.seeds, args.devices, args.duration, args.out)
     if args.predictions:
-        from pipelines.evaluate_predictions import Slack, evaluate_file
+        from twinguard.pipelines.evaluation.predictions import Slack, evaluate_file
 
         slack = Slack(rows=args.slack_rows or 0, seconds=args.slack_seconds or 0.0)
         return evaluate_file(args.predictions, args.out, slack, args.class_map)
     if not args.labels:
         raise ValueError("pass --predictions FILE (a replay's output), --labels FILE (simulator "
                          "labels, scored against the threats topic) or --scenarios")
-    from pipelines.evaluate_kafka import evaluate_topic
+    from twinguard.pipelines.evaluation.kafka import evaluate_topic
 
     return evaluate_topic(cfg, Path(args.labels), args.devices_from, args.out)
 
 
 def cmd_risk(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.risk_report import as_json, format_table, rank, read_fleet, read_fleet_file
+    from twinguard.pipelines.kafka.risk_report import as_json, format_table, rank, read_fleet, read_fleet_file
 
     fleet = read_fleet_file(Path(args.twins)) if args.twins else read_fleet(cfg)
     if args.type and all(t.device_type != args.type for t in fleet.twins.values()):
@@ -140,7 +140,7 @@ def cmd_risk(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_intel(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.intel_publish import feed_messages, indicator_key, send
+    from twinguard.pipelines.kafka.intel_publish import feed_messages, indicator_key, send
 
     if args.action == "publish":
         items = [m for f in args.items for m in feed_messages(Path(f))]
@@ -152,7 +152,7 @@ def cmd_intel(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_chaos(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.chaos import ChaosConfig, format_table, run_chaos, write_report
+    from twinguard.pipelines.chaos import ChaosConfig, format_table, run_chaos, write_report
 
     cc = ChaosConfig(kills=args.kills, outage_s=args.outage_seconds, events=args.events,
                      brokers=args.brokers, seed=args.seed, duration_s=args.duration,
@@ -166,9 +166,11 @@ def cmd_chaos(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_kafka(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines import kafka_local
+    from twinguard.pipelines.kafka import local as kafka_local
 
-    if args.action == "up":
+    if args.action == "fetch":
+        print(f"Kafka broker jars in {kafka_local.lib_dir()}")
+    elif args.action == "up":
         info = kafka_local.up(args.port, Path(args.data_dir) if args.data_dir else None)
         print(f"Kafka is up: brokers={info.brokers} pid={info.pid} log={info.log_path}")
     elif args.action == "status":
@@ -181,7 +183,7 @@ def cmd_kafka(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_topics(args: argparse.Namespace, cfg: Config) -> int:
-    from pipelines.kafka_admin import create_topics, topic_specs
+    from twinguard.pipelines.kafka.admin import create_topics, topic_specs
 
     specs = topic_specs(cfg, args.partitions)
     made = create_topics(cfg.kafka.client_settings(), specs)
@@ -196,8 +198,8 @@ def cmd_config(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
-    from benchmarks.report import summary
-    from benchmarks.runner import SUITES, run_bench
+    from twinguard.benchmarks.report import summary
+    from twinguard.benchmarks.runner import SUITES, run_bench
 
     suites = list(SUITES) if args.suite == "all" else [args.suite]
     result = run_bench(args.config, suites, args.quick, Path(args.out), args.latency_rate)
@@ -308,7 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     es.add_argument("--scenarios", action="store_true",
                     help="no Kafka: simulated attack fleets on fresh seeds plus an attack-free fleet "
                          "through the offline flow -> macro-F1, %% detected within 2 s, false alarms "
-                         "per 1,000 device-hours (pipelines/scenario_eval.py)")
+                         "per 1,000 device-hours (pipelines/evaluation/scenarios.py)")
     es.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13],
                     help="--scenarios: attack-fleet seeds (default 11 12 13; training uses 101-103, 999)")
     es.add_argument("--devices", type=int, default=1000, help="--scenarios: devices per attack fleet")
@@ -347,9 +349,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="write the JSON report here")
 
     k = add("kafka", cmd_kafka, "run a real single-node Apache Kafka on 127.0.0.1")
-    k.add_argument("action", choices=["up", "status", "down"])
+    k.add_argument("action", choices=["fetch", "up", "status", "down"],
+                   help="fetch: only download the broker jars (Maven, once, into ~/.cache/twinguard)")
     k.add_argument("--port", type=int, default=9092)
-    k.add_argument("--data-dir", default=None, help="broker data (default .twinguard/kafka)")
+    k.add_argument("--data-dir", default=None, help="broker data (default ~/.local/state/twinguard/kafka)")
 
     tp = add("topics", cmd_topics, "create every configured topic")
     tp.add_argument("action", choices=["create"])

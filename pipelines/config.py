@@ -10,8 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from operators.brake import BrakeConfig
-from operators.settings import (
+from twinguard.operators.decode.brake import BrakeConfig
+from twinguard.operators.settings import (
     ActivityConfig,
     DetectionConfig,
     IntelConfig,
@@ -95,7 +95,7 @@ class Config:
 
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
     """Defaults, then the TOML file at `path`, then TWINGUARD__SECTION__KEY environment overrides."""
-    tree = tomllib.loads(resources.files("pipelines").joinpath("defaults.toml").read_text())
+    tree = tomllib.loads(resources.files("twinguard.pipelines").joinpath("defaults.toml").read_text())
     if path:
         p = Path(path)
         if not p.is_file():

@@ -21,20 +21,20 @@ import msgspec
 from bytewax._bytewax import cli_main
 from tqdm import tqdm
 
-from operators.activity_sim import ActivitySimulator
-from operators.faults import corrupt_some
-from operators.labels import write_labels
-from operators.local_io import Chunk, ChunkSource, JsonLinesSink, read_jsonl
-from operators.simulator import FleetSimulator, SimConfig
-from pipelines import heap
-from pipelines.config import Config
-from pipelines.evaluate import evaluate, format_table
-from pipelines.flow import Runtime, build_flow
-from pipelines.offline import warm_up
-from pipelines.plots import plot_demo
-from pipelines.risk_report import format_table as format_risk
-from pipelines.risk_report import rank
-from schemas.messages import TwinState
+from twinguard.operators.io.local import Chunk, ChunkSource, JsonLinesSink, read_jsonl
+from twinguard.pipelines import heap
+from twinguard.pipelines.config import Config
+from twinguard.pipelines.evaluation.match import evaluate, format_table
+from twinguard.pipelines.evaluation.plots import plot_demo
+from twinguard.pipelines.flow import Runtime, build_flow
+from twinguard.pipelines.kafka.risk_report import format_table as format_risk
+from twinguard.pipelines.kafka.risk_report import rank
+from twinguard.pipelines.offline import warm_up
+from twinguard.pipelines.sim.activity import ActivitySimulator
+from twinguard.pipelines.sim.faults import corrupt_some
+from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
+from twinguard.pipelines.sim.labels import write_labels
+from twinguard.schemas.messages import TwinState
 
 CORRUPT_RATE = 0.002
 

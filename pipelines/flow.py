@@ -1,5 +1,7 @@
-"""The twinguard dataflow graph. Bytewax users: `python -m bytewax.run "pipelines.flow:build_flow()"`
-(configuration from $TWINGUARD_CONFIG and TWINGUARD__* variables)."""
+"""The twinguard dataflow graph.
+
+Bytewax users: `python -m bytewax.run "twinguard.pipelines.flow:build_flow()"` (configuration from
+$TWINGUARD_CONFIG and TWINGUARD__* variables)."""
 
 from __future__ import annotations
 
@@ -13,24 +15,24 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from operators.activity import ActivityBatch, ActivityOut, decode_activity
-from operators.batches import OutMsg, RawBatch
-from operators.brake import RejectBrake
-from operators.decode import DecodeConfig, DecodeOut
-from operators.desired import ControlTable
-from operators.engine import EngineContext
-from operators.fastdecode import decode_batch
-from operators.insider import Reorder, UserLogic, UserStore
-from operators.integrity import KeyRing
-from operators.intel import IntelTable
-from operators.intel_reader import IntelReader, start_intel_reader
-from operators.kafka_io import IdleStop, KafkaBatchSource, KafkaOutSink
-from operators.scoring import MODEL_FILE, Scorer, default_model_dir
-from operators.twin_operator import ShardItem, ShardLogic
-from operators.twin_store import TwinStore
-from pipelines import heap
-from pipelines.config import Config, load_config
-from schemas.device_types import DeviceTypeTable, load_device_types
+from twinguard.operators.batches import OutMsg, RawBatch
+from twinguard.operators.decode.activity import ActivityBatch, ActivityOut, decode_activity
+from twinguard.operators.decode.brake import RejectBrake
+from twinguard.operators.decode.fast import decode_batch
+from twinguard.operators.decode.telemetry import DecodeConfig, DecodeOut
+from twinguard.operators.detect.scoring import MODEL_FILE, Scorer, default_model_dir
+from twinguard.operators.integrity.signatures import KeyRing
+from twinguard.operators.intel.reader import IntelReader, start_intel_reader
+from twinguard.operators.intel.table import IntelTable
+from twinguard.operators.io.kafka import IdleStop, KafkaBatchSource, KafkaOutSink
+from twinguard.operators.twin.desired import ControlTable
+from twinguard.operators.twin.engine import EngineContext
+from twinguard.operators.twin.logic import ShardItem, ShardLogic
+from twinguard.operators.twin.store import TwinStore
+from twinguard.operators.users.insider import Reorder, UserLogic, UserStore
+from twinguard.pipelines import heap
+from twinguard.pipelines.config import Config, load_config
+from twinguard.schemas.device_types import DeviceTypeTable, load_device_types
 
 log = logging.getLogger(__name__)
 

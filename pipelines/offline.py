@@ -14,16 +14,16 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from operators.activity_sim import ActivitySimConfig, ActivitySimulator
-from operators.batches import OutMsg, RawBatch
-from operators.engine import Windows
-from operators.insider import UserLogic
-from operators.policy import Decisions
-from operators.simulator import FleetSimulator, SimConfig
-from operators.twin_operator import ShardLogic
-from operators.twin_store import TwinStore
-from pipelines.flow import Runtime, by_shard, by_user, decode_step
-from schemas.features import N_FEATURES
+from twinguard.operators.batches import OutMsg, RawBatch
+from twinguard.operators.detect.policy import Decisions
+from twinguard.operators.twin.engine import Windows
+from twinguard.operators.twin.logic import ShardLogic
+from twinguard.operators.twin.store import TwinStore
+from twinguard.operators.users.insider import UserLogic
+from twinguard.pipelines.flow import Runtime, by_shard, by_user, decode_step
+from twinguard.pipelines.sim.activity import ActivitySimConfig, ActivitySimulator
+from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
+from twinguard.schemas.features import N_FEATURES
 
 
 @dataclass

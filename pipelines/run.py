@@ -9,10 +9,10 @@ from pathlib import Path
 from bytewax._bytewax import cli_main
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from operators.kafka_io import IdleStop
-from pipelines import heap
-from pipelines.config import Config
-from pipelines.flow import (
+from twinguard.operators.io.kafka import IdleStop
+from twinguard.pipelines import heap
+from twinguard.pipelines.config import Config
+from twinguard.pipelines.flow import (
     Runtime,
     activity_source,
     build_flow,
@@ -20,7 +20,7 @@ from pipelines.flow import (
     kafka_sink,
     kafka_source,
 )
-from pipelines.offline import warm_up
+from twinguard.pipelines.offline import warm_up
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ import json
 from importlib import resources
 from typing import Any
 
-from schemas.messages import SCHEMA_VERSION, TOPIC_SCHEMAS
+from twinguard.schemas.messages import SCHEMA_VERSION, TOPIC_SCHEMAS
 
 
 def json_schema(role: str) -> dict[str, Any]:
     """The published JSON Schema of a topic role (telemetry, threats, ...)."""
     if role not in TOPIC_SCHEMAS:
         raise KeyError(f"no schema for topic role '{role}' (known: {', '.join(TOPIC_SCHEMAS)})")
-    text = resources.files("schemas").joinpath(f"json/{role}.v{SCHEMA_VERSION}.json").read_text()
+    text = resources.files("twinguard.schemas").joinpath(f"json/{role}.v{SCHEMA_VERSION}.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -21,5 +21,5 @@ def json_schema(role: str) -> dict[str, Any]:
 def example(role: str) -> dict[str, Any]:
     """The example message shipped for a topic role."""
     example_doc: dict[str, Any] = json.loads(
-        resources.files("schemas").joinpath(f"examples/{role}.json").read_text())
+        resources.files("twinguard.schemas").joinpath(f"examples/{role}.json").read_text())
     return example_doc

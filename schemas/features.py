@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from schemas.device_types import MAX_SIGNALS
+from twinguard.schemas.device_types import MAX_SIGNALS
 
 NORMAL = "normal"
 # Threat classes; index = XGBoost class id (0 = normal). A class may have no training examples.

@@ -1,7 +1,7 @@
 """Message contracts for every topic, as msgspec Structs.
 
-These Structs are the one definition: `python -m schemas.export` writes the versioned JSON Schema files in
-schemas/json/ from them, and a test fails if the files and the Structs ever differ.
+These Structs are the one definition: `python -m twinguard.schemas.export` writes the versioned JSON
+Schema files in schemas/json/ from them, and a test fails if the files and the Structs ever differ.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class TwinState(Struct):
     schema_version: int = SCHEMA_VERSION
     desired: dict[str, float] = {}  # last commanded set-point per signal (activity `set`)
     commands: Count = 0  # activity messages folded into this twin
-    risk: Annotated[float, Meta(ge=0.0, le=100.0, description="Risk score (operators/risk.py)")] = 0.0
+    risk: Annotated[float, Meta(ge=0.0, le=100.0, description="Risk score (operators/twin/risk.py)")] = 0.0
     risk_reasons: list[str] = []  # its top reasons, most important first
 
 

@@ -1,4 +1,4 @@
-"""Detection on real datasets through the user commands: `python -m benchmarks.detection`.
+"""Detection on real datasets through the user commands: `python -m twinguard.benchmarks.detection`.
 
 For each dataset (BATADAL, NAB realKnownCause, TON_IoT) it prepares what the protocol needs in a work
 directory outside the repository, runs `twinguard train / replay / evaluate` as subprocesses exactly
@@ -17,16 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.detection import protocols
-from benchmarks.detection.commands import CommandFailedError, CommandLog
-from benchmarks.detection.report import render
-from benchmarks.harness import _git_head, machine
+from twinguard.benchmarks.detection import protocols
+from twinguard.benchmarks.detection.commands import CommandFailedError, CommandLog
+from twinguard.benchmarks.detection.report import render
+from twinguard.benchmarks.harness import _git_head, machine
 
 DATASETS = {"batadal": protocols.batadal, "nab": protocols.nab, "ton_iot": protocols.ton_iot}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.detection", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m twinguard.benchmarks.detection", description=__doc__)
     p.add_argument("--datasets", default="/work/shared/datasets",
                    help="folder with batadal/, nab/, ton_iot/ (each with its SOURCE.md)")
     p.add_argument("--out", default="benchmarks/detection/results",

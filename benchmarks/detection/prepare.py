@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.tables import normalise_label
+from twinguard.pipelines.tables.read import normalise_label
 
 NAB_LEARNING_SHARE = 0.15  # NAB's probationary period: the first 15% of each series only learns
 TON_TEST_SHARE = 0.30

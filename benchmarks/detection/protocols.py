@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.detection.commands import CommandLog
-from benchmarks.detection.prepare import (
+from twinguard.benchmarks.detection.commands import CommandLog
+from twinguard.benchmarks.detection.prepare import (
     NAB_LEARNING_SHARE,
     TON_CLASS_MAP,
     TON_TEST_SHARE,

@@ -47,7 +47,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Run {results['date']} at git {results['git']} on {m['cpu_model']} "
         f"({m['usable_cores']} usable cores, {m['ram_gb']} GB RAM), Python {m['python']}. "
-        "Produced by `python -m benchmarks.detection`; every number comes from the `twinguard` "
+        "Produced by `python -m twinguard.benchmarks.detection`; every number comes from the `twinguard` "
         "commands listed below, run as subprocesses. Never point-adjusted: row metrics count rows "
         "as flagged; an event is detected only by a flag on one of its own rows.",
         "",

@@ -5,7 +5,7 @@ per message -> `key_on` device -> `stateful_map` per event (features in 10 s tum
 1-row XGBoost predict) -> threats -> stock `KafkaSink`. One worker, recovery off, Bytewax's default
 epoch (10 s, as `python -m bytewax.run` uses without -s).
 
-    python -m benchmarks.peers.bytewax_naive --spec F --brokers B --topic T --out-topic O --stats F
+    python -m twinguard.benchmarks.peers.bytewax_naive --spec F --brokers B --topic T --out-topic O --stats F
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.dataflow import Dataflow
 
-from benchmarks.peers.common import PeerModel, Progress, State
+# a sibling module: peers run as scripts (by path), independent of twinguard
+from common import PeerModel, Progress, State
 
 
 def build(model: PeerModel, brokers: str, topic: str, out_topic: str,

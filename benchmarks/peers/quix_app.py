@@ -7,7 +7,7 @@ are off, matching twinguard and the Bytewax peer, which both run with recovery o
 `--idle` seconds without new messages (Application.run(timeout=...)).
 
 Runs from its own virtualenv (quixstreams pins confluent-kafka < 2.13):
-    <quix-venv>/bin/python -m benchmarks.peers.quix_app --spec F --brokers B --topic T ...
+    <quix-venv>/bin/python -m twinguard.benchmarks.peers.quix_app --spec F --brokers B --topic T ...
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import tempfile
 import uuid
 from typing import Any
 
-from benchmarks.peers.common import PeerModel, Progress
+# a sibling module: peers run as scripts (by path), independent of twinguard
+from common import PeerModel, Progress
 
 
 def main() -> None:

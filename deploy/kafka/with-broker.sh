@@ -5,7 +5,7 @@ here="$(cd "$(dirname "$0")/../.." && pwd)"
 tg="$here/.venv/bin/twinguard"
 work="$(mktemp -d -t twinguard-kafka-XXXXXX)"
 export TWINGUARD_STATE_DIR="$work/state"
-port="$("$here/.venv/bin/python" -c 'from pipelines.kafka_local import free_port; print(free_port())')"
+port="$("$here/.venv/bin/python" -c 'from twinguard.pipelines.kafka.local import free_port; print(free_port())')"
 cleanup() { "$tg" kafka down || true; rm -rf "$work"; }
 trap cleanup EXIT
 "$tg" kafka up --port "$port" --data-dir "$work/data"

@@ -8,8 +8,8 @@ input. Differences are located relative to the disturbances and checked for orde
 the reference itself change when only the interleaving of the partitions changes?).
 """
 
-from pipelines.chaos.experiment import run_chaos
-from pipelines.chaos.model import ChaosConfig, ChaosError
-from pipelines.chaos.report import format_table, write_report
+from twinguard.pipelines.chaos.experiment import run_chaos
+from twinguard.pipelines.chaos.model import ChaosConfig, ChaosError
+from twinguard.pipelines.chaos.report import format_table, write_report
 
 __all__ = ["ChaosConfig", "ChaosError", "format_table", "run_chaos", "write_report"]

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from operators.batches import RawBatch
-from operators.kafka_io import read_topic, scan_topic
-from pipelines import kafka_admin
-from pipelines.chaos.model import Chunks
-from pipelines.config import Config
-from pipelines.flow import Runtime
-from pipelines.offline import run_batches
+from twinguard.operators.batches import RawBatch
+from twinguard.operators.io.kafka import read_topic, scan_topic
+from twinguard.pipelines.chaos.model import Chunks
+from twinguard.pipelines.config import Config
+from twinguard.pipelines.flow import Runtime
+from twinguard.pipelines.kafka import admin as kafka_admin
+from twinguard.pipelines.offline import run_batches
 
 
 def audit_topics(cfg: Config, cooldown_ms: int) -> dict[str, Any]:

@@ -17,10 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from operators.integrity import KeyRing
-from operators.simulator import FleetSimulator
-from pipelines import kafka_admin, kafka_local
-from pipelines.chaos.audit import (
+from twinguard.operators.integrity.signatures import KeyRing
+from twinguard.pipelines.chaos.audit import (
     audit_topics,
     comparability,
     compare_detection,
@@ -29,7 +27,7 @@ from pipelines.chaos.audit import (
     reference_run,
     verdict,
 )
-from pipelines.chaos.model import (
+from twinguard.pipelines.chaos.model import (
     FINISH_TIMEOUT_S,
     KILL_DELAY_S,
     LEAD_S,
@@ -42,7 +40,7 @@ from pipelines.chaos.model import (
     _now_ms,
     _secs,
 )
-from pipelines.chaos.processes import (
+from twinguard.pipelines.chaos.processes import (
     DataflowRun,
     OutputWatch,
     _log_lines,
@@ -53,9 +51,12 @@ from pipelines.chaos.processes import (
     restart_broker,
     write_config_file,
 )
-from pipelines.chaos.workload import PacedProducer, input_chunks, malformed_schedule, plan_fleet
-from pipelines.config import Config
-from pipelines.flow import Runtime
+from twinguard.pipelines.chaos.workload import PacedProducer, input_chunks, malformed_schedule, plan_fleet
+from twinguard.pipelines.config import Config
+from twinguard.pipelines.flow import Runtime
+from twinguard.pipelines.kafka import admin as kafka_admin
+from twinguard.pipelines.kafka import local as kafka_local
+from twinguard.pipelines.sim.fleet import FleetSimulator
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ class Experiment:
         n = len(self.runs)
         rec = RunRecord(n, role, self.work / f"run-{n:02d}-{role}.log", _now_ms())
         self.runs.append(rec)
-        cmd = [sys.executable, "-m", "pipelines.cli", "--config", str(self.config_file), "run",
+        cmd = [sys.executable, "-m", "twinguard.pipelines.cli", "--config", str(self.config_file), "run",
                "--recovery-dir", str(self.work / "recovery"),
                "--snapshot-interval", str(self.cc.snapshot_interval_s),
                "--until-idle", str(self.cc.until_idle_s)]

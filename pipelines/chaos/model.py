@@ -31,11 +31,10 @@ LOG_PATTERN = re.compile(r"WARNING|ERROR|Traceback|%[0-4]\|")
 
 
 Chunks = Iterator[tuple[int, list[bytes], list[bytes]]]  # (send time ms, keys, values)
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # what the dataflow runs: a change mid-run means restarted runs and the reference differ in code
-CODE_DIRS = ("operators", "pipelines", "schemas")
+CODE_PACKAGES = ("twinguard.operators", "twinguard.pipelines", "twinguard.schemas")
 CODE_SUFFIXES = (".py", ".toml", ".json", ".ubj")
 
 

@@ -13,22 +13,22 @@ import signal
 import subprocess
 import threading
 from collections import Counter
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from pipelines import kafka_local
-from pipelines.chaos.model import (
-    CODE_DIRS,
+from twinguard.pipelines.chaos.model import (
+    CODE_PACKAGES,
     CODE_SUFFIXES,
     LOG_PATTERN,
-    REPO_ROOT,
     ChaosError,
     RunRecord,
     _now_ms,
 )
-from pipelines.config import Config
+from twinguard.pipelines.config import Config
+from twinguard.pipelines.kafka import local as kafka_local
 
 
 class OutputWatch:
@@ -149,13 +149,14 @@ def _tail(path: Path, n: int = 15) -> str:
         return f"(no log: {e})"
 
 
-def code_fingerprint(root: Path = REPO_ROOT) -> dict[str, str]:
-    """sha256 of every source, config and model file the dataflow loads (relative path -> hex)."""
+def code_fingerprint() -> dict[str, str]:
+    """sha256 of every source, config and model file the dataflow loads (package/relative path -> hex)."""
     out = {}
-    for pkg in CODE_DIRS:
-        for f in sorted((root / pkg).rglob("*")):
+    for pkg in CODE_PACKAGES:
+        root = Path(str(resources.files(pkg)))
+        for f in sorted(root.rglob("*")):
             if f.is_file() and f.suffix in CODE_SUFFIXES and "__pycache__" not in f.parts:
-                out[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+                out[f"{pkg}/{f.relative_to(root)}"] = hashlib.sha256(f.read_bytes()).hexdigest()
     return out
 
 

@@ -7,10 +7,9 @@ import threading
 import time
 from typing import Any
 
-from operators.integrity import KeyRing
-from operators.kafka_io import produce_all, producer
-from operators.simulator import FleetSimulator, SimConfig
-from pipelines.chaos.model import (
+from twinguard.operators.integrity.signatures import KeyRing
+from twinguard.operators.io.kafka import produce_all, producer
+from twinguard.pipelines.chaos.model import (
     CHUNK_EVENTS,
     FINISH_TIMEOUT_S,
     MALFORMED,
@@ -18,7 +17,8 @@ from pipelines.chaos.model import (
     ChaosConfig,
     Chunks,
 )
-from schemas.device_types import load_device_types
+from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
+from twinguard.schemas.device_types import load_device_types
 
 
 def plan_fleet(cc: ChaosConfig, keys: KeyRing, start_ms: int) -> FleetSimulator:

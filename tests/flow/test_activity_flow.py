@@ -11,15 +11,15 @@ import jsonschema
 import numpy as np
 import pytest
 
-import schemas
-from operators.activity_sim import ActivitySimulator
-from operators.batches import OutMsg, RawBatch
-from operators.faults import corrupt_some
-from operators.simulator import FleetSimulator, SimConfig
-from pipelines.config import load_config
-from pipelines.evaluate import evaluate
-from pipelines.flow import Runtime
 from tests.flow.test_flow import run as run_flow
+from twinguard import schemas
+from twinguard.operators.batches import OutMsg, RawBatch
+from twinguard.pipelines.config import load_config
+from twinguard.pipelines.evaluation.match import evaluate
+from twinguard.pipelines.flow import Runtime
+from twinguard.pipelines.sim.activity import ActivitySimulator
+from twinguard.pipelines.sim.faults import corrupt_some
+from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
 
 CFG = load_config(env={})
 RT = Runtime.from_config(CFG)

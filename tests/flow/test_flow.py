@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-import schemas
-from operators.batches import OutMsg, RawBatch
-from operators.faults import corrupt_some
-from operators.simulator import FleetSimulator, SimConfig
-from pipelines.config import Config, load_config
-from pipelines.evaluate import evaluate
-from pipelines.flow import Runtime, build_flow
+from twinguard import schemas
+from twinguard.operators.batches import OutMsg, RawBatch
+from twinguard.pipelines.config import Config, load_config
+from twinguard.pipelines.evaluation.match import evaluate
+from twinguard.pipelines.flow import Runtime, build_flow
+from twinguard.pipelines.sim.faults import corrupt_some
+from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
 
 CFG = load_config(env={})
 RT = Runtime.from_config(CFG)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from operators.batches import OutMsg, RawBatch
-from pipelines.cli import DEMO_INTEL
-from pipelines.config import load_config
-from pipelines.demo import DemoConfig, run_demo
-from pipelines.flow import Runtime
 from tests.flow.test_flow import run as run_flow
 from tests.flow.test_flow import simulated
+from twinguard.operators.batches import OutMsg, RawBatch
+from twinguard.pipelines.cli import DEMO_INTEL
+from twinguard.pipelines.config import load_config
+from twinguard.pipelines.demo import DemoConfig, run_demo
+from twinguard.pipelines.flow import Runtime
 
 CFG = load_config(env={}).replace(intel={"file": str(DEMO_INTEL)})
 RT = Runtime.from_config(CFG)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from operators.kafka_io import read_topic
-from pipelines import kafka_admin, kafka_local
-from pipelines.config import Config, load_config
+from twinguard.operators.io.kafka import read_topic
+from twinguard.pipelines.config import Config, load_config
+from twinguard.pipelines.kafka import admin as kafka_admin
+from twinguard.pipelines.kafka import local as kafka_local
 
 TEST_PARTITIONS = 2
 

@@ -1,0 +1,121 @@
+"""Decide: combine detector verdicts and model probabilities into threats, severities and responses."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from twinguard.operators.detect.detectors import DETECTORS, PRIORITY
+from twinguard.operators.settings import DetectionConfig
+from twinguard.schemas.features import THREAT_CLASSES
+from twinguard.schemas.messages import Action
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+CLASS_INDEX = {c: i for i, c in enumerate(THREAT_CLASSES)}
+ANOMALY = CLASS_INDEX["anomaly"]
+DETECTOR_CONFIDENCE = 0.95
+SEVERITIES = ("low", "medium", "high", "critical")
+BASE_SEVERITY = {"dos": 1, "scan": 0, "brute_force": 1, "exfiltration": 2,
+                 "false_data_injection": 2, "replay": 2, "tampering": 2, "firmware_tampering": 3,
+                 "cloning": 3, "unauthorized_access": 2, "hijack": 3, "insider": 2, "drift": 1,
+                 "anomaly": 0}
+
+
+@dataclass(frozen=True)
+class Response:
+    action: str
+    tier: str  # auto = may run unattended; approval = needs an operator
+    why: str
+
+
+# Recommended response per class; dangerous ones (cutting a device off) wait for approval.
+RESPONSES: dict[str, tuple[Response, ...]] = {
+    "dos": (Response("rate_limit", "auto", "throttle the flooding device at the gateway"),),
+    "scan": (Response("quarantine", "approval", "move the scanning device to an isolated segment"),),
+    "brute_force": (Response("lock_credentials", "auto", "lock the targeted account"),
+                    Response("block_ip", "auto", "block the sources of failed logins")),
+    "exfiltration": (Response("block_ip", "auto", "block the unusual destination"),
+                     Response("quarantine", "approval", "isolate the leaking device")),
+    "false_data_injection": (Response("failsafe", "approval", "hold last trusted set-points"),),
+    "replay": (Response("rotate_key", "auto", "rotate the device key and reset its session"),),
+    "tampering": (Response("rotate_key", "auto", "rotate the device key; drop unsigned traffic"),),
+    "firmware_tampering": (Response("quarantine", "approval", "isolate until firmware is re-flashed"),),
+    "cloning": (Response("rotate_key", "auto", "revoke the shared identity's key; re-enrol the device"),
+                Response("block_ip", "approval", "block the impostor's source address")),
+    "unauthorized_access": (Response("lock_credentials", "auto", "lock the account that logged in"),
+                            Response("block_ip", "approval", "block the new source address")),
+    "hijack": (Response("quarantine", "approval", "isolate the device; its behaviour profile changed"),),
+    "insider": (Response("suspend_user", "approval", "suspend the operator's command rights"),),
+    "drift": (Response("resync_twin", "auto", "re-send the desired state and verify it"),),
+    "anomaly": (Response("investigate", "auto", "open a ticket with the window's forensic detail"),),
+}
+
+
+@dataclass(frozen=True)
+class Decisions:
+    cls: I64  # chosen class index per row, 0 (normal) = no threat
+    score: F64
+
+
+def decide(fired: npt.NDArray[np.bool_], probs: F64, warm: npt.NDArray[np.bool_],
+           cfg: DetectionConfig, anomaly: F64 | None = None) -> Decisions:
+    """Per window: the model's class if it agrees with a detector, or alone when confident and the
+    device's own baseline is learned (`warm`); otherwise the highest-priority detector's class.
+    An untyped `anomaly` yields to a confident model; it and normal rows score `anomaly` (the
+    learning-mode score in [0, 1], operators/detect/anomaly.py) so the score stays continuous."""
+    n = probs.shape[0]
+    model_cls = probs.argmax(axis=1)
+    model_p = probs[np.arange(n), model_cls]
+    det_cls = np.array([CLASS_INDEX[d.threat] for d in DETECTORS], dtype=np.int64)
+    anomaly = np.zeros(n) if anomaly is None else anomaly
+    cls = np.zeros(n, dtype=np.int64)
+    score = anomaly.copy()
+    confident = (model_cls != 0) & (model_p >= cfg.model_threshold) & warm
+    # only rows a detector flagged or the model may call alone can change (most rows are quiet)
+    for i in np.flatnonzero(fired.any(axis=1) | confident).tolist():
+        hits = det_cls[fired[i]]
+        if hits.size and not (confident[i] and bool(np.all(hits == ANOMALY))):
+            agree = model_cls[i] in hits
+            cls[i] = model_cls[i] if agree else _first_by_priority(hits)
+            if cls[i] != ANOMALY:
+                score[i] = max(probs[i, cls[i]], DETECTOR_CONFIDENCE)
+        elif confident[i]:
+            cls[i], score[i] = model_cls[i], model_p[i]
+    return Decisions(cls, score)
+
+
+def _first_by_priority(hits: I64) -> int:
+    names = {THREAT_CLASSES[h] for h in hits}
+    return CLASS_INDEX[next(c for c in PRIORITY if c in names)]
+
+
+def severity(threat: str, score: float, n_detectors: int) -> str:
+    """Class base severity, one step up when the evidence is overwhelming."""
+    level = BASE_SEVERITY.get(threat, 1) + (1 if score >= 0.99 and n_detectors >= 2 else 0)
+    return SEVERITIES[min(level, len(SEVERITIES) - 1)]
+
+
+def output_id(*parts: str) -> str:
+    """Deterministic output id: the same evidence re-processed after a restart gets the same id."""
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def response_actions(threat: str, threat_id: str, device: str, now_ms: int, dry_run: bool,
+                     src_ip: str | None = None, user: str | None = None) -> list[Action]:
+    """The recommended responses to a threat, aimed at the user, the source address or the device."""
+    out = []
+    for x in RESPONSES[threat]:
+        if x.action == "suspend_user" and user:
+            target = user
+        elif x.action == "block_ip":
+            target = src_ip or device
+        else:
+            target = device
+        out.append(Action(id=output_id(threat_id, x.action), threat_id=threat_id, device_id=device,
+                          action=x.action, target=target, tier=x.tier, dry_run=dry_run,
+                          reason=x.why, issued_at=now_ms))
+    return out

@@ -1,0 +1,343 @@
+"""The per-shard analysis step, free of Bytewax: telemetry batch in -> twins, threats, actions out.
+
+update store + window kernels -> closed windows -> detectors + XGBoost -> decide -> outputs.
+The Bytewax operator, `train` and `replay` all drive this same class.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from twinguard.operators.batches import OutMsg, TelemetryBatch
+from twinguard.operators.detect.anomaly import anomaly_score
+from twinguard.operators.detect.detectors import DETECTORS, run_detectors
+from twinguard.operators.detect.policy import (
+    RESPONSES,
+    Decisions,
+    decide,
+    output_id,
+    response_actions,
+    severity,
+)
+from twinguard.operators.detect.scoring import Scorer, all_normal
+from twinguard.operators.intel.table import IntelTable
+from twinguard.operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
+from twinguard.operators.twin import kernels as K
+from twinguard.operators.twin import risk as R
+from twinguard.operators.twin.store import TwinStore
+from twinguard.schemas.device_types import DeviceTypeTable
+from twinguard.schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, N_FEATURES, THREAT_CLASSES
+from twinguard.schemas.messages import (
+    Contribution,
+    LastThreat,
+    SourceRange,
+    ThreatEvent,
+    TwinState,
+)
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+TOP_FEATURES = 5
+BASELINE_WINDOWS = FEATURE_NAMES.index("baseline_windows")
+_enc = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """Everything a shard engine needs besides its state (shared by all shards of a process)."""
+
+    types: DeviceTypeTable
+    scorer: Scorer
+    pipeline: PipelineConfig
+    detection: DetectionConfig
+    response: ResponseConfig
+    now: Callable[[], float] = time.time
+    intel: IntelTable = field(default_factory=IntelTable)  # replicated reference data (intel.py)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+
+
+@dataclass
+class Windows:
+    """Closed windows of one step: feature rows and their metadata (kernels.N_META columns)."""
+
+    features: F64
+    meta: I64
+
+    def __len__(self) -> int:
+        return int(self.meta.shape[0])
+
+
+STALL_S = 5.0  # a gap this long between calls means the worker was blocked, not that input idled
+
+
+@dataclass
+class ShardEngine:
+    ctx: EngineContext
+    store: TwinStore
+    last_twin_emit: float = 0.0
+    twin_cursor: float = 0.0  # slot position of the twin sweep (_sweep_twins)
+    last_call: float = 0.0
+    on_windows: list[Callable[[TwinStore, Windows, Decisions], None]] = field(default_factory=list)
+    # per telemetry batch after the kernels (e.g. desired-state drift): (engine, batch, slots) -> out
+    on_batch: list[Callable[[ShardEngine, TelemetryBatch, I64], list[OutMsg]]] = field(
+        default_factory=list)
+
+    @property
+    def triggers(self) -> F64:
+        """Early-fire thresholds in kernels.T_* order."""
+        d = self.ctx.detection
+        return np.array([d.replay_min, d.auth_fail_min, d.distinct_ports_min, d.rate_ratio_min,
+                         d.exfil_ratio_min, d.hmac_fail_min, d.clone_flips_min,
+                         d.clone_seq_jumps_min, d.clock_skew_ms, d.unauth_logins_min,
+                         d.hijack_msgs_min, d.port_burst_min], dtype=np.float64)
+
+    @classmethod
+    def fresh(cls, ctx: EngineContext) -> ShardEngine:
+        return cls(ctx, TwinStore(len(ctx.types), ctx.pipeline.long_windows - 1,
+                                  width=ctx.types.width))
+
+    def process(self, batch: TelemetryBatch) -> list[OutMsg]:
+        """Fold a batch of this shard's telemetry in; outputs for windows it closed."""
+        st, ctx = self.store, self.ctx
+        self._skip_stall()
+        slots = st.slots_for(batch.device_ids, batch.type_idx)
+        fws = st.fws
+        for s, fw, ip in zip(slots.tolist(), batch.fws, batch.src_ips, strict=True):
+            if fw is not None and fw != fws[s]:  # a change (rare): regroup its peer baseline
+                st.set_firmware(s, fw, ctx.types.firmware)
+            if ip is not None:
+                st.src_ips[s] = ip
+        R.observe(st, slots, batch, ctx.intel.current, ctx.risk)
+        n = len(batch)
+        if n:
+            st.ensure_partitions(int(batch.partition.max()))
+        before = st.part_max.copy()
+        feats = np.empty((2 * n, N_FEATURES))  # each event closes a window and/or fires early
+        meta = np.empty((2 * n, K.N_META), dtype=np.int64)
+        t = ctx.types
+        rows = K.update_batch(
+            slots, batch.ts, batch.seq, _widen(batch.signals, st.width), batch.bytes_in, batch.bytes_out,
+            batch.conns, batch.auth_fail, batch.dst_port, batch.src_hash, batch.sig_state,
+            batch.fw_unknown, batch.partition, batch.offset, batch.auth_ok,
+            batch.dst_hash, batch.princ_hash, *st.kernel_state(), t.nominal_hz,
+            t.lo, t.hi, t.zfloor, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
+            ctx.detection.warmup_windows, int(ctx.detection.require_signature),
+            ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)
+        st.part_wall[st.part_max > before] = ctx.now()
+        out = self._judge(Windows(feats[:rows], meta[:rows]))
+        for hook in self.on_batch:
+            out += hook(self, batch, slots)
+        return out + self.tick()
+
+    def tick(self) -> list[OutMsg]:
+        """Close windows the watermark has passed; emit coalesced twins when their interval is due."""
+        st, p = self.store, self.ctx.pipeline
+        self._skip_stall()
+        out: list[OutMsg] = []
+        if st.max_ts >= 0:  # a partition's mark moves on with the wall clock while it is idle
+            idle_ms = np.maximum((self.ctx.now() - st.part_wall) * 1000, 0).astype(np.int64)
+            marks = np.where(st.part_max >= 0, st.part_max + idle_ms - p.allowed_lateness_ms, -1)
+            out += self._close_until(marks)
+        return out + self._sweep_twins()
+
+    def _skip_stall(self) -> None:
+        """Time the worker spent blocked (e.g. the sink waiting out a broker outage) is not idle
+        input: shift the partitions' wall marks so idle windows do not close early."""
+        now = self.ctx.now()
+        if self.last_call and now - self.last_call > STALL_S:
+            self.store.part_wall += now - self.last_call
+        self.last_call = now
+
+    def flush(self) -> list[OutMsg]:
+        """End of input: close every open window and emit every changed twin."""
+        return self._close_until(np.full(self.store.part_max.size, 2**62)) + self.twins()
+
+    def _close_until(self, part_watermark: I64) -> list[OutMsg]:
+        st, ctx = self.store, self.ctx
+        feats = np.empty((st.size, N_FEATURES))
+        meta = np.empty((st.size, K.N_META), dtype=np.int64)
+        a = st.arrays
+        t = ctx.types
+        rows = K.close_due(st.size, part_watermark, a["istate"], a["acc"], a["sacc"], a["ewma"],
+                           a["ports"], a["ring"], a["ring_ws"], a["ring_ports"], a["base"],
+                           st.peer, st.peer_n, t.nominal_hz, t.lo, t.hi, t.zfloor,
+                           t.n_signals, ctx.pipeline.window_ms,
+                           ctx.detection.warmup_windows, feats, meta)
+        return self._judge(Windows(feats[:rows], meta[:rows]))
+
+    def _judge(self, w: Windows) -> list[OutMsg]:
+        if len(w) == 0:
+            return []
+        fired = run_detectors(w.features, self.ctx.detection)
+        # the model judges whole windows of learned devices; early rows are for the detectors
+        warm = w.features[:, BASELINE_WINDOWS] >= self.ctx.detection.warmup_windows
+        warm &= w.meta[:, 6] == 1
+        probs = self._predict(w.features, warm | fired.any(axis=1))
+        anomaly = anomaly_score(w.features, self.ctx.detection.anomaly_z,
+                                self.ctx.detection.anomaly_volume_z)
+        d = decide(fired, probs, warm, self.ctx.detection, anomaly)
+        for hook in self.on_windows:
+            hook(self.store, w, d)
+        rows = np.nonzero(d.cls > 0)[0]
+        rows = rows[self._not_cooling_down(w, d, rows)]
+        if rows.size == 0:
+            return []
+        contrib = self.ctx.scorer.contributions(w.features[rows], d.cls[rows])
+        out: list[OutMsg] = []
+        for j, r in enumerate(rows.tolist()):
+            out += self._threat(w, r, d, fired[r], probs[r], contrib[j])
+        return out
+
+    def _predict(self, features: F64, rows: npt.NDArray[np.bool_]) -> F64:
+        """Class probabilities of `rows`, the others 'normal': `decide` reads the model only for
+        warm rows and rows a detector flagged, and the model costs ~5-10 µs per row (60 rounds x 15
+        classes, treewalk), so learning devices' quiet windows are not scored."""
+        probs = all_normal(features.shape[0])
+        if rows.any():
+            probs[rows] = self.ctx.scorer.predict(features[rows])
+        return probs
+
+    def _not_cooling_down(self, w: Windows, d: Decisions, rows: I64) -> npt.NDArray[np.bool_]:
+        """Same device + same class alerts at most once per cooldown; the window still counts."""
+        alert_ts = self.store.arrays["alert_ts"]
+        keep = np.zeros(rows.size, dtype=bool)
+        for j, r in enumerate(rows.tolist()):
+            s, c, end = int(w.meta[r, 0]), int(d.cls[r]), int(w.meta[r, 2])
+            if end - alert_ts[s, c] >= self.ctx.detection.alert_cooldown_ms:
+                alert_ts[s, c] = end
+                keep[j] = True
+        return keep
+
+    def _threat(self, w: Windows, r: int, d: Decisions, fired: npt.NDArray[np.bool_],
+                probs: F64, contrib: F64) -> list[OutMsg]:
+        st, ctx = self.store, self.ctx
+        s, ws, we, part, first, last, _final = (int(v) for v in w.meta[r])
+        device, threat = st.device_ids[s], THREAT_CLASSES[int(d.cls[r])]
+        version = ctx.scorer.version
+        tid = output_id(device, threat, version, str(we))
+        dets = [det for det, hit in zip(DETECTORS, fired.tolist(), strict=True) if hit]
+        top = np.argsort(-np.abs(contrib))[:TOP_FEATURES]
+        if not contrib.any():  # rules-only: explain with the fired detectors' raw features
+            top = np.array([], dtype=np.int64)
+        responses = RESPONSES[threat]
+        now_ms = int(ctx.now() * 1000)
+        ev = ThreatEvent(
+            id=tid, device_id=device, device_type=ctx.types.types[st.arrays["istate"][s, K.I_TYPE]].name,
+            threat=threat, severity=severity(threat, float(d.score[r]), len(dets)),
+            score=round(float(d.score[r]), 4),
+            probabilities={} if ctx.scorer.booster is None else
+                          {c: round(float(p), 4) for c, p in zip(THREAT_CLASSES, probs, strict=True)},
+            detectors=[det.name for det in dets],
+            reasons=([f"{det.name}: {det.explain(w.features[r])}" for det in dets] or
+                     [f"model: p({threat})={d.score[r]:.2f}"]) + R.threat_reasons(st, s, we, ctx.risk),
+            features=[Contribution(FEATURE_NAMES[k], round(float(w.features[r, k]), 4),
+                                   round(float(contrib[k]), 4)) for k in top.tolist()],
+            model_version=version, feature_schema=FEATURE_SCHEMA, window_start=ws, window_end=we,
+            detected_at=now_ms, actions=[x.action for x in responses],
+            source=SourceRange(part, first, last))
+        a = st.arrays
+        a["threats_total"][s] += 1
+        R.record_detection(st, s, ev.severity, we, ctx.risk)
+        a["last_threat"][s] = (d.cls[r], we)
+        a["istate"][s, K.I_DIRTY] = 1
+        st.last_threat_ids[s] = tid
+        key = device.encode()
+        out = [OutMsg("threats", key, _enc.encode(ev))]
+        out += [OutMsg("actions", key, _enc.encode(act)) for act in response_actions(
+            threat, tid, device, now_ms, ctx.response.dry_run, st.src_ips[s])]
+        return out
+
+    def twins(self) -> list[OutMsg]:
+        """Coalesced twin state of every device changed since the last emission."""
+        self.last_twin_emit = self.ctx.now()
+        return self._emit_twins(0, self.store.size)
+
+    def _sweep_twins(self) -> list[OutMsg]:
+        """Changed devices' twins from the slots a cursor passed since the last call: it moves
+        through all slots once per `twin_emit_interval_s`, so a changed device is still emitted
+        once per interval, but the encoding (~60 us per twin) is spread over the calls instead of
+        stalling the worker for every device of the shard at once (~1 s per 17k devices)."""
+        now, n = self.ctx.now(), self.store.size
+        step = n * (now - self.last_twin_emit) / self.ctx.pipeline.twin_emit_interval_s
+        self.last_twin_emit = now
+        if step >= n:
+            self.twin_cursor = 0.0
+            return self._emit_twins(0, n)
+        start, end = int(self.twin_cursor), int(self.twin_cursor + step)
+        self.twin_cursor = (self.twin_cursor + step) % max(n, 1)
+        if end <= n:
+            return self._emit_twins(start, end)
+        return self._emit_twins(start, n) + self._emit_twins(0, end - n)
+
+    def _emit_twins(self, lo: int, hi: int) -> list[OutMsg]:
+        """Twins of the changed devices among slots [lo, hi); they count as unchanged after."""
+        st = self.store
+        istate = st.arrays["istate"]
+        dirty = lo + np.nonzero(istate[lo:hi, K.I_DIRTY])[0]
+        if dirty.size == 0:
+            return []
+        istate[dirty, K.I_DIRTY] = 0
+        states = self.twin_states(dirty, int(self.ctx.now() * 1000))
+        return [OutMsg("twins", t.device_id.encode(), _enc.encode(t)) for t in states]
+
+    def twin_state(self, s: int, now_ms: int) -> TwinState:
+        return self.twin_states(np.array([s]), now_ms)[0]
+
+    def twin_states(self, slots: I64, now_ms: int) -> list[TwinState]:
+        """The twins of device slots (their arrays read in bulk: per-element numpy access costs
+        more than the rest of a twin)."""
+        st, a, ctx = self.store, self.store.arrays, self.ctx
+        types, intel, max_ts = ctx.types.types, ctx.intel.current, st.max_ts
+        cols = [a[k][slots].tolist() for k in ("istate", "last_threat", "last_sig", "desired",
+                                                  "desired_ts", "threats_total", "commands")]
+        risks = R.assess_many(st, slots, types, intel, ctx.risk)
+        out = []
+        for s, i, (cls, at), sig, want, want_ts, total, commands, (risk, reasons) in zip(
+                slots.tolist(), *cols, risks, strict=True):
+            dt = types[i[K.I_TYPE]]
+            last = None
+            if cls > 0:
+                last = LastThreat(id=st.last_threat_ids[s] or "", threat=THREAT_CLASSES[cls],
+                                  severity=severity(THREAT_CLASSES[cls], 0.0, 0), at=at)
+            names = [x.name for x in dt.signals]
+            out.append(TwinState(
+                device_id=st.device_ids[s], device_type=dt.name, version=i[K.I_EVENTS],
+                last_seen=i[K.I_LAST_TS], seq=i[K.I_LAST_SEQ], fw=st.fws[s],
+                src_ip=st.src_ips[s], reported=dict(zip(names, map(_num, sig), strict=False)),
+                status=self._status(i[K.I_BASE_N], cls, at, max_ts), threats_total=total,
+                last_threat=last, baseline_windows=i[K.I_BASE_N], updated_at=now_ms, risk=risk,
+                risk_reasons=reasons, commands=commands,
+                desired={n: float(v) for n, v, t in zip(names, want, want_ts, strict=False)
+                         if t >= 0}))
+        return out
+
+    def _status(self, base_n: int, cls: int, at: int, max_ts: int) -> str:
+        if cls > 0 and max_ts - at < self.ctx.detection.alert_cooldown_ms:
+            return "under_attack"
+        if base_n < self.ctx.detection.warmup_windows:
+            return "learning"
+        return "normal"
+
+
+def _widen(signals: F64, width: int) -> F64:
+    """Signal columns padded with NaN to the store's width (the kernels index up to it)."""
+    if signals.shape[1] == width:
+        return signals
+    if signals.shape[1] > width:
+        msg = f"batch has {signals.shape[1]} signal columns, the device types only {width}"
+        raise ValueError(msg)
+    out = np.full((signals.shape[0], width), np.nan)
+    out[:, : signals.shape[1]] = signals
+    return out
+
+
+def _num(v: float) -> float | None:
+    return None if math.isnan(v) else round(v, 6)  # NaN = never reported
+

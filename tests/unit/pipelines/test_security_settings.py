@@ -1,0 +1,46 @@
+"""TLS/SASL settings reach every Kafka client; secrets stay masked; keys never come from telemetry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from twinguard.pipelines.config import load_config, masked
+from twinguard.pipelines.flow import kafka_sink, kafka_source
+
+EXAMPLE = Path(__file__).parents[3] / "deploy" / "config" / "secure-kafka.toml"
+
+
+@pytest.fixture
+def secure_cfg():  # type: ignore[no-untyped-def]
+    return load_config(EXAMPLE, env={"TWINGUARD__KAFKA__EXTRA__SASL__PASSWORD": "s3cr3t"})
+
+
+def test_extra_settings_reach_source_and_sink(secure_cfg) -> None:  # type: ignore[no-untyped-def]
+    for settings in (kafka_source(secure_cfg).settings, kafka_sink(secure_cfg).settings,
+                     secure_cfg.kafka.client_settings()):
+        assert settings["security.protocol"] == "SASL_SSL"
+        assert settings["sasl.password"] == "s3cr3t"
+        assert settings["bootstrap.servers"].startswith("kafka-0")
+
+
+def test_config_output_masks_secrets(secure_cfg) -> None:  # type: ignore[no-untyped-def]
+    shown = json.dumps(masked(secure_cfg))
+    assert "s3cr3t" not in shown
+    assert "SCRAM-SHA-512" in shown and "***" in shown
+
+
+def test_device_keys_come_from_key_file_not_messages(tmp_path: Path) -> None:
+    from twinguard.operators.integrity.signatures import SIG_BAD, SIG_OK, KeyRing, KeyRingError
+
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"pump-1": "00" * 32}))
+    ring = KeyRing.from_config(str(keys), "TWINGUARD_TEST_UNSET_ENV")
+    sig = ring.sign("pump-1", b"payload")
+    assert ring.check("pump-1", b"payload", sig) == SIG_OK
+    assert ring.check("pump-1", b"payload!", sig) == SIG_BAD
+    keys.write_text("not json")
+    with pytest.raises(KeyRingError, match="expected JSON"):
+        KeyRing.from_config(str(keys), "TWINGUARD_TEST_UNSET_ENV")
