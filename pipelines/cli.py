@@ -83,8 +83,10 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
 
     tc = TrainConfig(devices=args.devices, duration_s=args.duration,
                      seeds=tuple(args.seeds), rounds=args.rounds)
-    meta = train(cfg, tc, Path(args.out or "operators/models/default"))
-    print(f"model {meta['version']} written to {args.out}; hold-out macro-F1 "
+    out = Path(args.out or "model")
+    meta = train(cfg, tc, out)
+    print(f"model {meta['version']} written to {out} (serve it with [detection] model_dir); "
+          "hold-out macro-F1 "
           f"{meta['holdout']['macro_f1']}")
     for c, m in meta["holdout"]["per_class"].items():
         print(f"  {c:<22} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f} "
@@ -258,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="CSV/parquet tables to learn from (default: simulated fleets)")
     t.add_argument("--out", default=None, help="model directory (default for simulated fleets: "
-                   "operators/models/default; required with tables)")
+                   "./model; required with tables)")
     t.add_argument("--devices", type=int, default=1500)
     t.add_argument("--duration", type=float, default=180.0)
     t.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])

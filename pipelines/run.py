@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from pathlib import Path
 
 from bytewax._bytewax import cli_main
-from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from twinguard.operators.io.kafka import IdleStop
 from twinguard.pipelines import heap
@@ -21,21 +19,9 @@ from twinguard.pipelines.flow import (
     kafka_source,
 )
 from twinguard.pipelines.offline import warm_up
+from twinguard.pipelines.recovery import recovery_config
 
 log = logging.getLogger(__name__)
-
-
-def recovery_config(cfg: Config) -> RecoveryConfig | None:
-    """Bytewax recovery for cfg.recovery.dir, creating its partitions on first start."""
-    rc = cfg.recovery
-    if not rc.dir:
-        return None
-    store = Path(rc.dir)
-    if not any(store.glob("part-*.sqlite3")):
-        store.mkdir(parents=True, exist_ok=True)
-        init_db_dir(store, rc.partitions)
-        log.info("created recovery store %s with %d partition(s)", store, rc.partitions)
-    return RecoveryConfig(store, timedelta(seconds=rc.backup_interval_s))
 
 
 def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) -> None:

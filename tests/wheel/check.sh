@@ -14,6 +14,7 @@ fail() { echo "wheel check FAILED: $*" >&2; exit 1; }
 say "build"
 "$py" -m build --wheel --no-isolation --outdir "$work/dist" "$repo" >"$work/build.log" 2>&1 \
   || { tail -30 "$work/build.log"; fail "python -m build"; }
+rm -rf "$repo/build"  # setuptools' scratch folder, stale copies of the sources otherwise
 whl="$(ls "$work"/dist/twinguard-*.whl)"
 echo "$whl"
 
