@@ -1,6 +1,6 @@
 """The units that flow through the dataflow: raw message batches, columnar telemetry batches, outputs.
 
-One Bytewax item = one batch of many events (architecture.md: batch, not event).
+One Bytewax item = one batch of many events (ARCHITECTURE.md §2: batch, not event).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from twinguard.operators.batches import OutMsg, RawBatch
 
 log = logging.getLogger(__name__)
 
-# librdkafka's defaults stall fetching around 0.2M msg/s (architecture.md); these keep it fed.
+# librdkafka's defaults stall fetching around 0.2M msg/s (ARCHITECTURE.md §2); these keep it fed.
 CONSUMER_TUNING = {
     # committed offsets only report progress (lag for monitoring tools); resuming uses Bytewax state
     "enable.auto.commit": True,
