@@ -18,6 +18,7 @@ Recipe = Callable[[F64, dict[str, int], dict[str, float]], None]
 TAMPER_SIGNAL = {"thermostat": "setpoint_c", "smart_meter": "power_w", "pump_plc": "valve_open_pct",
                  "ip_camera": "cpu_pct", "infusion_pump": "occlusion_mmhg"}
 
+
 def _fdi_thermostat(v: F64, ix: dict[str, int], p: dict[str, float]) -> None:
     """Temperature jumps by tens of degrees (beyond 0.5 degC/s), sometimes out of range."""
     v[:, ix["temperature_c"]] += p["offset"]

@@ -46,6 +46,7 @@ I64 = npt.NDArray[np.int64]
 TARGET_SLICE_EVENTS = 16_000
 _SEED_MASK = (1 << 64) - 1
 
+
 @dataclass(frozen=True)
 class SimConfig:
     """What to simulate; validated on construction."""

@@ -64,8 +64,10 @@ class Lookalikes:
 def plan_attack(threat: str, window: tuple[int, int], home: tuple[str, str], hz: float,
                 avoid: I64, rng: np.random.Generator, plans: list[IdentityPlan]
                 ) -> tuple[I64, dict[str, float]]:
-    """Extra-message send times and params of one identity attack on a device with (src, dst) `home`
-    reporting at `hz`; appends its plan to `plans` (its index rides in params["plan"])."""
+    """Send times and params of one identity attack on a device at `home` (src, dst) reporting at `hz`.
+
+    Its addresses are appended to `plans`; the index rides in params["plan"].
+    """
     (a0, a1), (src, dst) = window, home
     params: dict[str, float] = {}
     if threat == "unauthorized_access":

@@ -16,6 +16,7 @@ Arr = npt.NDArray[Any]
 ROC_MARGIN = 0.8        # healthy physics uses at most 80 % of a signal's rate-of-change limit
 DECIMALS = 6            # 1e-6 rounding keeps roc honest even 1 ms apart
 
+
 class Model:
     """Physics of one device type for n devices; step() advances by dt seconds (one per device)."""
 
