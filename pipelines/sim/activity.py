@@ -28,8 +28,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from twinguard.pipelines.sim.fleet import MODELS, ROC_MARGIN, FleetSimulator, SimBatch
+from twinguard.pipelines.sim.fleet import FleetSimulator, SimBatch
 from twinguard.pipelines.sim.labels import AttackLabel
+from twinguard.pipelines.sim.physics import MODELS, ROC_MARGIN
 from twinguard.schemas.messages import Activity
 
 I64 = npt.NDArray[np.int64]
@@ -268,7 +269,7 @@ class ActivitySimulator:
             self._set(b, d, u, y, "follow")
             due = b + int(rng.integers(5_000, 15_001))
             self._set(due, d, u, x, "revert")
-        _ks, ts, kept = f._steps_between(d, due, f.dur_ms - 1)
+        _ks, ts, kept = f.clock.steps_between(d, due, f.dur_ms - 1)
         if kept.any():
             self.labels.append(AttackLabel(f.devices[d][0], "drift", f.start_ms + int(ts[kept][0]),
                                            f.start_ms + f.dur_ms - 1))

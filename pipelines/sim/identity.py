@@ -14,15 +14,14 @@ Benign look-alikes on unattacked devices (never labelled, so any alarm on them i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from twinguard.schemas.messages import Auth, Net, Telemetry
-
-if TYPE_CHECKING:
-    from twinguard.pipelines.sim.fleet import FleetSimulator, _Attack, _Events
+from twinguard.pipelines.sim.clock import send_times
+from twinguard.pipelines.sim.devices import FleetDevices, outside_address
+from twinguard.pipelines.sim.events import KIND_IDENT, Events
+from twinguard.schemas.device_types import DeviceTypeTable
 
 I64 = npt.NDArray[np.int64]
 IDENT_THREATS = ("cloning", "unauthorized_access", "hijack")
@@ -51,105 +50,93 @@ class Lookalikes:
     bursts: dict[int, tuple[int, int, float, float]] = field(default_factory=dict)  # dev -> (a, b, out, in)
     switch_at: I64 | None = None  # per device: first ms of a changed address/firmware (else huge)
 
+    def src_at(self, d: int, rel_ms: int, usual: str) -> str:
+        """Device d's source address at rel_ms (ms since start), given its usual one."""
+        change = self.ip_change.get(d)
+        return change[1] if change is not None and rel_ms >= change[0] else usual
 
-def _outside(rng: np.random.Generator) -> str:
-    from twinguard.pipelines.sim.fleet import EXTERNAL_NETS
+    def fw_at(self, d: int, rel_ms: int, usual: str) -> str:
+        """Device d's firmware at rel_ms (ms since start), given its usual one."""
+        update = self.fw_update.get(d)
+        return update[1] if update is not None and rel_ms >= update[0] else usual
 
-    return f"{EXTERNAL_NETS[int(rng.integers(len(EXTERNAL_NETS)))]}.{int(rng.integers(2, 255))}"
 
+def plan_attack(threat: str, window: tuple[int, int], home: tuple[str, str], hz: float,
+                avoid: I64, rng: np.random.Generator, plans: list[IdentityPlan]
+                ) -> tuple[I64, dict[str, float]]:
+    """Send times and params of one identity attack on a device at `home` (src, dst) reporting at `hz`.
 
-def plan_attack(sim: FleetSimulator, at: _Attack, rng: np.random.Generator, hz: float,
-                avoid: I64) -> I64:
-    """Extra-message schedule and addresses of one identity attack; returns its labelled times."""
-    d = at.dev
-    if at.threat == "unauthorized_access":
+    Its addresses are appended to `plans`; the index rides in params["plan"].
+    """
+    (a0, a1), (src, dst) = window, home
+    params: dict[str, float] = {}
+    if threat == "unauthorized_access":
         gaps = rng.uniform(1000, 3000, int(rng.integers(1, 4)))
-        ts = at.a0 + np.concatenate([[0.0], np.cumsum(gaps[:-1])]).astype(np.int64)
-        at.extra_ts = np.setdiff1d(ts[ts <= at.a1], avoid)
+        ts = a0 + np.concatenate([[0.0], np.cumsum(gaps[:-1])]).astype(np.int64)
+        extra_ts = np.setdiff1d(ts[ts <= a1], avoid)
         # half use a principal of their own, half only show up as a new source address
         who = PRINCIPALS[int(rng.integers(len(PRINCIPALS)))] if rng.random() < 0.5 else None
-        plan = IdentityPlan(_outside(rng), sim._dst[d], who, -1)
+        plan = IdentityPlan(outside_address(rng), dst, who, -1)
     else:
-        rate = rng.uniform(0.5, 1.5) * hz if at.threat == "cloning" else rng.uniform(1.0, 2.0) * hz
-        at.extra_ts = sim._times(rng, at.a0, at.a1, rate, avoid)
-        if at.threat == "cloning":  # a clone elsewhere in the network, often behind other NAT
-            plan = IdentityPlan(_outside(rng), sim._dst[d], None, int(rng.integers(0, 5000)))
+        rate = rng.uniform(0.5, 1.5) * hz if threat == "cloning" else rng.uniform(1.0, 2.0) * hz
+        extra_ts = send_times(rng, a0, a1, rate, avoid)
+        if threat == "cloning":  # a clone elsewhere in the network, often behind other NAT
+            plan = IdentityPlan(outside_address(rng), dst, None, int(rng.integers(0, 5000)))
         else:
-            at.params = {"port": float(C2_PORTS[int(rng.integers(len(C2_PORTS)))]),
-                         "out": rng.uniform(3.5, 6.0), "in": rng.uniform(4.0, 20.0)}
-            plan = IdentityPlan(sim._src[d], _outside(rng), None, -1)
-    at.params["plan"] = float(len(sim._ident_plans))
-    sim._ident_plans.append(plan)
-    return at.extra_ts
+            params = {"port": float(C2_PORTS[int(rng.integers(len(C2_PORTS)))]),
+                      "out": rng.uniform(3.5, 6.0), "in": rng.uniform(4.0, 20.0)}
+            plan = IdentityPlan(src, outside_address(rng), None, -1)
+    params["plan"] = float(len(plans))
+    plans.append(plan)
+    return extra_ts, params
 
 
-def fill_extra(ev: _Events, at: _Attack, base_out: float, base_in: float, own_port: int,
-               rng: np.random.Generator) -> None:
+def fill_extra(ev: Events, threat: str, params: dict[str, float], base_out: float, base_in: float,
+               own_port: int, rng: np.random.Generator) -> None:
     """Columns of an identity attack's extra messages (the plan index rides in `tag`)."""
-    from twinguard.pipelines.sim.fleet import KIND_IDENT
-
     n = len(ev.ts)
     ev.kind[:] = KIND_IDENT
-    ev.tag[:] = int(at.params["plan"])
+    ev.tag[:] = int(params["plan"])
     noise_out, noise_in = np.exp(0.12 * rng.standard_normal(n)), np.exp(0.15 * rng.standard_normal(n))
-    if at.threat == "hijack":
-        ev.port[:] = int(at.params["port"])
-        noise_out, noise_in = noise_out * at.params["out"], noise_in * at.params["in"]
+    if threat == "hijack":
+        ev.port[:] = int(params["port"])
+        noise_out, noise_in = noise_out * params["out"], noise_in * params["in"]
     else:
         ev.port[:] = own_port
     ev.bout = np.maximum(np.rint(base_out * noise_out), 1).astype(np.int64)
     ev.bin = np.maximum(np.rint(base_in * noise_in), 1).astype(np.int64)
     ev.pout, ev.pin = 1 + ev.bout // 1200, 1 + ev.bin // 1200
     ev.conn[:] = 1
-    if at.threat == "unauthorized_access":
+    if threat == "unauthorized_access":
         ev.succ[:] = 1
 
 
-def message(run: Any, i: int, ts: int, d: int, row: list[float]) -> bytes:
-    """Encode identity-attack message i of the current slice (signed with the device's key)."""
-    sim, ev = run.sim, run.cur
-    p = int(ev.tag[i])
-    plan: IdentityPlan = sim._ident_plans[p]
-    if plan.seq0 >= 0:
-        seq = run.clone_seqs.get(p, plan.seq0)
-        run.clone_seqs[p] = seq + 1
-    else:
-        seq = run.seqs[d]
-        run.seqs[d] = seq + 1
-    signals = run.codec[d].make(*row)
-    net = Net(plan.src, plan.dst, int(ev.port[i]), int(ev.bin[i]), int(ev.bout[i]),
-              int(ev.pin[i]), int(ev.pout[i]), int(ev.conn[i]))
-    auth = Auth(0, int(ev.succ[i]), plan.principal) if ev.succ[i] else Auth()
-    msg = Telemetry(sim._ids[d], sim._types[d], ts, seq, signals, net, auth, sim._fw[d])
-    if sim.cfg.sign:
-        msg.sig = sim.keyring.sign(sim._ids[d], run.enc_sorted.encode(msg))
-    value: bytes = run.enc_sorted.encode(msg)
-    return value
-
-
-def plan_lookalikes(sim: FleetSimulator, attacked: set[int], seed: int) -> Lookalikes:
+def plan_lookalikes(devices: FleetDevices, types: DeviceTypeTable, dur_ms: int, attacked: set[int],
+                    seed: int) -> Lookalikes:
     """Pick unattacked devices for each benign look-alike (own rng: attack plans are unchanged)."""
     rng = np.random.default_rng([seed, 5])
     out = Lookalikes()
-    free = np.array(sorted(set(range(sim.cfg.devices)) - attacked), dtype=np.int64)
+    n = len(devices.ids)
+    free = np.array(sorted(set(range(n)) - attacked), dtype=np.int64)
     k = int(round(LOOKALIKE_FRACTION * len(free)))
-    if not k or sim.dur_ms < 30_000:
+    if not k or dur_ms < 30_000:
         return out
-    lo, hi = min(20_000, sim.dur_ms - 10_000), sim.dur_ms - 5_000
+    lo, hi = min(20_000, dur_ms - 10_000), dur_ms - 5_000
     for kind in ("ip", "fw", "burst"):
         for d in rng.choice(free, size=k, replace=False).tolist():
             at = int(rng.integers(lo, hi))
             if kind == "ip":
-                a, b = sim._src[d].rsplit(".", 1)
+                a, b = devices.src[d].rsplit(".", 1)
                 out.ip_change[d] = (at, f"{a}.{(int(b) + 100) % 250 + 2}")
             elif kind == "fw":
-                allowed = [f for f in sim.types.types[int(sim.type_of[d])].firmware if f != sim._fw[d]]
+                firmware = types.types[int(devices.type_of[d])].firmware
+                allowed = [f for f in firmware if f != devices.fw[d]]
                 if allowed:
                     out.fw_update[d] = (at, allowed[int(rng.integers(len(allowed)))])
             else:
                 out.bursts[d] = (at, at + int(rng.integers(5_000, 15_001)), rng.uniform(1.5, 3.0),
                                  rng.uniform(1.5, 3.0))
-    out.switch_at = np.full(sim.cfg.devices, np.iinfo(np.int64).max, dtype=np.int64)
+    out.switch_at = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     for d, (at, _v) in (*out.ip_change.items(), *out.fw_update.items()):
         out.switch_at[d] = min(out.switch_at[d], at)
     return out
@@ -163,19 +150,8 @@ def switched(la: Lookalikes, dev: I64, ts: I64) -> npt.NDArray[np.bool_]:
     return out
 
 
-def src_of(sim: FleetSimulator, d: int, rel_ms: int) -> str | None:
-    change = sim._lookalikes.ip_change.get(d)
-    return change[1] if change is not None and rel_ms >= change[0] else sim._src[d]
-
-
-def fw_of(sim: FleetSimulator, d: int, rel_ms: int) -> str:
-    update = sim._lookalikes.fw_update.get(d)
-    return update[1] if update is not None and rel_ms >= update[0] else sim._fw[d]
-
-
-def apply_bursts(sim: FleetSimulator, dev: I64, ts: I64, bout: I64, bin_: I64) -> None:
+def apply_bursts(la: Lookalikes, dev: I64, ts: I64, bout: I64, bin_: I64) -> None:
     """Benign traffic bursts and update downloads on the [steps, devices] byte grids, in place."""
-    la: Lookalikes = sim._lookalikes
     if not la.bursts and not la.fw_update:
         return
     col = {int(d): j for j, d in enumerate(dev.tolist())}
