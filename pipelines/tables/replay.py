@@ -54,6 +54,7 @@ class ReplayOptions:
     progress: bool = True
     known_devices_only: bool = True  # with baselines: refuse a table none of whose devices has any
     deltas: bool = False  # also judge each signal's change from the device's previous row
+    mv_windows: int | None = None  # multivariate learning windows; None: those of the learning period
 
 
 @dataclass
@@ -199,6 +200,7 @@ class ReplayPlan:
     warm_rows: int  # learning period per device (rows)
     warm_windows: int  # engine warmup_windows (own baselines; peers need kernels.PEER_WARM x)
     rows_per_window: float
+    mv_windows: int  # windows the multivariate model learns from (operators/detect/multivariate.py)
 
 
 def plan(table: Table, order: I64, codes: I64, rank: I64, opts: ReplayOptions,
@@ -218,7 +220,25 @@ def plan(table: Table, order: I64, codes: I64, rank: I64, opts: ReplayOptions,
         nominal = baselines.rows_per_window
     elif warm_rows < DEFAULT_WARMUP_ROWS:  # a short learning period says little about bursts
         nominal = learning_windows(dev, ts, rank < DEFAULT_WARMUP_ROWS, window_ms)[1]
-    return ReplayPlan(window_ms, warm_rows, warm_windows, nominal)
+    mv_windows = opts.mv_windows if opts.mv_windows is not None else int(round(windows))
+    return ReplayPlan(window_ms, warm_rows, warm_windows, nominal, mv_windows)
+
+
+def table_windows(table: Table, window_ms: int) -> int:
+    """Median over devices of the windows the whole table spans (`train` learns from all of them)."""
+    order = np.argsort(table.time_ms, kind="stable")
+    codes, _ = _device_codes(table)
+    ts, dev = table.time_ms[order], codes[order]
+    return int(round(learning_windows(dev, ts, np.ones(order.size, dtype=bool), window_ms)[0]))
+
+
+def table_window_ms(table: Table, window_s: float | None) -> int:
+    """The window length a replay of `table` uses: --window, else the median row interval."""
+    if window_s:
+        return max(int(round(window_s * 1000)), 1)
+    order = np.argsort(table.time_ms, kind="stable")
+    codes, _ = _device_codes(table)
+    return int(round(row_interval_ms(codes[order], table.time_ms[order])))
 
 
 def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer | None = None,
@@ -241,7 +261,8 @@ def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer 
     ctx = EngineContext(
         types, scorer or Scorer.rules_only(),
         replace(cfg.pipeline, shards=1, window_ms=p.window_ms, allowed_lateness_ms=0),
-        replace(cfg.detection, warmup_windows=p.warm_windows), cfg.response,
+        replace(cfg.detection, warmup_windows=p.warm_windows, multivariate_windows=p.mv_windows),
+        cfg.response,
         now=lambda: 0.0)  # event time only: no wall-clock idling, twins only at the end
     engine = ShardEngine.fresh(ctx)
     trace = WindowTrace()
