@@ -31,9 +31,11 @@ exponential-tail quantile, and the larger of the two is the limit, so heavier-th
 it. Values beyond 6 spreads are clipped while calibrating, so a few unlabelled incidents in the
 learning data cannot inflate the limits.
 
-Alarm: raised when two windows in a row exceed a limit (or one exceeds it STRONG times), kept through a
-single window below, cleared after CLEAR_AFTER windows below: one incident is one alarm. A device that
-receives an operator command starts learning again (its operating point changed on purpose).
+Alarm (hysteresis in time): raised when RAISE_AFTER windows in a row exceed a limit, or one exceeds it
+STRONG times; held while windows stay above, cleared after CLEAR_AFTER windows below. So one window
+above a limit, which the calibration expects at the target rate, is a higher score but not an alarm.
+A device that receives an operator command starts learning again (its operating point changed on
+purpose; the drift detector judges the command).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ MIN_CALIBRATE = 12  # a `train` that ends with fewer calibration windows leaves 
 VARIANCE_KEPT = 0.9
 EWMA_ALPHA = 0.1
 EWMA_NOISE = math.sqrt(EWMA_ALPHA / (2.0 - EWMA_ALPHA))  # sd of an EWMA of unit white noise
+EWMA_CLIP = 4.0  # standardised values fed to the EWMAs are clipped here (Huber-style robustness)
 RV_FLOOR = 0.01  # a residual's expected variance never below this share of its signal's
 CONSTANT = 1e-9  # a signal whose spread is below this share of its level never moved
 TAIL_Z = 2.326  # the peaks-over-threshold level: the 99 % point of the calibration scores
@@ -91,7 +94,7 @@ EXCESS_CAP_SD = 3.0
 CAL_BURN = 20  # calibration windows before clipping and tail counting start
 POT_MIN = 5  # exceedances needed before the tail estimate is believed
 SD_FLOOR = 0.02  # of the mean cube root: a calibration that never varied still has a spread
-RAISE_AFTER, CLEAR_AFTER, STRONG = 2, 2, 2.0
+RAISE_AFTER, CLEAR_AFTER, STRONG = 2, 1, 2.0
 TOP = 3  # signals named in a threat
 
 # columns of the per-window output (one row per closed window given to `judge`)
@@ -223,7 +226,7 @@ def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I6
         stats = np.zeros(N_MV_STATS)
         contrib = np.zeros((N_MV_STATS, m))
         value = np.zeros((N_MV_STATS, m))
-        _score(s, x, m, mv_i, mv_mu, mv_vec, mv_mat, stats, contrib, value)
+        _score(s, x, m, mv_i, mv_mu, mv_vec, mv_mat, mv_cal, stats, contrib, value)
         if phase == CALIBRATE:
             if clean[r]:
                 _calibrate(s, stats, mv_i, mv_cal)
@@ -312,9 +315,12 @@ def _fit(s: int, m: int, mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F32) -> Non
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def _score(s: int, x: F64, m: int, mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F32, stats: F64,
-           contrib: F64, value: F64) -> None:
-    """The four statistics of one window and each signal's part in them (EWMA state advances)."""
+def _score(s: int, x: F64, m: int, mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F32,
+           mv_cal: F32, stats: F64, contrib: F64, value: F64) -> None:
+    """The four statistics of one window and each signal's part in them. The EWMAs are for what
+    single windows do not show: their inputs are clipped at EWMA_CLIP sds, and a window T2 or Q
+    puts STRONG times over its limit (judged already) does not feed them, so a short large incident
+    does not keep the drift and variance charts in alarm long after it ended."""
     k = mv_i[s, MV_K]
     w = mv_mat.shape[1]
     z = np.zeros(m)
@@ -323,41 +329,52 @@ def _score(s: int, x: F64, m: int, mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F
         if sd > 0.0 and math.isfinite(x[j]):
             z[j] = (x[j] - mv_mu[s, j]) / sd
     t = np.zeros(k)
-    ts = np.zeros(k)
     for c in range(k):
         for j in range(m):
             t[c] += mv_mat[s, j, c] * z[j]
+    u = np.zeros(m)
+    spread = np.ones(m)
     for j in range(m):
-        if mv_vec[s, MV_SD, j] > 0.0:
-            mv_vec[s, MV_ZS, j] += EWMA_ALPHA * (z[j] - mv_vec[s, MV_ZS, j])
+        if mv_vec[s, MV_SD, j] <= 0.0:
+            continue
+        fit, kept, t2_part = 0.0, 0.0, 0.0
+        for c in range(k):
+            p = mv_mat[s, j, c]
+            fit += p * t[c]
+            kept += p * p
+            t2_part += p * t[c] / max(mv_mat[s, c, w - 1], 1e-12)
+        spread[j] = math.sqrt(max(1.0 - kept, RV_FLOOR))
+        e = z[j] - fit
+        u[j] = e / spread[j]
+        stats[S_Q] += e * e
+        contrib[S_T2, j], value[S_T2, j] = max(z[j] * t2_part, 0.0), z[j]
+        contrib[S_Q, j], value[S_Q, j] = e * e, u[j]
+    for c in range(k):
+        stats[S_T2] += t[c] * t[c] / max(mv_mat[s, c, w - 1], 1e-12)
+    judged = (mv_i[s, MV_PHASE] == LIVE and (
+        stats[S_T2] >= STRONG * mv_cal[s, S_T2, MV_LIMIT] or stats[S_Q] >= STRONG * mv_cal[s, S_Q, MV_LIMIT]))
+    for j in range(m):
+        if mv_vec[s, MV_SD, j] > 0.0 and not judged:
+            zc = min(max(z[j], -EWMA_CLIP), EWMA_CLIP)
+            uc = min(u[j] * u[j], EWMA_CLIP * EWMA_CLIP)
+            mv_vec[s, MV_ZS, j] += EWMA_ALPHA * (zc - mv_vec[s, MV_ZS, j])
+            mv_vec[s, MV_VS, j] += EWMA_ALPHA * (uc - mv_vec[s, MV_VS, j])
+    ts = np.zeros(k)
     for c in range(k):
         for j in range(m):
             ts[c] += mv_mat[s, j, c] * mv_vec[s, MV_ZS, j]
     for j in range(m):
         if mv_vec[s, MV_SD, j] <= 0.0:
             continue
-        fit, fit_s, kept, t2_part = 0.0, 0.0, 0.0, 0.0
+        fit_s = 0.0
         for c in range(k):
-            p = mv_mat[s, j, c]
-            fit += p * t[c]
-            fit_s += p * ts[c]
-            kept += p * p
-            t2_part += p * t[c] / max(mv_mat[s, c, w - 1], 1e-12)
-        spread = math.sqrt(max(1.0 - kept, RV_FLOOR))
-        e = z[j] - fit
-        u = e / spread
-        drift = (mv_vec[s, MV_ZS, j] - fit_s) / spread / EWMA_NOISE
-        mv_vec[s, MV_VS, j] += EWMA_ALPHA * (u * u - mv_vec[s, MV_VS, j])
-        vs = mv_vec[s, MV_VS, j]
-        stats[S_Q] += e * e
+            fit_s += mv_mat[s, j, c] * ts[c]
+        drift = (mv_vec[s, MV_ZS, j] - fit_s) / spread[j] / EWMA_NOISE
+        vs = float(mv_vec[s, MV_VS, j])
         stats[S_DRIFT] = max(stats[S_DRIFT], abs(drift))
         stats[S_VAR] = max(stats[S_VAR], vs)
-        contrib[S_T2, j], value[S_T2, j] = max(z[j] * t2_part, 0.0), z[j]
-        contrib[S_Q, j], value[S_Q, j] = e * e, u
         contrib[S_DRIFT, j], value[S_DRIFT, j] = abs(drift), drift
         contrib[S_VAR, j], value[S_VAR, j] = vs, math.sqrt(vs)
-    for c in range(k):
-        stats[S_T2] += t[c] * t[c] / max(mv_mat[s, c, w - 1], 1e-12)
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]

@@ -195,12 +195,13 @@ class ShardEngine:
         if len(w) == 0:
             return []
         w.mv = self._multivariate(w)
-        fired = run_detectors(w.evidence, self.ctx.detection)
+        evidence = w.evidence
+        fired = run_detectors(evidence, self.ctx.detection)
         # the model judges whole windows of learned devices; early rows are for the detectors
         warm = w.features[:, BASELINE_WINDOWS] >= self.ctx.detection.warmup_windows
         warm &= w.meta[:, 6] == 1
         probs = self._predict(w.features, warm | fired.any(axis=1))
-        anomaly = np.maximum(anomaly_score(w.features, self.ctx.detection.anomaly_z,
+        anomaly = np.maximum(anomaly_score(evidence, self.ctx.detection.anomaly_z,
                                            self.ctx.detection.anomaly_volume_z), MV.score(w.mv))
         d = decide(fired, probs, warm, self.ctx.detection, anomaly)
         for hook in self.on_windows:
