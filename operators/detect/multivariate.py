@@ -14,7 +14,7 @@ features), in three phases:
 - live: every closed window is scored and the alarm raised and cleared with hysteresis.
 
 Statistics (z = window means standardised by the learning period, t = P'z the k principal scores,
-e = z - P t the residual, u_j = e_j over its expected spread sqrt(1 - sum_i P_ji^2)):
+e = z - P t the residual, u_j = e_j over its learned spread sqrt(1 - sum_i lambda_i P_ji^2)):
 
 - T2 = sum t_i^2 / lambda_i: variation inside the learned subspace, unusually large.
 - Q = |e|^2 (squared prediction error): the learned relationships broken.
@@ -25,7 +25,8 @@ e = z - P t the residual, u_j = e_j over its expected spread sqrt(1 - sum_i P_ji
 Limits without labels (calibrate): the cube root of each statistic is close to normal whatever its
 degrees of freedom (Wilson-Hilferty: within 10 % of the exact chi-square quantile even at 1 degree),
 so its mean and spread over the calibration windows give the quantile for the per-statistic risk
-q = fa_rate / 4, widened Student-style for short calibrations. The tail is checked peaks-over-threshold
+q = fa_rate / 4, widened Student-style for short calibrations (the EWMA charts need EWMA_MIN_CAL
+calibration windows, else only T2 and Q judge). The tail is checked peaks-over-threshold
 style (SPOT, Siffer et al. 2017): exceedances of the 99 % level and their mean excess give an
 exponential-tail quantile, and the larger of the two is the limit, so heavier-than-normal tails raise
 it. Values beyond 6 spreads are clipped while calibrating, so a few unlabelled incidents in the
@@ -86,12 +87,14 @@ VARIANCE_KEPT = 0.9
 EWMA_ALPHA = 0.1
 EWMA_NOISE = math.sqrt(EWMA_ALPHA / (2.0 - EWMA_ALPHA))  # sd of an EWMA of unit white noise
 EWMA_CLIP = 4.0  # standardised values fed to the EWMAs are clipped here (Huber-style robustness)
-RV_FLOOR = 0.01  # a residual's expected variance never below this share of its signal's
+RV_FLOOR = 0.01  # a residual's learned variance never below this share of its signal's (small
+# eigenvalues are the worst estimated: dividing by them would make the noisiest residuals look largest)
 CONSTANT = 1e-9  # a signal whose spread is below this share of its level never moved
 TAIL_Z = 2.326  # the peaks-over-threshold level: the 99 % point of the calibration scores
 CLIP_SD = 6.0  # calibration values beyond this many spreads are clipped (unlabelled incidents)
 EXCESS_CAP_SD = 3.0
 CAL_BURN = 20  # calibration windows before clipping and tail counting start
+EWMA_MIN_CAL = 100  # calibration windows the EWMA charts need (10 time constants); fewer: T2, Q only
 POT_MIN = 5  # exceedances needed before the tail estimate is believed
 SD_FLOOR = 0.02  # of the mean cube root: a calibration that never varied still has a spread
 RAISE_AFTER, CLEAR_AFTER, STRONG = 2, 1, 2.0
@@ -337,13 +340,15 @@ def _score(s: int, x: F64, m: int, mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F
     for j in range(m):
         if mv_vec[s, MV_SD, j] <= 0.0:
             continue
-        fit, kept, t2_part = 0.0, 0.0, 0.0
+        fit, explained, t2_part = 0.0, 0.0, 0.0
         for c in range(k):
             p = mv_mat[s, j, c]
+            lam = max(mv_mat[s, c, w - 1], 1e-12)
             fit += p * t[c]
-            kept += p * p
-            t2_part += p * t[c] / max(mv_mat[s, c, w - 1], 1e-12)
-        spread[j] = math.sqrt(max(1.0 - kept, RV_FLOOR))
+            explained += lam * p * p
+            t2_part += p * t[c] / lam
+        # what the kept components leave of the (unit) variance of z_j: sum over the rest of lam p^2
+        spread[j] = math.sqrt(max(1.0 - explained, RV_FLOOR))
         e = z[j] - fit
         u[j] = e / spread[j]
         stats[S_Q] += e * e
@@ -402,13 +407,14 @@ def _calibrate(s: int, stats: F64, mv_i: I64, mv_cal: F32) -> None:
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
 def limit(n: int, mean: float, m2: float, nu: float, excess: float, risk: float,
-          z_q: float) -> float:
+          z_q: float, n_eff: float) -> float:
     """A statistic's limit from its calibration: the larger of the normal quantile of its cube
-    root (widened for short calibrations) and an exponential tail fitted to the exceedances of
-    the 99 % level; cubed back."""
+    root (widened Student-style for n_eff independent values: fewer than n for an EWMA, whose
+    neighbouring windows share most of their data) and an exponential tail fitted to the
+    exceedances of the 99 % level; cubed back."""
     sd = math.sqrt(m2 / max(n - 1, 1))
     sd = max(sd, SD_FLOOR * mean)
-    z = z_q * (1.0 + (z_q * z_q + 1.0) / (4.0 * max(n - 1, 1)))
+    z = z_q * (1.0 + (z_q * z_q + 1.0) / (4.0 * max(n_eff - 1.0, 1.0)))
     top = mean + z * sd
     tail = n - CAL_BURN
     if nu >= POT_MIN and tail > 0 and nu / tail > risk:
@@ -422,8 +428,11 @@ def _set_limits(s: int, mv_i: I64, mv_cal: F32, risk: float, z_q: float) -> None
     n = mv_i[s, MV_N]
     for j in range(N_MV_STATS):
         cal = mv_cal[s, j]
+        n_eff = n * EWMA_ALPHA / (2.0 - EWMA_ALPHA) if j >= S_DRIFT else float(n)
         cal[MV_LIMIT] = limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
-                              float(cal[MV_CEXC]), risk, z_q)
+                              float(cal[MV_CEXC]), risk, z_q, n_eff)
+        if j >= S_DRIFT and n < EWMA_MIN_CAL:  # too short to know an EWMA's spread: no limit
+            cal[MV_LIMIT] = 0.0
     mv_i[s, MV_PHASE] = LIVE
     mv_i[s, MV_N] = 0
 
@@ -435,7 +444,7 @@ def _verdict(s: int, stats: F64, contrib: F64, value: F64, mv_i: I64, mv_cal: F3
     worst, best = 0, 0.0
     for j in range(N_MV_STATS):
         lim = mv_cal[s, j, MV_LIMIT]
-        ratio = stats[j] / lim if lim > 0.0 else 0.0
+        ratio = stats[j] / lim if lim > 0.0 else 0.0  # 0: no limit (nothing learned, or too short)
         o[O_T2 + j] = ratio
         if ratio > best:
             worst, best = j, ratio
