@@ -39,7 +39,7 @@ class DetectionConfig:
     anomaly_z: float = 5.0
     anomaly_volume_z: float = 10.0
     multivariate_windows: int = 360
-    multivariate_fa_rate: float = 0.001
+    multivariate_fa_rate: float = 0.0001
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ VARIANCE_KEPT = 0.9
 EWMA_ALPHA = 0.1
 EWMA_NOISE = math.sqrt(EWMA_ALPHA / (2.0 - EWMA_ALPHA))  # sd of an EWMA of unit white noise
 EWMA_CLIP = 4.0  # standardised values fed to the EWMAs are clipped here (Huber-style robustness)
-RV_FLOOR = 0.01  # a residual's learned variance never below this share of its signal's (small
+RV_FLOOR = 0.1  # a residual's learned variance never below this share of its signal's (small
 # eigenvalues are the worst estimated: dividing by them would make the noisiest residuals look largest)
 CONSTANT = 1e-9  # a signal whose spread is below this share of its level never moved
 TAIL_Z = 2.326  # the peaks-over-threshold level: the 99 % point of the calibration scores

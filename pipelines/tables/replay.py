@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 DEFAULT_WARMUP_ROWS = 100
+# the multivariate model's target rate for tables: 99.9 % limits on each of its four statistics.
+# Live devices default lower ([detection] multivariate_fa_rate): a table's window is the data's own
+# interval (minutes, hours), a live one 10 s, and alarms are counted per day.
+DEFAULT_TABLE_FA_RATE = 0.004
 CHUNK_ROWS = 20_000
 
 
@@ -55,6 +59,7 @@ class ReplayOptions:
     known_devices_only: bool = True  # with baselines: refuse a table none of whose devices has any
     deltas: bool = False  # also judge each signal's change from the device's previous row
     mv_windows: int | None = None  # multivariate learning windows; None: those of the learning period
+    fa_rate: float | None = None  # multivariate target rate; None: DEFAULT_TABLE_FA_RATE
 
 
 @dataclass
@@ -224,6 +229,11 @@ def plan(table: Table, order: I64, codes: I64, rank: I64, opts: ReplayOptions,
     return ReplayPlan(window_ms, warm_rows, warm_windows, nominal, mv_windows)
 
 
+def table_fa_rate(opts: ReplayOptions) -> float:
+    """The multivariate model's target false-alarm rate per window for a table."""
+    return DEFAULT_TABLE_FA_RATE if opts.fa_rate is None else opts.fa_rate
+
+
 def table_windows(table: Table, window_ms: int) -> int:
     """Median over devices of the windows the whole table spans (`train` learns from all of them)."""
     order = np.argsort(table.time_ms, kind="stable")
@@ -261,7 +271,8 @@ def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer 
     ctx = EngineContext(
         types, scorer or Scorer.rules_only(),
         replace(cfg.pipeline, shards=1, window_ms=p.window_ms, allowed_lateness_ms=0),
-        replace(cfg.detection, warmup_windows=p.warm_windows, multivariate_windows=p.mv_windows),
+        replace(cfg.detection, warmup_windows=p.warm_windows, multivariate_windows=p.mv_windows,
+                multivariate_fa_rate=table_fa_rate(opts)),
         cfg.response,
         now=lambda: 0.0)  # event time only: no wall-clock idling, twins only at the end
     engine = ShardEngine.fresh(ctx)

@@ -32,6 +32,7 @@ from twinguard.pipelines.tables.replay import (
     ReplayOptions,
     ReplayResult,
     replay_table,
+    table_fa_rate,
     table_window_ms,
     table_windows,
 )
@@ -71,7 +72,8 @@ def window_classes(res: ReplayResult) -> I64:
 
 
 def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows: int | None,
-                 out_dir: Path, rounds: int = 60, deltas: bool = False) -> dict[str, Any]:
+                 out_dir: Path, rounds: int = 60, deltas: bool = False,
+                 fa_rate: float | None = None) -> dict[str, Any]:
     """Replay every table, write baselines (+ a classifier when attacks are labelled)."""
     tables = [read_table(p, opts) for p in paths]
     for t in tables[1:]:
@@ -85,11 +87,11 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
     live = 0
     for i, t in enumerate(tables):
         ro = ReplayOptions(warmup_rows, progress=True, known_devices_only=False, deltas=deltas,
-                           mv_windows=mv_windows)
+                           mv_windows=mv_windows, fa_rate=fa_rate)
         res = replay_table(t, cfg, ro, baselines=baselines)
         if i == len(tables) - 1:  # the end of the learning period: calibrate what is left
             live = MV.finish_learning(res.engine.store.arrays, res.engine.store.size,
-                                      cfg.detection.multivariate_fa_rate)
+                                      table_fa_rate(ro))
         baselines = LearnedBaselines.from_store(res.engine.store, res.table.signal_names,
                                                 res.window_ms,
                                                 res.plan.rows_per_window)
@@ -123,7 +125,7 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
                     "devices": len(baselines.device_ids), "signals": list(tables[0].signal_names),
                     "window_ms": baselines.window_ms, "warmup_rows": warmup_rows,
                     "multivariate": {"learn_windows": mv_windows, "devices_live": live,
-                                     "fa_rate": cfg.detection.multivariate_fa_rate},
+                                     "fa_rate": table_fa_rate(ReplayOptions(fa_rate=fa_rate))},
                     "windows": int(len(y) + len(yh)),
                     "class_counts": {c: int(n) for c, n in zip(THREAT_CLASSES, counts, strict=True)
                                      if n}}
