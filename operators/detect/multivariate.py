@@ -145,13 +145,24 @@ def clean_windows(features: F64) -> Mask:
     return ~bad
 
 
+def monotonic(roc_min: F64, roc_max: F64) -> Mask:
+    """[types, signals]: signals declared never to fall (or never to rise), such as an energy
+    register. Their level only says how long the device has run, never a relationship: they stay
+    out of the model (the per-signal rate-of-change checks judge them)."""
+    return np.asarray((roc_min >= 0.0) | (roc_max <= 0.0), dtype=bool)
+
+
 def judge(arrays: dict[str, np.ndarray], istate: I64, nsig: I64, slots: I64, final: Mask,
-          clean: Mask, means: F64, cfg: MultivariateConfig) -> F64:
-    """Learn from / score the closed windows (rows in closing order) in place: [rows, N_OUT]."""
+          clean: Mask, means: F64, cfg: MultivariateConfig, left_out: Mask | None = None) -> F64:
+    """Learn from / score the closed windows (rows in closing order) in place: [rows, N_OUT].
+    left_out [types, signals]: signals the model ignores (`monotonic`)."""
     out = np.zeros((slots.shape[0], N_OUT))
     out[:, O_TOP:O_SHARE] = -1.0
     if slots.shape[0] == 0 or not cfg.enabled:
         return out
+    if left_out is not None and left_out.any():
+        skip = left_out[istate[slots, K.I_TYPE]][:, : means.shape[1]]
+        means = np.where(skip, np.nan, means[:, : skip.shape[1]])
     z_q = NormalDist().inv_cdf(1.0 - cfg.risk)
     step(slots, final, clean, np.ascontiguousarray(means), istate, nsig, arrays["commands"],
          arrays["mv_i"], arrays["mv_mu"], arrays["mv_vec"], arrays["mv_mat"], arrays["mv_cal"],

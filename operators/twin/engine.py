@@ -220,9 +220,11 @@ class ShardEngine:
         """The multivariate model (detect/multivariate.py) learns from / judges the closed windows."""
         st, d = self.store, self.ctx.detection
         means = w.means if w.means is not None else np.full((len(w), st.width), np.nan)
-        return MV.judge(st.arrays, st.arrays["istate"], self.ctx.types.n_signals, w.meta[:, 0],
+        t = self.ctx.types
+        return MV.judge(st.arrays, st.arrays["istate"], t.n_signals, w.meta[:, 0],
                         w.meta[:, 6] == 1, MV.clean_windows(w.features), means,
-                        MV.MultivariateConfig(d.multivariate_windows, d.multivariate_fa_rate))
+                        MV.MultivariateConfig(d.multivariate_windows, d.multivariate_fa_rate),
+                        MV.monotonic(t.roc_min, t.roc_max))
 
     def _predict(self, features: F64, rows: npt.NDArray[np.bool_]) -> F64:
         """Class probabilities of `rows`, the others 'normal': `decide` reads the model only for

@@ -33,12 +33,13 @@ class Device:
         self.nsig = np.array([n_signals], dtype=np.int64)
         self.cfg = MV.MultivariateConfig(learn, fa_rate)
 
-    def feed(self, x: np.ndarray, clean: bool = True) -> np.ndarray:
+    def feed(self, x: np.ndarray, clean: bool = True, left_out: np.ndarray | None = None
+             ) -> np.ndarray:
         n = x.shape[0]
         means = np.full((n, WIDTH), np.nan)
         means[:, : x.shape[1]] = x
         return MV.judge(self.arrays, self.istate, self.nsig, np.zeros(n, dtype=np.int64),
-                        np.ones(n, dtype=bool), np.full(n, clean), means, self.cfg)
+                        np.ones(n, dtype=bool), np.full(n, clean), means, self.cfg, left_out)
 
     @property
     def phase(self) -> int:
@@ -178,6 +179,22 @@ def test_constant_and_missing_signals_are_left_out() -> None:
     y = np.column_stack([correlated(rng, 5), np.array([7.0, 9.0, np.nan, 7.0, 7.0])])
     out = dev.feed(y)
     assert np.isfinite(out).all()
+
+
+def test_a_register_that_only_grows_stays_out_of_the_model() -> None:
+    """An energy register (declared never to fall) leaves its learned range as time passes; that
+    is no broken relationship, so it is not in the model at all."""
+    rng = np.random.default_rng(11)
+    roc_min = np.array([[-1.0, -1.0, -1.0, 0.0]])
+    roc_max = np.array([[1.0, 1.0, 1.0, 0.01]])
+    left_out = MV.monotonic(roc_min, roc_max)
+    assert left_out.tolist() == [[False, False, False, True]]
+    dev = Device(4, 600)
+    n = 601
+    dev.feed(np.column_stack([correlated(rng, n), np.arange(n) * 0.5]), left_out=left_out)
+    assert dev.arrays["mv_vec"][0, MV_SD, 3] == 0.0
+    later = np.column_stack([correlated(rng, 50), 1e4 + np.arange(50) * 0.5])
+    assert dev.feed(later, left_out=left_out)[:, MV.O_ALARM].sum() == 0
 
 
 def test_short_learning_period_means_no_model() -> None:
