@@ -122,6 +122,8 @@ def test_train_on_normal_table_then_replay_flags_from_the_first_rows(tmp_path: P
                  "tag_0,tag_1,tag_2,tag_3", "--out", str(model)]) == 0
     meta = json.loads((model / "metadata.json").read_text())
     assert set(meta["files"]) == {BASELINES_FILE}
+    assert meta["data"]["multivariate"]["devices_live"] == 1  # learned from all 1,500 windows
+    assert load_table_model(model).baselines.mv["mv_i"].shape[0] == 1  # saved and verified
     test = sinusoid_table(200, 4, seed=9, step_at=30, step=25.0)
     test = test.with_columns(pl.col("timestamp") + 1500 * HOUR_S)
     path = write(test, tmp_path / "test.csv")
