@@ -21,6 +21,7 @@ from twinguard.operators.batches import OutMsg, RawBatch
 from twinguard.operators.decode.fast import decode_batch
 from twinguard.operators.decode.telemetry import _decoder
 from twinguard.operators.decode.telemetry import decode_batch as reference_decode_batch
+from twinguard.operators.detect import multivariate
 from twinguard.operators.detect.scoring import Scorer
 from twinguard.operators.twin import engine as engine_mod
 from twinguard.operators.twin import kernels as K
@@ -93,6 +94,7 @@ def _patched(st: Stages) -> Iterator[None]:
         (K, "update_batch", "engine.kernels.update"),
         (K, "close_due", "engine.kernels.close_due"),
         (engine_mod, "run_detectors", "engine.detectors"),
+        (multivariate, "judge", "engine.multivariate"),
         (Scorer, "predict", "engine.xgboost_predict"),
         (Scorer, "contributions", "engine.xgboost_contributions"),
         (ShardEngine, "_threat", "engine.encode_threats_actions"),

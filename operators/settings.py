@@ -38,6 +38,8 @@ class DetectionConfig:
     port_burst_min: float = 5.0
     anomaly_z: float = 5.0
     anomaly_volume_z: float = 10.0
+    multivariate_windows: int = 0  # live: off until it holds on simulated fleets (README)
+    multivariate_fa_rate: float = 0.0001
 
 
 @dataclass(frozen=True)

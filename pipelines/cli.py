@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +68,7 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
     model = load_table_model(args.model) if args.model else None
     table = read_table(args.input, table_options(args))
     res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window,
-                                                 deltas=args.deltas),
+                                                 deltas=args.deltas, fa_rate=args.fa_rate),
                        scorer=model.scorer if model else None,
                        baselines=model.baselines if model else None)
     out = write_predictions(res, args.out)
@@ -103,7 +104,7 @@ def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
               "simulator model is not overwritten)", file=sys.stderr)
         return 2
     meta = train_tables(args.inputs, table_options(args), cfg, args.warmup_rows, Path(args.out),
-                        args.rounds, args.deltas)
+                        args.rounds, args.deltas, args.fa_rate)
     print(f"model {meta['version']} written to {args.out}: {meta['summary']}")
     return 0
 
@@ -210,6 +211,18 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     return 1 if result["errors"] else 0
 
 
+def _rate(text: str) -> float:
+    """A false-alarm rate: a share of windows, strictly between 0 and 0.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 0.5:
+        msg = f"expected a share of windows between 0 and 0.5 (e.g. 0.004), got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twinguard", description=__doc__)
     p.add_argument("--config", help="TOML config file (defaults: pipelines/defaults.toml)")
@@ -270,6 +283,9 @@ def _parser() -> argparse.ArgumentParser:
     add_table_arguments(t)
     t.add_argument("--deltas", action="store_true", help="tables: also learn each signal's "
                    "row-to-row change (replay --model then uses them too)")
+    t.add_argument("--fa-rate", type=_rate, default=None, metavar="P", help="tables: target "
+                   "share of normal windows over the multivariate model's limits (default "
+                   "0.004: 99.9 %% limits on each of its four statistics)")
 
     rp = add("replay", cmd_replay, "stream a CSV/parquet table through the detection engine: "
              "one score, flag and threat class per row")
@@ -286,6 +302,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--deltas", action="store_true",
                     help="also judge each signal's change since the device's previous row (finds "
                     "spikes on smooth cycles; more alarms on signals that switch)")
+    rp.add_argument("--fa-rate", type=_rate, default=None, metavar="P",
+                    help="target share of normal windows over the multivariate model's limits, "
+                    "for devices that learn here (default 0.004; a --model keeps its limits)")
     rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
     e = add("evaluate", cmd_evaluate, "score detections against labels: a replay's predictions "

@@ -1,9 +1,9 @@
 """Detection on real datasets through the user commands: `python -m twinguard.benchmarks.detection`.
 
-For each dataset (BATADAL, NAB realKnownCause, TON_IoT) it prepares what the protocol needs in a work
-directory outside the repository, runs `twinguard train / replay / evaluate` as subprocesses exactly
-as a user would, and writes results.json and results.md (table, every command verbatim, machine,
-date) to --out.
+For each dataset (BATADAL, NAB realKnownCause, SMD, TEP, TON_IoT) it prepares what the protocol
+needs in a work directory outside the repository, runs `twinguard train / replay / evaluate` as
+subprocesses exactly as a user would, and writes results.json and results.md (table, every command
+verbatim, machine, date) to --out.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from twinguard.benchmarks.detection.commands import CommandFailedError, CommandL
 from twinguard.benchmarks.detection.report import render
 from twinguard.benchmarks.harness import _git_head, machine
 
-DATASETS = {"batadal": protocols.batadal, "nab": protocols.nab, "ton_iot": protocols.ton_iot}
+DATASETS = {"batadal": protocols.batadal, "nab": protocols.nab, "smd": protocols.smd,
+            "tep": protocols.tep, "ton_iot": protocols.ton_iot}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m twinguard.benchmarks.detection", description=__doc__)
     p.add_argument("--datasets", default="/work/shared/datasets",
-                   help="folder with batadal/, nab/, ton_iot/ (each with its SOURCE.md)")
+                   help="folder with batadal/, nab/, smd/, tep/, ton_iot/ (each with its SOURCE.md)")
     p.add_argument("--out", default="benchmarks/detection/results",
                    help="results folder (results.json, results.md)")
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "twinguard-detection"),

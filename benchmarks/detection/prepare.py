@@ -1,8 +1,9 @@
 """Dataset preparation that the protocols need before the user commands run (written to a work dir).
 
 Only what a user would also have to do: NAB's labels live in a separate JSON of windows; TON_IoT's
-files must be made leak-safe (see ton_iot/SOURCE.md). BATADAL needs nothing: its files are replayed
-as they are.
+files must be made leak-safe (see ton_iot/SOURCE.md); TEP and SMD files carry no time and no header,
+so they become CSV tables with a synthetic clock at their documented sampling interval. BATADAL needs
+nothing: its files are replayed as they are.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 from twinguard.pipelines.tables.read import normalise_label
@@ -137,3 +140,81 @@ def _ton_normalised(path: Path, signals: tuple[str, ...]) -> pl.DataFrame:
 
 def _digest(row: tuple[object, ...]) -> int:
     return int.from_bytes(hashlib.sha256("\x1f".join(map(str, row)).encode()).digest()[:8], "big")
+
+
+TEP_ROW_S = 180  # one TEP sample every 3 minutes (tep/SOURCE.md)
+TEP_FAULT_ROW = 160  # test files turn faulty after this many rows
+TEP_START_S = 1_577_836_800  # 2020-01-01 00:00 UTC: synthetic clock (the files carry no time)
+TEP_SIGNALS = tuple([f"XMEAS_{i}" for i in range(1, 42)] + [f"XMV_{i}" for i in range(1, 12)])
+
+
+@dataclass(frozen=True)
+class TepFiles:
+    train: Path  # d00.dat (normal) as a table
+    tests: dict[int, Path]  # fault number (0 = normal run) -> dNN_te.dat as a labelled table
+
+
+def prepare_tep(tep_dir: Path, work: Path) -> TepFiles:
+    """TEP's whitespace-separated files as CSV tables a user can replay: a `time` column on a
+    synthetic 180 s clock, XMEAS_1..41 and XMV_1..11, and (test files) `label` = 1 from row 161."""
+    out = work / "tep"
+    out.mkdir(parents=True, exist_ok=True)
+    train = _tep_table(_tep_rows(tep_dir / "d00.dat").T, out / "d00.csv", None)
+    tests = {}
+    for path in sorted(tep_dir.glob("d??_te.dat")):
+        fault = int(path.name[1:3])
+        x = _tep_rows(path)
+        label = [0] * min(TEP_FAULT_ROW, len(x)) + [1 if fault else 0] * max(len(x) - TEP_FAULT_ROW, 0)
+        tests[fault] = _tep_table(x, out / f"{path.stem}.csv", label)
+    return TepFiles(train, tests)
+
+
+def _tep_rows(path: Path) -> np.ndarray:
+    return np.loadtxt(path, ndmin=2)
+
+
+def _tep_table(rows: np.ndarray, path: Path, label: list[int] | None) -> Path:
+    cols: dict[str, Any] = {"time": TEP_START_S + TEP_ROW_S * np.arange(rows.shape[0])}
+    for j, name in enumerate(TEP_SIGNALS):
+        cols[name] = rows[:, j]
+    if label is not None:
+        cols["label"] = label
+    pl.DataFrame(cols).write_csv(path)
+    return path
+
+
+SMD_ROW_S = 60  # one SMD row per minute (smd/SOURCE.md)
+SMD_START_S = 1_577_836_800
+
+
+@dataclass(frozen=True)
+class SmdMachine:
+    name: str
+    train: Path
+    test: Path
+    test_rows: int
+    anomalous_rows: int
+
+
+def prepare_smd(smd_dir: Path, work: Path) -> list[SmdMachine]:
+    """Each machine's train and test files as CSV tables: a `time` column on a synthetic 60 s
+    clock (test follows train directly, as in the original series), metrics m1..m38, and the test
+    file's 0/1 label."""
+    out = work / "smd"
+    out.mkdir(parents=True, exist_ok=True)
+    machines = []
+    for train_path in sorted((smd_dir / "train").glob("*.txt")):
+        name = train_path.stem
+        train = pl.read_csv(train_path, has_header=False)
+        test = pl.read_csv(smd_dir / "test" / train_path.name, has_header=False)
+        label = pl.read_csv(smd_dir / "test_label" / train_path.name, has_header=False)
+        names = [f"m{j + 1}" for j in range(train.width)]
+        frames = []
+        for first, frame in ((0, train), (train.height, test)):
+            clock = pl.Series("time", [SMD_START_S + SMD_ROW_S * (first + i) for i in range(frame.height)])
+            frames.append(frame.rename(dict(zip(frame.columns, names, strict=True))).insert_column(0, clock))
+        paths = (out / f"{name}_train.csv", out / f"{name}_test.csv")
+        frames[0].write_csv(paths[0])
+        frames[1].with_columns(label.to_series().alias("label")).write_csv(paths[1])
+        machines.append(SmdMachine(name, paths[0], paths[1], test.height, int(label.to_series().sum())))
+    return machines

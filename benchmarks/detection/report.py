@@ -66,6 +66,8 @@ def render(results: dict[str, Any]) -> str:
                 if mode in r:
                     lines.append(_row(f"TON_IoT {name} ({mode})", r[mode], synthetic_clock=True))
     lines += _totals(ds)
+    lines += _tep_table(ds.get("tep", {}))
+    lines += _smd_table(ds.get("smd", {}))
     if "ton_iot" in ds:
         lines += ["", "TON_IoT rows are in content-hash order on a synthetic 1 row/s clock (the "
                   "protocol removes time on purpose), so its event runs, times to detect and "
@@ -118,3 +120,44 @@ def _details(name: str, entry: dict[str, Any]) -> list[str]:
                        f"{r.get('skipped', '')} |")
         return out
     return []
+
+
+def _tep_table(entry: dict[str, Any]) -> list[str]:
+    """Detection rate per fault next to the PCA anchor (T2 / Q) of tep/SOURCE.md."""
+    if "faults" not in entry:
+        return []
+    sm, f = entry["summary"], entry["faults"]
+    t2, q = sm["pca_anchor_false_alarm_rate_t2_q"]
+    out = ["", f"TEP (model from d00): false alarms on d00_te {_f(sm['false_alarm_rate_d00_te'])} "
+           f"(PCA anchor: T2 {t2}, Q {q}); on the fault files' first 160 rows "
+           f"{_f(sm['false_alarm_rate_before_faults'])}; at or above the better anchor on "
+           f"{sm['faults_at_or_above_anchor']} of {sm['faults_judged']} faults (3, 9, 15 not "
+           f"judged); median detection delay {sm['median_delay_rows']} rows "
+           f"({_dur(60 * 3 * (sm['median_delay_rows'] or 0))}).", "",
+           "| fault | detection rate | PCA T2 / Q | delay (rows) | fault | detection rate | "
+           "PCA T2 / Q | delay (rows) |", "|---|---|---|---|---|---|---|---|"]
+    cells = []
+    for k in sorted(int(x) for x in f if x != "0"):
+        e = f[str(k)]
+        mark = "" if k in (3, 9, 15) else (" ✓" if e["at_or_above_anchor"] else "")
+        a = e["pca_anchor_t2_q"]
+        cells.append(f"{k} | {_f(e['detection_rate'])}{mark} | {a[0]:.3f} / {a[1]:.3f} | "
+                     f"{e['delay_rows'] if e['delay_rows'] is not None else '-'}")
+    half = (len(cells) + 1) // 2
+    for left, right in zip(cells[:half], [*cells[half:], " |  |  | "][:half], strict=True):
+        out.append(f"| {left} | {right} |")
+    return out
+
+
+def _smd_table(entry: dict[str, Any]) -> list[str]:
+    if "machines" not in entry:
+        return []
+    out = ["", "| SMD machine | rows P | rows R | point-wise F1 | PCA anchor F1 (oracle threshold) "
+           "| segments detected | event-level F1 | false alarms per day |",
+           "|---|---|---|---|---|---|---|---|"]
+    for name, r in entry["machines"].items():
+        b, e, fa = r["row_level"]["binary"], r["events"], r["false_alarms"]
+        out.append(f"| {name} | {_f(b['precision'])} | {_f(b['recall'])} | {_f(b['f1'])} | "
+                   f"{_f(r['pca_anchor_pointwise_f1_oracle'])} | {e['detected']} / {e['attacks']} | "
+                   f"{_f(r['event_f1'])} | {_f(fa['per_device_day'])} |")
+    return out

@@ -18,6 +18,11 @@ they are scaled by anomaly_z / anomaly_volume_z before the max.
 score = m / (m + anomaly_z), so 0.5 means "m = anomaly_z sigmas", 0 no deviation, → 1 extreme.
 Physical limits (range, rate of change, invariants) are not part of it: the typed `physics`
 detector owns them. Until a device and its type are warm every z is 0, so the score is 0.
+
+Once a device's multivariate model is live (operators/detect/multivariate.py; rows that carry its
+verdict columns after the features), its signals are judged there, against limits calibrated on its
+own learning period, and leave this score: a fixed anomaly_z over-alarms on heavy-tailed signals
+(spiky server metrics) and under-alarms on smooth ones. Volumes stay here.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from twinguard.operators.detect import multivariate as MV
 from twinguard.schemas.features import FEATURE_INDEX as FI
+from twinguard.schemas.features import N_FEATURES
 
 F64 = npt.NDArray[np.float64]
 # (own, peer) z-score columns of the same quantity: volumes (upwards only), then signals (each
@@ -47,6 +54,8 @@ def deviation(x: F64, volume_weight: float = 1.0) -> F64:
         return np.zeros(0)
     volumes = np.minimum(x[:, _OWN], x[:, _PEER]).max(axis=1) * volume_weight
     signals = np.minimum(np.abs(x[:, FI[SIGNALS[0]]]), np.abs(x[:, FI[SIGNALS[1]]]))
+    if x.shape[1] >= N_FEATURES + MV.N_OUT:
+        signals = np.where(x[:, N_FEATURES + MV.O_PHASE] == MV.LIVE, 0.0, signals)
     return np.asarray(np.maximum(np.maximum(volumes, 0.0), signals), dtype=np.float64)
 
 

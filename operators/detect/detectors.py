@@ -1,20 +1,24 @@
 """Deterministic detectors over closed-window feature rows, vectorised over the whole batch.
 
 Each detector is an honest, documented threshold on one or two window features (thresholds live in
-DetectionConfig); it names the threat class it indicates and explains itself in words.
+DetectionConfig); it names the threat class it indicates and explains itself in words. The rows they
+read are the features, optionally followed by the multivariate model's verdicts (the engine's
+`Windows.evidence`); without those columns the `multivariate` detector never fires.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from twinguard.operators.detect import multivariate as MV
 from twinguard.operators.detect.anomaly import THRESHOLD_SCORE, anomaly_score, deviation
 from twinguard.operators.settings import DetectionConfig
 from twinguard.schemas.features import FEATURE_INDEX as FI
+from twinguard.schemas.features import N_FEATURES
 
 F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
@@ -26,6 +30,14 @@ class Detector:
     threat: str
     fires: Callable[[F64, DetectionConfig], Mask]
     explain: Callable[[F64], str]
+    # an explanation that names the device's signals (when the numbers alone would say "signal 3")
+    explain_signals: Callable[[F64, Sequence[str]], str] | None = None
+
+    def describe(self, row: F64, signals: Sequence[str]) -> str:
+        """Why the detector fired on this evidence row, in words."""
+        if self.explain_signals is not None:
+            return self.explain_signals(row, signals)
+        return self.explain(row)
 
 
 def _col(x: F64, name: str) -> F64:
@@ -68,6 +80,16 @@ def _deviation_why(r: F64) -> str:
             f"learned baselines (count z {r[FI['count_z_own']]:.1f}/{r[FI['count_z_peer']]:.1f}, "
             f"bytes out z {r[FI['bytes_out_z_own']]:.1f}/{r[FI['bytes_out_z_peer']]:.1f}, "
             f"max signal z {r[FI['sig_max_abs_z_own']]:.1f}/{r[FI['sig_max_abs_z_peer']]:.1f})")
+
+
+def _multivariate(x: F64, _: DetectionConfig) -> Mask:
+    if x.shape[1] < N_FEATURES + MV.N_OUT:
+        return np.zeros(x.shape[0], dtype=bool)
+    return x[:, N_FEATURES + MV.O_ALARM] > 0
+
+
+def _multivariate_why(r: F64, signals: Sequence[str] = ()) -> str:
+    return MV.explain(r[N_FEATURES:], signals)
 
 
 DETECTORS: tuple[Detector, ...] = (
@@ -122,6 +144,8 @@ DETECTORS: tuple[Detector, ...] = (
     # learning mode: an untyped deviation from the learned baselines (operators/detect/anomaly.py); last,
     # so any typed detector or a confident model names the threat instead
     Detector("baseline_deviation", "anomaly", _baseline_deviation, _deviation_why),
+    # learning mode across signals: the device's learned relationships broken (multivariate.py)
+    Detector("multivariate", "anomaly", _multivariate, _multivariate_why, _multivariate_why),
 )
 # When several detectors fire and the model does not settle it, the earlier class wins: integrity
 # evidence is certain, floods are often a side effect of the others, `anomaly` is the fallback.

@@ -39,8 +39,8 @@ NONE, PENDING, CONVERGED, DRIFTED = 0, 1, 2, 3
 NOT_CONVERGED, REVERTED = 0, 1
 STAGE = "desired_state"
 DRIFT, INSIDER = CLASS_INDEX["drift"], CLASS_INDEX["insider"]
-# detectors a command does not explain: all but the learned-baseline one
-UNEXPLAINED = np.array([d.name != "baseline_deviation" for d in DETECTORS])
+# detectors a command does not explain: all but the learned-baseline ones
+UNEXPLAINED = np.array([d.name not in ("baseline_deviation", "multivariate") for d in DETECTORS])
 
 
 @dataclass(frozen=True)

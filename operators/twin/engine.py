@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from twinguard.operators.batches import OutMsg, TelemetryBatch
+from twinguard.operators.detect import multivariate as MV
 from twinguard.operators.detect.anomaly import anomaly_score
 from twinguard.operators.detect.detectors import DETECTORS, run_detectors
 from twinguard.operators.detect.policy import (
@@ -65,13 +66,31 @@ class EngineContext:
 
 @dataclass
 class Windows:
-    """Closed windows of one step: feature rows and their metadata (kernels.N_META columns)."""
+    """Closed windows of one step: feature rows, their metadata (kernels.N_META columns), the
+    windows' signal means and the multivariate model's verdicts (multivariate.N_OUT columns)."""
 
     features: F64
     meta: I64
+    means: F64 | None = None
+    mv: F64 | None = None
 
     def __len__(self) -> int:
         return int(self.meta.shape[0])
+
+    @classmethod
+    def of(cls, rows: F64, meta: I64) -> Windows:
+        """Split the kernels' output rows: features, then the signal means."""
+        return cls(rows[:, :N_FEATURES], meta, rows[:, N_FEATURES:])
+
+    @property
+    def evidence(self) -> F64:
+        """What the detectors read: the features, then the multivariate verdicts."""
+        mv = np.zeros((len(self), MV.N_OUT)) if self.mv is None else self.mv
+        return np.hstack([self.features, mv])
+
+    def evidence_row(self, r: int) -> F64:
+        mv = np.zeros(MV.N_OUT) if self.mv is None else self.mv[r]
+        return np.concatenate([self.features[r], mv])
 
 
 STALL_S = 5.0  # a gap this long between calls means the worker was blocked, not that input idled
@@ -119,7 +138,7 @@ class ShardEngine:
         if n:
             st.ensure_partitions(int(batch.partition.max()))
         before = st.part_max.copy()
-        feats = np.empty((2 * n, N_FEATURES))  # each event closes a window and/or fires early
+        feats = np.empty((2 * n, N_FEATURES + st.width))  # each event closes a window and/or fires early
         meta = np.empty((2 * n, K.N_META), dtype=np.int64)
         t = ctx.types
         rows = K.update_batch(
@@ -131,7 +150,7 @@ class ShardEngine:
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
             ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)
         st.part_wall[st.part_max > before] = ctx.now()
-        out = self._judge(Windows(feats[:rows], meta[:rows]))
+        out = self._judge(Windows.of(feats[:rows], meta[:rows]))
         for hook in self.on_batch:
             out += hook(self, batch, slots)
         return out + self.tick()
@@ -161,7 +180,7 @@ class ShardEngine:
 
     def _close_until(self, part_watermark: I64) -> list[OutMsg]:
         st, ctx = self.store, self.ctx
-        feats = np.empty((st.size, N_FEATURES))
+        feats = np.empty((st.size, N_FEATURES + st.width))
         meta = np.empty((st.size, K.N_META), dtype=np.int64)
         a = st.arrays
         t = ctx.types
@@ -170,18 +189,20 @@ class ShardEngine:
                            st.peer, st.peer_n, t.nominal_hz, t.lo, t.hi, t.zfloor,
                            t.n_signals, ctx.pipeline.window_ms,
                            ctx.detection.warmup_windows, feats, meta)
-        return self._judge(Windows(feats[:rows], meta[:rows]))
+        return self._judge(Windows.of(feats[:rows], meta[:rows]))
 
     def _judge(self, w: Windows) -> list[OutMsg]:
         if len(w) == 0:
             return []
-        fired = run_detectors(w.features, self.ctx.detection)
+        w.mv = self._multivariate(w)
+        evidence = w.evidence
+        fired = run_detectors(evidence, self.ctx.detection)
         # the model judges whole windows of learned devices; early rows are for the detectors
         warm = w.features[:, BASELINE_WINDOWS] >= self.ctx.detection.warmup_windows
         warm &= w.meta[:, 6] == 1
         probs = self._predict(w.features, warm | fired.any(axis=1))
-        anomaly = anomaly_score(w.features, self.ctx.detection.anomaly_z,
-                                self.ctx.detection.anomaly_volume_z)
+        anomaly = np.maximum(anomaly_score(evidence, self.ctx.detection.anomaly_z,
+                                           self.ctx.detection.anomaly_volume_z), MV.score(w.mv))
         d = decide(fired, probs, warm, self.ctx.detection, anomaly)
         for hook in self.on_windows:
             hook(self.store, w, d)
@@ -194,6 +215,16 @@ class ShardEngine:
         for j, r in enumerate(rows.tolist()):
             out += self._threat(w, r, d, fired[r], probs[r], contrib[j])
         return out
+
+    def _multivariate(self, w: Windows) -> F64:
+        """The multivariate model (detect/multivariate.py) learns from / judges the closed windows."""
+        st, d = self.store, self.ctx.detection
+        means = w.means if w.means is not None else np.full((len(w), st.width), np.nan)
+        t = self.ctx.types
+        return MV.judge(st.arrays, st.arrays["istate"], t.n_signals, w.meta[:, 0],
+                        w.meta[:, 6] == 1, MV.clean_windows(w.features), means,
+                        MV.MultivariateConfig(d.multivariate_windows, d.multivariate_fa_rate),
+                        MV.monotonic(t.roc_min, t.roc_max))
 
     def _predict(self, features: F64, rows: npt.NDArray[np.bool_]) -> F64:
         """Class probabilities of `rows`, the others 'normal': `decide` reads the model only for
@@ -223,19 +254,21 @@ class ShardEngine:
         version = ctx.scorer.version
         tid = output_id(device, threat, version, str(we))
         dets = [det for det, hit in zip(DETECTORS, fired.tolist(), strict=True) if hit]
+        dtype = ctx.types.types[st.arrays["istate"][s, K.I_TYPE]]
+        names = [sig.name for sig in dtype.signals]
         top = np.argsort(-np.abs(contrib))[:TOP_FEATURES]
         if not contrib.any():  # rules-only: explain with the fired detectors' raw features
             top = np.array([], dtype=np.int64)
         responses = RESPONSES[threat]
         now_ms = int(ctx.now() * 1000)
         ev = ThreatEvent(
-            id=tid, device_id=device, device_type=ctx.types.types[st.arrays["istate"][s, K.I_TYPE]].name,
+            id=tid, device_id=device, device_type=dtype.name,
             threat=threat, severity=severity(threat, float(d.score[r]), len(dets)),
             score=round(float(d.score[r]), 4),
             probabilities={} if ctx.scorer.booster is None else
                           {c: round(float(p), 4) for c, p in zip(THREAT_CLASSES, probs, strict=True)},
             detectors=[det.name for det in dets],
-            reasons=([f"{det.name}: {det.explain(w.features[r])}" for det in dets] or
+            reasons=([f"{det.name}: {det.describe(w.evidence_row(r), names)}" for det in dets] or
                      [f"model: p({threat})={d.score[r]:.2f}"]) + R.threat_reasons(st, s, we, ctx.risk),
             features=[Contribution(FEATURE_NAMES[k], round(float(w.features[r, k]), 4),
                                    round(float(contrib[k]), 4)) for k in top.tolist()],

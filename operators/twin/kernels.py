@@ -2,6 +2,8 @@
 
 All kernels take arrays and scalars only and update the TwinStore arrays in place; closed windows are
 written as feature rows (columns = twinguard.schemas.features.FEATURE_NAMES) into caller-provided buffers.
+A buffer wider than N_FEATURES also receives each window's signal means after the features (NaN for a
+signal without readings): the multivariate model (operators/detect/multivariate.py) learns from them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from twinguard.schemas.features import FEATURE_INDEX as _FI
+from twinguard.schemas.features import N_FEATURES
 
 # istate columns (int64 per device slot)
 I_TYPE, I_LAST_SEQ, I_LAST_TS, I_LAST_SRC, I_WIN_START, I_WIN_PART = 0, 1, 2, 3, 4, 5
@@ -208,6 +211,7 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
     f[F_INV] = acc[s, A_INV] / trusted
     f[F_BASEN] = min(base_n, BASE_N_CAP)
     margin = 1.0
+    f[N_FEATURES:] = math.nan  # window means: NaN = no such signal, or no reading of it
     for k in range(nsig[t]):
         n = sacc[s, k, S_N]
         if n == 0:
@@ -227,6 +231,8 @@ def window_row(s, ws, we, window_ms, istate, acc, sacc, ewma, ports, ring, ring_
         f[F_SZ] = max(f[F_SZ], abs(zo[b]))
         f[F_SZP] = max(f[F_SZP], abs(zp[b]))
         f[F_SROC] = max(f[F_SROC], sacc[s, k, S_ROC])
+        if f.shape[0] > N_FEATURES + k:
+            f[N_FEATURES + k] = mean
         if bounded:
             margin = min(margin, (sacc[s, k, S_MIN] - lo[t, k]) / span_k, (hi[t, k] - sacc[s, k, S_MAX]) / span_k)
         if base_n >= warm:

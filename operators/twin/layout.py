@@ -18,6 +18,21 @@ from twinguard.schemas.features import THREAT_CLASSES
 R_TREF, R_DET, R_INTEL, R_AUTH, R_INTEL_W, R_PORT_GEN = range(6)
 N_RISK = 6
 
+# the multivariate model (operators/detect/multivariate.py). Columns of arrays["mv_i"]: phase, windows
+# in the phase, components kept, alarm on, windows above / below the limit in a row, windows seen,
+# commands seen when learning started
+MV_PHASE, MV_N, MV_K, MV_ON, MV_ABOVE, MV_BELOW, MV_SEEN, MV_CMDS = range(8)
+N_MV_I = 8
+# rows of arrays["mv_vec"], one column per signal: scale (0 = not in the model), EWMA of the
+# standardised window means, EWMA of the squared standardised residuals
+MV_SD, MV_ZS, MV_VS = range(3)
+N_MV_VEC = 3
+# arrays["mv_cal"][slot, statistic]: the limit, then (while calibrating) mean and M2 of the cube
+# root of the statistic, exceedances of the tail level and their summed excess
+N_MV_STATS = 4
+MV_LIMIT, MV_CMEAN, MV_CM2, MV_CNU, MV_CEXC = range(5)
+N_MV_CAL = 5
+
 
 def window_arrays(cap: int, width: int, ring_len: int) -> dict[str, np.ndarray]:
     """Window, ring and baseline state the kernels (operators/twin/kernels.py) update in place."""
@@ -69,7 +84,22 @@ def risk_arrays(cap: int) -> dict[str, np.ndarray]:
     return {"risk": np.zeros((cap, N_RISK)), "risk_ports": np.zeros((cap, 2), dtype=np.uint64)}
 
 
+def multivariate_arrays(cap: int, width: int) -> dict[str, np.ndarray]:
+    """The multivariate model: learning sums, then the fitted PCA, limits and alarm state. Float32
+    where precision allows (per-device bytes matter at a million devices); the running mean stays
+    float64, since adding a tiny update to a large level would round away in float32."""
+    return {
+        "mv_i": np.zeros((cap, N_MV_I), dtype=np.int64),
+        "mv_mu": np.zeros((cap, width)),
+        "mv_vec": np.zeros((cap, N_MV_VEC, width), dtype=np.float32),
+        # while learning the co-moment sums (Welford M2); once fitted, the loadings in columns
+        # 0..k-1 and the eigenvalues in the last column (k < width always leaves it free)
+        "mv_mat": np.zeros((cap, width, width), dtype=np.float32),
+        "mv_cal": np.zeros((cap, N_MV_STATS, N_MV_CAL), dtype=np.float32),
+    }
+
+
 def device_arrays(cap: int, width: int, ring_len: int) -> dict[str, np.ndarray]:
     """Every per-device array of a store with `cap` slots and `width` signal columns."""
     return {**window_arrays(cap, width, ring_len), **alert_arrays(cap),
-            **desired_arrays(cap, width), **risk_arrays(cap)}
+            **desired_arrays(cap, width), **risk_arrays(cap), **multivariate_arrays(cap, width)}

@@ -1,15 +1,16 @@
 """Learned per-device baselines of a replayed table, saved in a verified model directory.
 
 `twinguard train TABLE...` stores them in `baselines.npz` (numpy arrays only, loaded with
-allow_pickle=False) next to `metadata.json`, which records the table layout (signal columns,
-window length, device ids) and the sha256 of every file; `replay --model DIR` starts from them,
-so a device whose normal behaviour was learned is judged from its first row.
+allow_pickle=False; the multivariate model's arrays too) next to `metadata.json`, which records
+the table layout (signal columns, window length, device ids) and the sha256 of every file;
+`replay --model DIR` starts from them, so a device whose normal behaviour was learned is judged
+from its first row.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,12 @@ from twinguard.operators.detect.scoring import (
     verify_files,
 )
 from twinguard.operators.twin import kernels as K
+from twinguard.operators.twin.layout import multivariate_arrays
 from twinguard.operators.twin.store import TwinStore
 from twinguard.pipelines.tables.read import Table
 
 BASELINES_FILE = "baselines.npz"
+MV_KEYS = tuple(multivariate_arrays(0, 1))  # the multivariate model's arrays, saved per device
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
@@ -45,6 +48,8 @@ class LearnedBaselines:
     base_n: I64  # [devices] clean windows learned
     peer: F64  # [kernels.B_SIG0 + signals, 2]
     peer_n: int
+    # the multivariate model's per-device arrays (layout.multivariate_arrays), empty = none learned
+    mv: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def has_deltas(self) -> bool:
@@ -58,7 +63,8 @@ class LearnedBaselines:
         a = store.arrays
         return cls(window_ms, rows_per_window, signals, tuple(store.device_ids),
                    a["base"][:n, :q].copy(), a["istate"][:n, K.I_BASE_N].copy(),
-                   store.peer[0, :q].copy(), int(store.peer_n[0]))
+                   store.peer[0, :q].copy(), int(store.peer_n[0]),
+                   {k: a[k][:n].copy() for k in MV_KEYS})
 
     def apply(self, store: TwinStore, table: Table, strict: bool = True) -> set[str]:
         """Seed a fresh store with these baselines; returns the table's devices that had some
@@ -77,12 +83,15 @@ class LearnedBaselines:
         store.arrays["istate"][slots, K.I_BASE_N] = self.base_n
         store.peer[0, :q] = self.peer
         store.peer_n[0] = self.peer_n
+        for k, v in self.mv.items():
+            store.arrays[k][slots] = v
         return known
 
     def save(self, directory: Path) -> dict[str, Any]:
         """Write baselines.npz; returns the metadata entry describing them."""
-        np.savez(directory / BASELINES_FILE, base=self.base, base_n=self.base_n, peer=self.peer,
-                 peer_n=np.array([self.peer_n], dtype=np.int64))
+        arrays = {"base": self.base, "base_n": self.base_n, "peer": self.peer,
+                  "peer_n": np.array([self.peer_n], dtype=np.int64), **self.mv}
+        np.savez(directory / BASELINES_FILE, allow_pickle=False, **arrays)
         return {"window_ms": self.window_ms, "rows_per_window": self.rows_per_window,
                 "signals": list(self.signals),
                 "device_ids": list(self.device_ids)}
@@ -92,13 +101,18 @@ class LearnedBaselines:
         info = meta["baselines"]
         with np.load(directory / BASELINES_FILE, allow_pickle=False) as z:
             base, base_n, peer, peer_n = z["base"], z["base_n"], z["peer"], z["peer_n"]
+            mv = {k: z[k] for k in MV_KEYS if k in z.files}  # older models have none: it learns
         n, q = len(info["device_ids"]), K.B_SIG0 + len(info["signals"])
         if base.shape != (n, q, 2) or base_n.shape != (n,) or peer.shape != (q, 2):
             raise ModelError(f"{directory}/{BASELINES_FILE}: arrays do not match the metadata")
+        expect = multivariate_arrays(0, 1)
+        for k, v in mv.items():
+            if v.shape[0] != n or v.dtype != expect[k].dtype:
+                raise ModelError(f"{directory}/{BASELINES_FILE}: {k} does not match the metadata")
         return cls(int(info["window_ms"]), float(info["rows_per_window"]), tuple(info["signals"]),
                    tuple(info["device_ids"]),
                    base.astype(np.float64), base_n.astype(np.int64), peer.astype(np.float64),
-                   int(peer_n[0]))
+                   int(peer_n[0]), mv)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 DEFAULT_WARMUP_ROWS = 100
+# the multivariate model's target rate for tables: 99.9 % limits on each of its four statistics.
+# Live devices default lower ([detection] multivariate_fa_rate): a table's window is the data's own
+# interval (minutes, hours), a live one 10 s, and alarms are counted per day.
+DEFAULT_TABLE_FA_RATE = 0.004
 CHUNK_ROWS = 20_000
 
 
@@ -54,6 +58,8 @@ class ReplayOptions:
     progress: bool = True
     known_devices_only: bool = True  # with baselines: refuse a table none of whose devices has any
     deltas: bool = False  # also judge each signal's change from the device's previous row
+    mv_windows: int | None = None  # multivariate learning windows; None: those of the learning period
+    fa_rate: float | None = None  # multivariate target rate; None: DEFAULT_TABLE_FA_RATE
 
 
 @dataclass
@@ -199,6 +205,7 @@ class ReplayPlan:
     warm_rows: int  # learning period per device (rows)
     warm_windows: int  # engine warmup_windows (own baselines; peers need kernels.PEER_WARM x)
     rows_per_window: float
+    mv_windows: int  # windows the multivariate model learns from (operators/detect/multivariate.py)
 
 
 def plan(table: Table, order: I64, codes: I64, rank: I64, opts: ReplayOptions,
@@ -218,7 +225,30 @@ def plan(table: Table, order: I64, codes: I64, rank: I64, opts: ReplayOptions,
         nominal = baselines.rows_per_window
     elif warm_rows < DEFAULT_WARMUP_ROWS:  # a short learning period says little about bursts
         nominal = learning_windows(dev, ts, rank < DEFAULT_WARMUP_ROWS, window_ms)[1]
-    return ReplayPlan(window_ms, warm_rows, warm_windows, nominal)
+    mv_windows = opts.mv_windows if opts.mv_windows is not None else int(round(windows))
+    return ReplayPlan(window_ms, warm_rows, warm_windows, nominal, mv_windows)
+
+
+def table_fa_rate(opts: ReplayOptions) -> float:
+    """The multivariate model's target false-alarm rate per window for a table."""
+    return DEFAULT_TABLE_FA_RATE if opts.fa_rate is None else opts.fa_rate
+
+
+def table_windows(table: Table, window_ms: int) -> int:
+    """Median over devices of the windows the whole table spans (`train` learns from all of them)."""
+    order = np.argsort(table.time_ms, kind="stable")
+    codes, _ = _device_codes(table)
+    ts, dev = table.time_ms[order], codes[order]
+    return int(round(learning_windows(dev, ts, np.ones(order.size, dtype=bool), window_ms)[0]))
+
+
+def table_window_ms(table: Table, window_s: float | None) -> int:
+    """The window length a replay of `table` uses: --window, else the median row interval."""
+    if window_s:
+        return max(int(round(window_s * 1000)), 1)
+    order = np.argsort(table.time_ms, kind="stable")
+    codes, _ = _device_codes(table)
+    return int(round(row_interval_ms(codes[order], table.time_ms[order])))
 
 
 def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer | None = None,
@@ -241,7 +271,9 @@ def replay_table(table: Table, cfg: Config, opts: ReplayOptions, scorer: Scorer 
     ctx = EngineContext(
         types, scorer or Scorer.rules_only(),
         replace(cfg.pipeline, shards=1, window_ms=p.window_ms, allowed_lateness_ms=0),
-        replace(cfg.detection, warmup_windows=p.warm_windows), cfg.response,
+        replace(cfg.detection, warmup_windows=p.warm_windows, multivariate_windows=p.mv_windows,
+                multivariate_fa_rate=table_fa_rate(opts)),
+        cfg.response,
         now=lambda: 0.0)  # event time only: no wall-clock idling, twins only at the end
     engine = ShardEngine.fresh(ctx)
     trace = WindowTrace()

@@ -1,11 +1,13 @@
 """`twinguard train TABLE...`: learn from your own tables through the serving engine.
 
 Each table is replayed by `replay_table` (the same ShardEngine and kernels that serve), one after
-the other with the baselines carried over. The directory always gets the learned per-device
-baselines; when the tables' label column marks attack rows, an XGBoost classifier is also trained
-on the window features (a window's label is the most frequent attack class among its rows, normal
-when it has none; labels that are not threat classes become `anomaly`), evaluated on the last 20%
-of each table's windows. Files: metadata.json (sha256 of every file), baselines.npz, model.ubj.
+the other with the baselines carried over; the multivariate model learns from all of their windows
+(operators/detect/multivariate.py: fitted on the first 60 %, limits calibrated on the rest). The
+directory always gets the learned per-device baselines; when the tables' label column marks attack
+rows, an XGBoost classifier is also trained on the window features (a window's label is the most
+frequent attack class among its rows, normal when it has none; labels that are not threat classes
+become `anomaly`), evaluated on the last 20% of each table's windows. Files: metadata.json (sha256
+of every file), baselines.npz, model.ubj.
 """
 
 from __future__ import annotations
@@ -20,12 +22,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from twinguard.operators.detect import multivariate as MV
 from twinguard.operators.detect.scoring import META_FILE, MODEL_FILE, sha256_file
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.sim.train import per_class_metrics
 from twinguard.pipelines.tables.model import BASELINES_FILE, LearnedBaselines, file_digests
 from twinguard.pipelines.tables.read import TableError, TableOptions, read_table
-from twinguard.pipelines.tables.replay import ReplayOptions, ReplayResult, replay_table
+from twinguard.pipelines.tables.replay import (
+    ReplayOptions,
+    ReplayResult,
+    replay_table,
+    table_fa_rate,
+    table_window_ms,
+    table_windows,
+)
 from twinguard.schemas.features import FEATURE_INDEX, FEATURE_NAMES, FEATURE_SCHEMA, THREAT_CLASSES
 
 I64 = npt.NDArray[np.int64]
@@ -62,7 +72,8 @@ def window_classes(res: ReplayResult) -> I64:
 
 
 def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows: int | None,
-                 out_dir: Path, rounds: int = 60, deltas: bool = False) -> dict[str, Any]:
+                 out_dir: Path, rounds: int = 60, deltas: bool = False,
+                 fa_rate: float | None = None) -> dict[str, Any]:
     """Replay every table, write baselines (+ a classifier when attacks are labelled)."""
     tables = [read_table(p, opts) for p in paths]
     for t in tables[1:]:
@@ -71,9 +82,16 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
                              f"{tables[0].source} {list(tables[0].signal_names)}; pass --signals")
     baselines: LearnedBaselines | None = None
     fit_x, fit_y, hold_x, hold_y = [], [], [], []
-    for t in tables:
-        ro = ReplayOptions(warmup_rows, progress=True, known_devices_only=False, deltas=deltas)
+    window_ms = table_window_ms(tables[0], None)
+    mv_windows = sum(table_windows(t, window_ms) for t in tables)
+    live = 0
+    for i, t in enumerate(tables):
+        ro = ReplayOptions(warmup_rows, progress=True, known_devices_only=False, deltas=deltas,
+                           mv_windows=mv_windows, fa_rate=fa_rate)
         res = replay_table(t, cfg, ro, baselines=baselines)
+        if i == len(tables) - 1:  # the end of the learning period: calibrate what is left
+            live = MV.finish_learning(res.engine.store.arrays, res.engine.store.size,
+                                      table_fa_rate(ro))
         baselines = LearnedBaselines.from_store(res.engine.store, res.table.signal_names,
                                                 res.window_ms,
                                                 res.plan.rows_per_window)
@@ -106,6 +124,8 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
     meta["data"] = {"sources": [t.source for t in tables], "rows": sum(len(t.devices) for t in tables),
                     "devices": len(baselines.device_ids), "signals": list(tables[0].signal_names),
                     "window_ms": baselines.window_ms, "warmup_rows": warmup_rows,
+                    "multivariate": {"learn_windows": mv_windows, "devices_live": live,
+                                     "fa_rate": table_fa_rate(ReplayOptions(fa_rate=fa_rate))},
                     "windows": int(len(y) + len(yh)),
                     "class_counts": {c: int(n) for c, n in zip(THREAT_CLASSES, counts, strict=True)
                                      if n}}
