@@ -63,6 +63,22 @@ port="$("$v/python" -c 'from twinguard.pipelines.kafka.local import free_port; p
 "$v/twinguard" kafka up --port "$port" --data-dir "$work/kafka-data"
 "$v/twinguard" kafka status
 "$v/twinguard" topics create --brokers "127.0.0.1:$port" --partitions 1
+
+say "python -m bytewax.run \"twinguard.pipelines.flow:build_flow()\" on that broker"
+export TWINGUARD_HMAC_MASTER="wheel-check-$$" TWINGUARD__KAFKA__BROKERS="127.0.0.1:$port"
+"$v/twinguard" simulate --devices 20 --duration 20 --labels labels.jsonl
+"$v/python" -m bytewax.run "twinguard.pipelines.flow:build_flow()" >bytewax-run.log 2>&1 &
+flow=$!
+seen=""
+for _ in $(seq 90); do  # twins appear once the flow has folded the fleet (deadline 3 min)
+  if "$v/twinguard" risk --top 0 2>/dev/null | grep -Eq '^[1-9][0-9]* of [0-9]+ devices'; then seen=1; break; fi
+  kill -0 "$flow" 2>/dev/null || break
+  sleep 2
+done
+kill "$flow" 2>/dev/null || true; wait "$flow" 2>/dev/null || true
+[ -n "$seen" ] || { tail -20 bytewax-run.log; fail "bytewax.run wrote no twins"; }
+"$v/twinguard" risk --top 3
+unset TWINGUARD_HMAC_MASTER TWINGUARD__KAFKA__BROKERS
 "$v/twinguard" kafka down
 ls "$XDG_CACHE_HOME"/twinguard/kafka-lib/*/kafka_2.13-*.jar >/dev/null || fail "no jars in the user cache"
 
