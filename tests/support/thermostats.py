@@ -1,21 +1,16 @@
-"""One thermostat's hand-made reports (addresses, logins, traffic) fed to a detectors-only engine."""
+"""One thermostat's hand-made reports: addresses, logins, traffic, as a decoded batch."""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from tests.support.batches import telemetry_batch
-from tests.support.devices import THERMOSTAT, TYPES
+from tests.support.devices import THERMOSTAT
 from twinguard.operators.batches import TelemetryBatch
 from twinguard.operators.decode.hashing import string_hashes
-from twinguard.operators.detect.scoring import Scorer
-from twinguard.operators.intel.table import IntelTable
-from twinguard.operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
-from twinguard.operators.twin.engine import EngineContext, ShardEngine
 from twinguard.schemas.device_types import MAX_SIGNALS
 
 T0 = 1_700_000_000_000
@@ -23,7 +18,7 @@ HOME, BROKER = "10.16.0.2", "10.0.0.10"
 
 
 @dataclass
-class ThermostatMsg:
+class Msg:
     ts: int
     seq: int
     src: str = HOME
@@ -41,7 +36,7 @@ def address_hash(v: str | None) -> int:
     return zlib.crc32(v.encode()) + 1 if v else 0
 
 
-def thermostat_batch(msgs: list[ThermostatMsg]) -> TelemetryBatch:
+def thermostat_batch(msgs: list[Msg]) -> TelemetryBatch:
     """The messages as one decoded batch: a steady 21 °C room, signed and on one partition."""
     sig = np.full((len(msgs), MAX_SIGNALS), np.nan)
     sig[:, :4] = (21.0, 21.0, 45.0, 0.0)
@@ -55,15 +50,6 @@ def thermostat_batch(msgs: list[ThermostatMsg]) -> TelemetryBatch:
         princ_hash=string_hashes([m.principal for m in msgs]))
 
 
-def rules_engine(pipeline: PipelineConfig | None = None, now: Callable[[], float] = lambda: 0.0,
-                 intel: IntelTable | None = None, risk: RiskConfig | None = None) -> ShardEngine:
-    """A fresh shard engine with the detectors only (no model), its clock fixed by `now`."""
-    ctx = EngineContext(TYPES, Scorer.rules_only(), pipeline or PipelineConfig(), DetectionConfig(),
-                        ResponseConfig(), now=now, intel=IntelTable() if intel is None else intel,
-                        risk=risk or RiskConfig())
-    return ShardEngine.fresh(ctx)
-
-
-def warm_stream(seconds: int = 60) -> list[ThermostatMsg]:
+def warm_stream(seconds: int = 60) -> list[Msg]:
     """One thermostat at 1 Hz from its usual address to its usual broker."""
-    return [ThermostatMsg(T0 + 1000 * k, k) for k in range(seconds)]
+    return [Msg(T0 + 1000 * k, k) for k in range(seconds)]
