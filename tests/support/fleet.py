@@ -19,7 +19,7 @@ BATCH_EVENTS = 700  # small enough that a run spans many batches (and both flow 
 
 
 @dataclass
-class Msg:
+class SentMessage:
     sent: int  # batch ts_ms (send time)
     key: bytes
     value: bytes
@@ -30,9 +30,9 @@ class Msg:
 class Recording:
     sim: FleetSimulator
     batches: list[SimBatch]
-    msgs: list[Msg]
+    msgs: list[SentMessage]
 
-    def of(self, device_id: str) -> list[Msg]:
+    def of(self, device_id: str) -> list[SentMessage]:
         """One device's messages in stream order."""
         return [m for m in self.msgs if m.ev.device_id == device_id]
 
@@ -48,6 +48,6 @@ def record(cfg: SimConfig, types: DeviceTypeTable, keys: KeyRing,
     sim = FleetSimulator(cfg, types, keys)
     batches = list(sim.batches(max_events))
     dec = msgspec.json.Decoder(Telemetry)
-    msgs = [Msg(int(t), k, v, dec.decode(v)) for b in batches
+    msgs = [SentMessage(int(t), k, v, dec.decode(v)) for b in batches
             for k, v, t in zip(b.keys, b.values, b.ts_ms.tolist(), strict=True)]
     return Recording(sim, batches, msgs)

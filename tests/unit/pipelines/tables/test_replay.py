@@ -11,7 +11,7 @@ import pytest
 
 from twinguard.operators.detect.scoring import ModelError
 from twinguard.pipelines.cli import main
-from twinguard.pipelines.config import load_config
+from twinguard.pipelines.config import Config
 from twinguard.pipelines.tables.model import BASELINES_FILE, load_table_model
 from twinguard.pipelines.tables.read import Table, TableError, TableOptions, read_table
 from twinguard.pipelines.tables.replay import DEFAULT_WARMUP_ROWS, ReplayError, ReplayOptions, replay_table
@@ -147,14 +147,14 @@ def test_train_with_attack_labels_writes_a_verified_classifier(tmp_path: Path) -
         load_table_model(model)
 
 
-def test_model_for_other_signals_is_refused(tmp_path: Path) -> None:
+def test_model_for_other_signals_is_refused(tmp_path: Path, config: Config) -> None:
     model = tmp_path / "model"
     train = write(sinusoid_table(400, 3, seed=1), tmp_path / "a.csv")
     assert main(["train", str(train), "--label-col", "attack", "--out", str(model)]) == 0
     other = write(sinusoid_table(100, 2, seed=2), tmp_path / "a2.csv")
     table = read_table(other, TableOptions(None, label_col="attack", device="a"))
     with pytest.raises(ModelError, match="signals"):
-        replay_table(table, load_config(), ReplayOptions(progress=False),
+        replay_table(table, config, ReplayOptions(progress=False),
                      baselines=load_table_model(model).baselines)
 
 
@@ -180,7 +180,7 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "--out" in capsys.readouterr().err
 
 
-def test_replay_uses_the_table_arrays_directly() -> None:
+def test_replay_uses_the_table_arrays_directly(config: Config) -> None:
     """A Table built in memory (no file): verdicts line up with its rows."""
     n = 400
     rng = np.random.default_rng(0)
@@ -190,14 +190,14 @@ def test_replay_uses_the_table_arrays_directly() -> None:
     sig[320, 1] = np.inf  # nor is a non-finite one
     table = Table("memory", (T0_S + np.arange(n) * 60) * 1000, ["m"] * n,
                   tuple(f"s{j}" for j in range(5)), sig, None)
-    res = replay_table(table, load_config(), ReplayOptions(progress=False))
+    res = replay_table(table, config, ReplayOptions(progress=False))
     assert res.rows == n and res.window_ms == 60_000
     assert np.nonzero(res.flag)[0].tolist() == [300]
     assert np.isfinite(res.score).all() and res.score.max() <= 1.0
     early = Table("memory", table.time_ms - T0_S * 2000, table.devices, table.signal_names, sig,
                   None)
     with pytest.raises(ReplayError, match="before 1970"):
-        replay_table(early, load_config(), ReplayOptions(progress=False))
+        replay_table(early, config, ReplayOptions(progress=False))
     with pytest.raises(TableError, match="missing.csv"):
         read_table(Path(__file__).parent / "missing.csv", TableOptions(None))
 
