@@ -27,9 +27,9 @@ def run_flow(batches: list[RawBatch], workers: int, cfg: Config, rt: Runtime,
     flow = build_flow(cfg, source=TestingSource(batches, batch_size=batch_size),
                       sink=TestingSink(out), runtime=rt)
     if workers == 1:
-        run_main(flow)
+        run_main(flow)  # type: ignore[no-untyped-call]
     else:
-        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)  # type: ignore[no-untyped-call]
     return out
 
 
@@ -37,7 +37,8 @@ def telemetry_batches(sim: Iterable[SimBatch], seed: int,
                       corrupt: float = 0.0) -> tuple[list[RawBatch], int]:
     """Simulated telemetry as raw batches alternating between two partitions, a `corrupt` share of
     the messages damaged (seeded); the batches and how many messages were damaged."""
-    rng, batches, offset, bad = random.Random(seed), [], 0, 0
+    rng, offset, bad = random.Random(seed), 0, 0
+    batches: list[RawBatch] = []
     for b in sim:
         values, n = corrupt_some(b.values, corrupt, rng)
         bad += n
