@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from twinguard.operators.io.kafka import read_topic
-from twinguard.pipelines.config import Config, load_config
+from twinguard.pipelines.config import Config
 from twinguard.pipelines.kafka import admin as kafka_admin
 from twinguard.pipelines.kafka import local as kafka_local
 
@@ -38,12 +36,11 @@ def kafka_brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def unique_topics(kafka_brokers: str) -> Iterator[Config]:
+def unique_topics(kafka_brokers: str, config: Config) -> Iterator[Config]:
     """A Config whose eight topics are new, uniquely named, and created with 2 partitions each."""
     suffix = uuid.uuid4().hex[:12]
-    base = load_config(env={})
-    names: dict[str, object] = {r: f"{n}.{suffix}" for r, n in base.topics.all().items()}
-    cfg = base.replace(
+    names: dict[str, object] = {r: f"{n}.{suffix}" for r, n in config.topics.all().items()}
+    cfg = config.replace(
         kafka={"brokers": kafka_brokers}, topics={**names, "partitions": TEST_PARTITIONS}
     )
     settings = cfg.kafka.client_settings()
@@ -59,17 +56,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.path.is_relative_to(here):
             item.add_marker(pytest.mark.integration)
 
-
-Doc = dict[str, object]
-
-
-def read_outputs(cfg: Config) -> tuple[list[Doc], list[Doc], dict[str, Doc]]:
-    """Threats, dead letters and the latest twin per device (compacted-topic semantics) of a run."""
-    settings = cfg.kafka.client_settings()
-    threats = [json.loads(v) for _, v in read_topic(settings, cfg.topics.threats)]
-    dead = [json.loads(v) for _, v in read_topic(settings, cfg.topics.deadletter)]
-    twins: dict[str, Doc] = {}
-    for k, v in read_topic(settings, cfg.topics.twins):
-        assert k is not None
-        twins[k.decode()] = json.loads(v)  # the last value wins
-    return threats, dead, twins

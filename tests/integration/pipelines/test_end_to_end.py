@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.integration.conftest import read_outputs
+from tests.support.cli import twinguard, write_config
+from tests.support.kafka import read_outputs
 from twinguard.operators.io.kafka import produce_all, producer
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.evaluation.match import evaluate
@@ -16,19 +14,6 @@ from twinguard.pipelines.sim.labels import read_labels
 from twinguard.pipelines.sim.simulate import produce_simulation
 
 GARBAGE = [b"{oops", b"", b'{"device_id":"x","type":"toaster","ts":1,"seq":1,"signals":{}}']
-
-
-def write_config(cfg: Config, path: Path) -> Path:
-    topics = "\n".join(f'{role} = "{name}"' for role, name in cfg.topics.all().items())
-    path.write_text(f'[kafka]\nbrokers = "{cfg.kafka.brokers}"\n[topics]\n{topics}\n'
-                    f"partitions = {cfg.topics.partitions}\n")
-    return path
-
-
-def twinguard(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "twinguard.pipelines.cli", *args], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                          check=False)
 
 
 def test_simulated_attacks_are_detected_through_kafka(unique_topics: Config, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.pipelines.test_end_to_end import write_config
+from tests.support.cli import write_config
 from twinguard.operators.io.kafka import consumer_lag, read_topic
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.sim.simulate import produce_simulation

@@ -1,5 +1,5 @@
-"""Real broker: the intel topic drives the intel table; `twinguard risk` ranks the attacked and the
-exposed devices first after `twinguard run` over simulated telemetry with attacks."""
+"""Real broker, real CLI: `twinguard risk` ranks the attacked and the intel-exposed devices first after
+`twinguard run` over simulated telemetry with attacks; `twinguard intel` publishes and withdraws."""
 
 from __future__ import annotations
 
@@ -7,68 +7,16 @@ import json
 import time
 from pathlib import Path
 
-from tests.integration.pipelines.test_end_to_end import twinguard, write_config
+from tests.support.cli import twinguard, write_config
+from tests.support.intel import intel_messages
+from tests.support.kafka import produce
 from twinguard.operators.intel.reader import start_intel_reader
 from twinguard.operators.intel.table import IntelTable
-from twinguard.operators.io.kafka import produce_all, producer, read_topic
 from twinguard.pipelines.cli import DEMO_INTEL
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.kafka.risk_report import rank, read_fleet
 from twinguard.pipelines.sim.labels import read_labels
 from twinguard.pipelines.sim.simulate import produce_simulation
-
-HOUR_MS = 3_600_000
-
-
-def intel_messages(now_ms: int) -> list[tuple[bytes, bytes]]:
-    """The demo feed, a malformed message, a withdrawn (tombstoned) and an expired indicator."""
-    feed = [line for line in DEMO_INTEL.read_bytes().splitlines() if line.startswith(b"{")]
-    msgs = [(json.loads(line)["indicator"].encode(), line) for line in feed]
-    withdrawn = b'{"indicator": "thermostat:4.3.0", "kind": "firmware", "severity": "critical"}'
-    expired = (b'{"indicator": "smart_meter:7.0.3", "kind": "firmware", "severity": "critical", '
-               b'"expires_at": ' + str(now_ms - HOUR_MS).encode() + b"}")
-    return [*msgs, (b"thermostat:4.3.0", withdrawn), (b"oops", b"{not intel"),
-            (b"smart_meter:7.0.3", expired), (b"thermostat:4.3.0", b"")]
-
-
-def produce(cfg: Config, topic: str, items: list[tuple[bytes, bytes]]) -> None:
-    p = producer(cfg.kafka.client_settings())
-    errors: list[str] = []
-    produce_all(p, topic, items, errors.append)
-    assert p.flush(30) == 0 and not errors, errors
-
-
-def wait_for(condition: object, what: str, deadline_s: float = 60.0) -> None:
-    end = time.monotonic() + deadline_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def test_intel_reader_applies_entries_tombstones_and_dead_letters_bad_ones(unique_topics: Config
-                                                                            ) -> None:
-    cfg = unique_topics
-    now_ms = int(time.time() * 1000)
-    produce(cfg, cfg.topics.intel, intel_messages(now_ms))
-    table = IntelTable()
-    reader = start_intel_reader(cfg.kafka.client_settings(), cfg.topics.intel, cfg.topics.deadletter,
-                                table, catch_up_timeout_s=60)
-    try:
-        assert reader.caught_up.is_set() and reader.rejected == 1
-        idx = table.current
-        assert idx.lookup_ip("203.0.113.9", now_ms).severity == "critical"  # type: ignore[union-attr]
-        assert idx.lookup_firmware("ip_camera", "5.51.2", now_ms) is not None
-        assert idx.lookup_firmware("thermostat", "4.3.0", now_ms) is None  # tombstoned
-        assert idx.lookup_firmware("smart_meter", "7.0.3", now_ms) is None  # expired
-        # a later update reaches the running table
-        produce(cfg, cfg.topics.intel, [(b"10.9.9.9", b'{"indicator": "10.9.9.9", "kind": "ip"}')])
-        wait_for(lambda: table.current.lookup_ip("10.9.9.9", now_ms) is not None, "a new entry")
-    finally:
-        reader.stop()
-        reader.join(10)
-    dead = [json.loads(v) for _, v in read_topic(cfg.kafka.client_settings(), cfg.topics.deadletter)]
-    assert [(d["stage"], d["key"], d["topic"]) for d in dead] == [("intel", "oops", cfg.topics.intel)]
-    assert dead[0]["reason"].startswith("malformed JSON")
 
 
 def test_risk_ranks_attacked_and_exposed_devices_first(unique_topics: Config, tmp_path: Path) -> None:

@@ -83,14 +83,14 @@ def test_unprefixed_env_is_ignored() -> None:
     assert load_config(env={"KAFKA__BROKERS": "x:1", "TWINGUARD_KAFKA_LIB": "/x"}) == Config()
 
 
-def test_replace_changes_only_named_keys() -> None:
-    cfg = load_config(env={}).replace(kafka={"brokers": "b:1"}, topics={"telemetry": "t.x"})
+def test_replace_changes_only_named_keys(config: Config) -> None:
+    cfg = config.replace(kafka={"brokers": "b:1"}, topics={"telemetry": "t.x"})
     assert (cfg.kafka.brokers, cfg.topics.telemetry) == ("b:1", "t.x")
     assert cfg.kafka.group_id == "twinguard" and cfg.topics.intel == "twinguard.intel"
 
 
-def test_extra_passes_through_to_client_settings() -> None:
-    cfg = load_config(env={}).replace(kafka={"extra": {"security.protocol": "SASL_SSL"}})
+def test_extra_passes_through_to_client_settings(config: Config) -> None:
+    cfg = config.replace(kafka={"extra": {"security.protocol": "SASL_SSL"}})
     assert cfg.kafka.client_settings(**{"group.id": "g"}) == {
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "SASL_SSL",
@@ -98,9 +98,9 @@ def test_extra_passes_through_to_client_settings() -> None:
     }
 
 
-def test_masked_hides_secrets_but_not_brokers() -> None:
+def test_masked_hides_secrets_but_not_brokers(config: Config) -> None:
     extra = {"sasl.password": "hunter2", "ssl.key.password": "s3cret", "sasl.username": "svc"}
-    cfg = load_config(env={}).replace(kafka={"brokers": "k:9093", "extra": extra})
+    cfg = config.replace(kafka={"brokers": "k:9093", "extra": extra})
     shown = masked(cfg)
     assert shown["kafka"]["extra"]["sasl.password"] == "***"
     assert shown["kafka"]["extra"]["ssl.key.password"] == "***"

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 
 from twinguard.pipelines.chaos import ChaosConfig, format_table, run_chaos, write_report
-from twinguard.pipelines.config import load_config
+from twinguard.pipelines.config import Config
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def report(tmp_path_factory: pytest.TempPathFactory, config: Config) -> dict[str, Any]:
     """3 kills and a 5 s broker outage over ~30k live telemetry messages on 2 partitions."""
     work = tmp_path_factory.mktemp("chaos")
     cc = ChaosConfig(kills=3, outage_s=5, events=30_000, duration_s=45, seed=11,
                      keep_dir=work / "logs")
-    result = run_chaos(load_config(env={}), cc)
+    result = run_chaos(config, cc)
     write_report(result, work / "chaos.json")
     print(format_table(result))
     return result

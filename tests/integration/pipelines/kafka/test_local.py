@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from twinguard.pipelines.config import Config, load_config
+from twinguard.pipelines.config import Config
 from twinguard.pipelines.kafka import admin as kafka_admin
 from twinguard.pipelines.kafka import local as kafka_local
 
@@ -31,12 +31,11 @@ def test_local_broker_is_recorded_and_up_is_idempotent(kafka_brokers: str) -> No
     assert "Kafka Server started" in info.log_path.read_text()
 
 
-def test_create_topics_creates_all_configured_topics(kafka_brokers: str) -> None:
+def test_create_topics_creates_all_configured_topics(kafka_brokers: str, config: Config) -> None:
     suffix = uuid.uuid4().hex[:12]
-    base = load_config(env={})
-    cfg = base.replace(
+    cfg = config.replace(
         kafka={"brokers": kafka_brokers},
-        topics={r: f"{n}.{suffix}" for r, n in base.topics.all().items()},
+        topics={r: f"{n}.{suffix}" for r, n in config.topics.all().items()},
     )
     settings = cfg.kafka.client_settings()
     specs = kafka_admin.topic_specs(cfg, partitions=3)

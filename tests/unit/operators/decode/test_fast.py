@@ -13,51 +13,23 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.decoding import DECODE_CFG, NOW, assert_same, both, signed, thermostat
+from tests.support.devices import KEYS, TYPES
 from twinguard.operators.batches import RawBatch
 from twinguard.operators.decode import fast as fastdecode
 from twinguard.operators.decode import jsonscan as fj
-from twinguard.operators.decode.telemetry import DecodeConfig, DecodeOut
 from twinguard.operators.decode.telemetry import decode_batch as reference
-from twinguard.operators.integrity.signatures import DEV_MASTER, SIG_OK, KeyRing
-from twinguard.schemas.device_types import load_device_types
+from twinguard.operators.integrity.signatures import SIG_OK
 from twinguard.schemas.messages import Telemetry, canonical_bytes
 
-TYPES = load_device_types()
-KEYS = KeyRing(DEV_MASTER)
-CFG = DecodeConfig(shards=4, max_message_bytes=1024, max_future_skew_ms=86_400_000)
-NOW = 1_700_000_000_000
 # without the JIT the parser runs as Python: fewer examples keep that CI run short
 EXAMPLES = 30 if os.environ.get("NUMBA_DISABLE_JIT") == "1" else 250
 EXAMPLE_FILE = Path(__file__).parents[4] / "schemas" / "examples" / "telemetry.json"
 
 
-def both(values: list[bytes | None], keys: list[bytes | None] | None = None,
-         partition: int = 2) -> tuple[DecodeOut, DecodeOut]:
-    raw = RawBatch("telemetry", partition, np.arange(40, 40 + len(values), dtype=np.int64),
-                   keys if keys is not None else [None] * len(values), values)
-    fast = fastdecode.decode_batch(raw, TYPES, KEYS, CFG, NOW, fast_from=1)  # parser even for one
-    return reference(raw, TYPES, KEYS, CFG, NOW), fast
-
-
-def assert_same(values: list[bytes | None], keys: list[bytes | None] | None = None) -> DecodeOut:
-    ref, fast = both(values, keys)
-    assert ref.errs == fast.errs
-    assert ref.rejected == fast.rejected and ref.last_reason == fast.last_reason
-    for name, want in ref.oks.__dict__.items():
-        got = fast.oks.__dict__[name]
-        if isinstance(want, list):
-            assert got == want, name
-        else:
-            assert got.dtype == want.dtype and got.shape == want.shape, name
-            assert np.array_equal(got, want, equal_nan=True), name
-            if got.dtype.kind == "f":  # -0.0 vs 0.0 too
-                assert np.array_equal(np.signbit(got), np.signbit(want)), name
-    return fast
-
-
 def parsed_status(values: list[bytes], now: int = NOW) -> list[int]:
     raw = RawBatch("t", 0, np.arange(len(values), dtype=np.int64), [None] * len(values), values)
-    p = fastdecode.Parsed.of(raw, fastdecode._tables(TYPES), CFG, now)
+    p = fastdecode.Parsed.of(raw, fastdecode._tables(TYPES), DECODE_CFG, now)
     return p.status.tolist()
 
 
@@ -181,18 +153,6 @@ def test_fast_path_equals_reference_on_arbitrary_bytes(values: list[bytes | None
 # ---- the fast path is really taken for what producers send
 
 
-def signed(ev: Telemetry) -> bytes:
-    ev = msgspec.structs.replace(ev, sig=KEYS.sign(ev.device_id, canonical_bytes(ev)))
-    return msgspec.json.encode(ev, order="sorted")
-
-
-def thermostat(seq: int = 1, **over: object) -> Telemetry:
-    ev = Telemetry(device_id="thermostat-1", type="thermostat", ts=NOW - 5000, seq=seq,
-                   signals={"temperature_c": 21.25, "setpoint_c": 21.0, "humidity_pct": 40.000001,
-                            "heating": 1.0})
-    return msgspec.structs.replace(ev, **over) if over else ev
-
-
 def test_canonical_signed_messages_take_the_fast_path_with_valid_signatures() -> None:
     values = [signed(thermostat(seq=i, device_id=f"thermostat-{i % 3}")) for i in range(6)]
     assert parsed_status(values) == [fj.OK] * 6
@@ -237,7 +197,8 @@ def test_batches_either_side_of_the_small_batch_threshold_decode_alike() -> None
     for n in (fastdecode.FAST_FROM - 1, fastdecode.FAST_FROM):
         values = [signed(thermostat(seq=i)) for i in range(n)] + [b"{}"]
         raw = RawBatch("t", 0, np.arange(n + 1, dtype=np.int64), [None] * (n + 1), values)
-        ref, fast = reference(raw, TYPES, KEYS, CFG, NOW), fastdecode.decode_batch(raw, TYPES, KEYS, CFG, NOW)
+        ref = reference(raw, TYPES, KEYS, DECODE_CFG, NOW)
+        fast = fastdecode.decode_batch(raw, TYPES, KEYS, DECODE_CFG, NOW)
         assert fast.oks.seq.tolist() == ref.oks.seq.tolist() == list(range(n))
         assert fast.errs == ref.errs and fast.rejected == ref.rejected
 

@@ -10,13 +10,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.devices import KEYS, TYPES
 from twinguard.operators.batches import RawBatch
 from twinguard.operators.decode.telemetry import DecodeConfig, decode_batch
-from twinguard.operators.integrity.signatures import DEV_MASTER, KeyRing
-from twinguard.schemas.device_types import load_device_types
 
-TYPES = load_device_types()
-KEYS = KeyRing(DEV_MASTER)
 CFG = DecodeConfig(shards=4, max_message_bytes=2048, max_future_skew_ms=86_400_000)
 NOW = 1_700_000_000_000
 

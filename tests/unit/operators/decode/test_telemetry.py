@@ -9,15 +9,13 @@ import msgspec
 import numpy as np
 import pytest
 
+from tests.support.devices import KEYS, TYPES
 from twinguard.operators.batches import RawBatch
 from twinguard.operators.decode.telemetry import DecodeConfig, decode_batch
-from twinguard.operators.integrity.signatures import DEV_MASTER, SIG_BAD, SIG_MISSING, SIG_OK, KeyRing
+from twinguard.operators.integrity.signatures import SIG_BAD, SIG_MISSING, SIG_OK
 from twinguard.pipelines.sim.faults import corrupt_some
-from twinguard.schemas.device_types import load_device_types
 from twinguard.schemas.messages import Telemetry, canonical_bytes
 
-TYPES = load_device_types()
-KEYS = KeyRing(DEV_MASTER)
 CFG = DecodeConfig(shards=4, max_message_bytes=4096, max_future_skew_ms=60_000)
 NOW = 1_700_000_100_000
 

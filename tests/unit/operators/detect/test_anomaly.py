@@ -6,11 +6,15 @@ import math
 
 import numpy as np
 
+from tests.support.devices import TYPES
+from tests.support.engines import rules_engine
+from tests.support.thermostats import thermostat_batch, warm_stream
 from twinguard.operators.detect.anomaly import anomaly_score, deviation
 from twinguard.operators.detect.detectors import DETECTORS, PRIORITY, run_detectors
-from twinguard.operators.detect.policy import CLASS_INDEX, decide
+from twinguard.operators.detect.policy import CLASS_INDEX, Decisions, decide
 from twinguard.operators.settings import DetectionConfig
 from twinguard.operators.twin import kernels as K
+from twinguard.operators.twin.engine import Windows
 from twinguard.operators.twin.store import TwinStore
 from twinguard.schemas.device_types import MAX_SIGNALS, DeviceType, Signal, build_table
 from twinguard.schemas.features import FEATURE_INDEX as FI
@@ -119,22 +123,18 @@ def test_wide_type_aggregates_cover_every_signal() -> None:
 
 def test_a_relay_switching_is_not_a_deviation_but_a_level_leaving_its_baseline_is() -> None:
     """heating (unit bool: a state signal) switches on after a minute off; temperature_c jumps."""
-    from tests.unit.operators.detect.test_identity_detectors import TYPES, batch, engine, warm_stream
-    from twinguard.operators.detect.policy import Decisions
-    from twinguard.operators.twin.engine import Windows
-
     k = TYPES.signal_index[TYPES.index["thermostat"]]
     assert TYPES.zfloor[TYPES.index["thermostat"], k["heating"]] == 1.0  # the whole range
     assert TYPES.zfloor[TYPES.index["thermostat"], k["temperature_c"]] == 0.05 * 80
 
     def last_window_z(signal: str, value: float) -> float:
-        eng, rows = engine(), []
+        eng, rows = rules_engine(), []
 
         def log(_st: TwinStore, w: Windows, _d: Decisions) -> None:
             rows.extend(w.features[w.meta[:, 6] == 1, FI["sig_max_abs_z_own"]].tolist())
 
         eng.on_windows.append(log)
-        b = batch(warm_stream(80))
+        b = thermostat_batch(warm_stream(80))
         b.signals[70:, k[signal]] = value
         eng.process(b)
         eng.flush()

@@ -4,85 +4,25 @@ fire), and simulated fleets end to end."""
 
 from __future__ import annotations
 
-import zlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import msgspec
 import numpy as np
 import pytest
 
-from twinguard.operators.batches import TelemetryBatch
-from twinguard.operators.decode.hashing import string_hashes
-from twinguard.operators.detect.scoring import Scorer
-from twinguard.operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
+from tests.support.devices import THERMOSTAT, TYPES
+from tests.support.engines import rules_engine
+from tests.support.thermostats import T0, Msg, address_hash, thermostat_batch, warm_stream
 from twinguard.operators.twin import kernels as K
-from twinguard.operators.twin.engine import EngineContext, ShardEngine
-from twinguard.pipelines.config import load_config
 from twinguard.pipelines.evaluation.match import evaluate
 from twinguard.pipelines.flow import Runtime
 from twinguard.pipelines.offline import run_offline
 from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
-from twinguard.schemas.device_types import MAX_SIGNALS, load_device_types
-
-TYPES = load_device_types()
-THERMO = TYPES.index["thermostat"]
-T0 = 1_700_000_000_000
-HOME, BROKER = "10.16.0.2", "10.0.0.10"
-
-
-@dataclass
-class Msg:
-    ts: int
-    seq: int
-    src: str = HOME
-    dst: str = BROKER
-    port: int = 8883
-    bout: float = 220.0
-    bin: float = 90.0
-    ok: float = 0.0
-    principal: str | None = None
-    device: str = "thermostat-000001"
-
-
-def _h(v: str | None) -> int:
-    return zlib.crc32(v.encode()) + 1 if v else 0
-
-
-def batch(msgs: list[Msg]) -> TelemetryBatch:
-    n = len(msgs)
-    sig = np.full((n, MAX_SIGNALS), np.nan)
-    sig[:, :4] = (21.0, 21.0, 45.0, 0.0)
-    col = np.array
-    return TelemetryBatch(
-        device_ids=[m.device for m in msgs], src_ips=[m.src for m in msgs],
-        dst_ips=[m.dst for m in msgs], principals=[m.principal for m in msgs], fws=[None] * n,
-        shard=np.zeros(n, dtype=np.int64), type_idx=np.full(n, THERMO, dtype=np.int64),
-        ts=col([m.ts for m in msgs], dtype=np.int64), seq=col([m.seq for m in msgs], dtype=np.int64),
-        signals=sig, bytes_in=col([m.bin for m in msgs], dtype=float),
-        bytes_out=col([m.bout for m in msgs], dtype=float), conns=np.ones(n), auth_fail=np.zeros(n),
-        auth_ok=col([m.ok for m in msgs], dtype=float),
-        dst_port=col([m.port for m in msgs], dtype=np.int64),
-        src_hash=col([_h(m.src) for m in msgs], dtype=np.int64),
-        dst_hash=string_hashes([m.dst for m in msgs]),
-        princ_hash=string_hashes([m.principal for m in msgs]), sig_state=np.zeros(n, dtype=np.int64),
-        fw_unknown=np.zeros(n, dtype=np.int64), partition=np.zeros(n, dtype=np.int64),
-        offset=np.arange(n, dtype=np.int64))
-
-
-def engine() -> ShardEngine:
-    ctx = EngineContext(TYPES, Scorer.rules_only(), PipelineConfig(), DetectionConfig(),
-                        ResponseConfig(), now=lambda: 0.0)
-    return ShardEngine.fresh(ctx)
-
-
-def warm_stream(seconds: int = 60) -> list[Msg]:
-    """One thermostat at 1 Hz from its usual address to its usual broker."""
-    return [Msg(T0 + 1000 * k, k) for k in range(seconds)]
 
 
 def threats_of(msgs: list[Msg]) -> list[dict[str, object]]:
-    eng = engine()
-    out = eng.process(batch(msgs)) + eng.flush()
+    eng = rules_engine()
+    out = eng.process(thermostat_batch(msgs)) + eng.flush()
     return [msgspec.json.decode(m.value) for m in out if m.role == "threats"]
 
 
@@ -206,12 +146,12 @@ def test_a_flood_starting_late_in_a_window_fires_within_two_seconds() -> None:
 
 
 @pytest.fixture(scope="module")
-def identity_fleet() -> tuple[FleetSimulator, list[dict[str, object]]]:
-    rt = Runtime.from_config(load_config())
+def identity_fleet(runtime: Runtime) -> tuple[FleetSimulator, list[dict[str, object]]]:
+    """Its own fleet: 150 devices attacked with the identity classes only, and their look-alikes."""
     fleet = FleetSimulator(SimConfig(devices=150, duration_s=80, seed=21, attack_fraction=0.1,
                                      attacks=("cloning", "unauthorized_access", "hijack")),
-                           rt.types, rt.keys)
-    run = run_offline(((b.keys, b.values) for b in fleet.batches()), rt)
+                           runtime.types, runtime.keys)
+    run = run_offline(((b.keys, b.values) for b in fleet.batches()), runtime)
     return fleet, [msgspec.json.decode(m.value) for m in run.outputs if m.role == "threats"]
 
 
@@ -258,7 +198,8 @@ def test_a_foreign_login_session_of_several_messages_is_unauthorized() -> None:
 
 
 def test_learned_sets_tell_apart_addresses_that_share_one_hash_bit() -> None:
-    home, outside = _h("10.80.0.121"), _h("203.0.113.173")  # same bit under the first hash alone
+    # the same bit under the first hash alone
+    home, outside = address_hash("10.80.0.121"), address_hash("203.0.113.173")
     assert (home * 40503) % K.KNOWN_BITS == (outside * 40503) % K.KNOWN_BITS
     assert K._has(K._bit(home), K._bit(home))
     assert not K._has(K._bit(home), K._bit(outside))
@@ -270,7 +211,7 @@ def test_a_snapshot_with_fewer_state_columns_is_widened_on_resume() -> None:
     from twinguard.operators.twin.store import TwinStore
 
     store = TwinStore(len(TYPES), 5)
-    store.slots_for(["a", "b"], np.array([THERMO, THERMO]))
+    store.slots_for(["a", "b"], np.array([THERMOSTAT, THERMOSTAT]))
     store.arrays["istate"][1, K.I_LAST_SEQ] = 41
     old = store.snapshot()
     old.arrays["istate"] = old.arrays["istate"][:, :15].copy()  # before the identity columns

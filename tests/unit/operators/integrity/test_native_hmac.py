@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.operators.decode.test_fast import assert_same, signed, thermostat
+from tests.support.decoding import assert_same, signed, thermostat
 from twinguard.operators.decode import fast as fastdecode
 from twinguard.operators.integrity import native_hmac
 from twinguard.operators.integrity.signatures import SIG_BAD, SIG_OK, KeyRing

@@ -4,9 +4,11 @@ unsafe set-points, commands before the first report, rejects with reasons."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import msgspec
 import numpy as np
+import pytest
 
 from twinguard.operators.batches import OutMsg, RawBatch
 from twinguard.operators.decode.activity import ActivityBatch
@@ -15,11 +17,9 @@ from twinguard.operators.detect.detectors import run_detectors
 from twinguard.operators.detect.scoring import Scorer
 from twinguard.operators.twin.desired import ControlTable, DesiredTracker
 from twinguard.operators.twin.engine import ShardEngine
-from twinguard.pipelines.config import load_config
 from twinguard.pipelines.flow import Runtime
 from twinguard.schemas.messages import Telemetry, TwinState, canonical_bytes
 
-RT = Runtime.from_config(load_config(env={}), scorer=Scorer.rules_only())
 T0 = 1_795_000_000_000
 DEV = "thermostat-000001"
 
@@ -27,9 +27,10 @@ DEV = "thermostat-000001"
 class Shard:
     """One ShardEngine with the tracker attached, fed made reports of one thermostat."""
 
-    def __init__(self, grace_ms: int = 0) -> None:
-        self.engine = ShardEngine.fresh(RT.engine)
-        self.tracker = DesiredTracker(RT.types, ControlTable.from_types(RT.types), grace_ms)
+    def __init__(self, rt: Runtime, grace_ms: int = 0) -> None:
+        self.rt = rt
+        self.engine = ShardEngine.fresh(rt.engine)
+        self.tracker = DesiredTracker(rt.types, ControlTable.from_types(rt.types), grace_ms)
         self.engine.on_batch.append(self.tracker)
         self.seq = 0
 
@@ -38,9 +39,10 @@ class Shard:
                "signals": {"temperature_c": 20.0, "setpoint_c": setpoint, "humidity_pct": 40.0,
                            "heating": 0.0}}
         self.seq += 1
-        doc["sig"] = RT.keys.sign(DEV, canonical_bytes(msgspec.convert(doc, Telemetry)))
+        doc["sig"] = self.rt.keys.sign(DEV, canonical_bytes(msgspec.convert(doc, Telemetry)))
         raw = RawBatch("t", 0, np.array([self.seq]), [DEV.encode()], [json.dumps(doc).encode()])
-        return self.engine.process(decode_batch(raw, RT.types, RT.keys, RT.decode, now_ms=T0).oks)
+        rt = self.rt
+        return self.engine.process(decode_batch(raw, rt.types, rt.keys, rt.decode, now_ms=T0).oks)
 
     def command(self, t_s: float, params: dict[str, float | str], user: str = "op.a",
                 action: str = "set", device: str = DEV) -> list[OutMsg]:
@@ -52,13 +54,19 @@ class Shard:
         return self.engine.twin_state(0, T0)
 
 
+@pytest.fixture(scope="module")
+def rt(runtime: Runtime) -> Runtime:
+    """The shared runtime with detectors only: no verdict here may hinge on the shipped model."""
+    return replace(runtime, engine=replace(runtime.engine, scorer=Scorer.rules_only()))
+
+
 def drift(out: list[OutMsg]) -> list[dict[str, object]]:
     docs = [json.loads(m.value) for m in out if m.role == "threats"]
     return [d for d in docs if d["threat"] == "drift"]
 
 
-def test_a_device_that_follows_its_command_raises_nothing_and_the_twin_shows_desired() -> None:
-    sh = Shard()
+def test_a_device_that_follows_its_command_raises_nothing_and_the_twin_shows_desired(rt: Runtime) -> None:
+    sh = Shard(rt)
     sh.report(0, 20.0)
     assert sh.command(1, {"setpoint_c": 22.5}) == []
     out = [m for t in range(2, 60) for m in sh.report(t, 22.5 if t > 3 else 20.0)]
@@ -68,8 +76,8 @@ def test_a_device_that_follows_its_command_raises_nothing_and_the_twin_shows_des
     msgspec.json.decode(msgspec.json.encode(twin), type=TwinState)
 
 
-def test_a_device_that_ignores_its_command_drifts_at_the_deadline() -> None:
-    sh = Shard()
+def test_a_device_that_ignores_its_command_drifts_at_the_deadline(rt: Runtime) -> None:
+    sh = Shard(rt)
     sh.report(0, 20.0)
     sh.command(1, {"setpoint_c": 24.0})
     hits = {t: drift(sh.report(t, 20.0)) for t in range(2, 20)}
@@ -80,8 +88,8 @@ def test_a_device_that_ignores_its_command_drifts_at_the_deadline() -> None:
     assert "24" in str(ev["reasons"]) and ev["actions"] == ["resync_twin"]
 
 
-def test_a_silent_revert_is_caught_after_revert_reports_but_edge_noise_is_not() -> None:
-    sh = Shard()
+def test_a_silent_revert_is_caught_after_revert_reports_but_edge_noise_is_not(rt: Runtime) -> None:
+    sh = Shard(rt)
     sh.report(0, 20.0)
     sh.command(1, {"setpoint_c": 22.0})
     assert drift([m for t in range(2, 10) for m in sh.report(t, 22.0 + 0.2 * (-1) ** t)]) == []
@@ -91,8 +99,8 @@ def test_a_silent_revert_is_caught_after_revert_reports_but_edge_noise_is_not() 
     assert len(ev) == 1 and ev[0]["detectors"] == ["silent_revert"]
 
 
-def test_a_new_command_rearms_and_an_older_late_command_does_not_override() -> None:
-    sh = Shard()
+def test_a_new_command_rearms_and_an_older_late_command_does_not_override(rt: Runtime) -> None:
+    sh = Shard(rt)
     sh.report(0, 20.0)
     sh.command(5, {"setpoint_c": 23.0})
     sh.command(2, {"setpoint_c": 18.0})  # arrives late, is older: counted, not applied
@@ -100,16 +108,16 @@ def test_a_new_command_rearms_and_an_older_late_command_does_not_override() -> N
     assert drift([m for t in range(6, 30) for m in sh.report(t, 23.0)]) == []
 
 
-def test_reports_older_than_the_command_are_not_judged() -> None:
-    sh = Shard()
+def test_reports_older_than_the_command_are_not_judged(rt: Runtime) -> None:
+    sh = Shard(rt)
     sh.report(0, 20.0)
     sh.command(30, {"setpoint_c": 25.0})  # commands may arrive ahead of the telemetry
     assert drift([m for t in range(1, 30) for m in sh.report(t, 20.0)]) == []
     assert drift([m for t in range(30, 35) for m in sh.report(t, 25.0)]) == []
 
 
-def test_unsafe_setpoint_is_an_insider_threat_naming_the_user() -> None:
-    sh = Shard()
+def test_unsafe_setpoint_is_an_insider_threat_naming_the_user(rt: Runtime) -> None:
+    sh = Shard(rt)
     sh.report(0, 20.0)
     out = sh.command(1, {"setpoint_c": 34.0}, user="op.mallory")
     ev = [json.loads(m.value) for m in out if m.role == "threats"]
@@ -118,8 +126,8 @@ def test_unsafe_setpoint_is_an_insider_threat_naming_the_user() -> None:
     assert sh.twin().last_threat is not None and sh.twin().last_threat.threat == "insider"
 
 
-def test_a_set_of_a_signal_that_is_not_commandable_is_dead_lettered_with_a_reason() -> None:
-    sh = Shard()
+def test_a_set_of_a_signal_that_is_not_commandable_is_dead_lettered_with_a_reason(rt: Runtime) -> None:
+    sh = Shard(rt)
     sh.report(0, 20.0)
     out = sh.command(1, {"temperature_c": 30.0})
     assert [m.role for m in out] == ["deadletter"]
@@ -128,8 +136,9 @@ def test_a_set_of_a_signal_that_is_not_commandable_is_dead_lettered_with_a_reaso
     assert dl["offset"] == 7 and sh.twin().commands == 0
 
 
-def test_commands_before_the_first_report_wait_for_the_twin_or_are_dead_lettered_at_the_end() -> None:
-    sh = Shard()
+def test_commands_before_the_first_report_wait_for_the_twin_or_are_dead_lettered_at_the_end(
+        rt: Runtime) -> None:
+    sh = Shard(rt)
     assert sh.command(0, {"setpoint_c": 21.0}) == []
     assert sh.command(0, {}, action="view", device="thermostat-000009") == []
     assert len(sh.engine.store.unresolved) == 2
@@ -142,8 +151,8 @@ def test_commands_before_the_first_report_wait_for_the_twin_or_are_dead_lettered
     assert len(snap.unresolved) == 1  # the snapshot kept its own list
 
 
-def test_a_verdict_waits_the_grace_and_a_late_command_explaining_the_move_cancels_it() -> None:
-    sh = Shard(grace_ms=2000)
+def test_a_verdict_waits_the_grace_and_a_late_command_explaining_the_move_cancels_it(rt: Runtime) -> None:
+    sh = Shard(rt, grace_ms=2000)
     sh.report(0, 20.0)
     sh.command(1, {"setpoint_c": 22.0})
     for t in range(2, 10):
@@ -156,26 +165,27 @@ def test_a_verdict_waits_the_grace_and_a_late_command_explaining_the_move_cancel
     assert len(ev) == 1 and ev[0]["window_end"] == T0 + 21_000
 
 
-def test_a_command_read_after_the_reports_that_followed_it_is_judged_on_the_latest_report() -> None:
-    sh = Shard()
+def test_a_command_read_after_the_reports_that_followed_it_is_judged_on_the_latest_report(
+        rt: Runtime) -> None:
+    sh = Shard(rt)
     for t in range(0, 30):
         sh.report(t, 20.0)
     assert sh.command(5, {"setpoint_c": 23.0}) == []  # 24 s old, the device still says 20
     ev = drift(sh.tracker.flush(sh.engine))
     assert len(ev) == 1 and ev[0]["detectors"] == ["not_converged"]
-    sh2 = Shard()
+    sh2 = Shard(rt)
     for t in range(0, 30):
         sh2.report(t, 23.0)
     sh2.command(5, {"setpoint_c": 23.0})
     assert drift(sh2.tracker.flush(sh2.engine)) == []
 
 
-def test_a_model_only_verdict_in_a_window_with_a_command_is_explained_by_it() -> None:
+def test_a_model_only_verdict_in_a_window_with_a_command_is_explained_by_it(rt: Runtime) -> None:
     from twinguard.operators.detect.policy import CLASS_INDEX, Decisions
     from twinguard.operators.twin.engine import Windows
     from twinguard.schemas.features import FEATURE_INDEX, N_FEATURES
 
-    sh = Shard()
+    sh = Shard(rt)
     sh.report(0, 20.0)
     sh.command(25, {"setpoint_c": 22.0})
     feats = np.zeros((4, N_FEATURES))
@@ -189,18 +199,18 @@ def test_a_model_only_verdict_in_a_window_with_a_command_is_explained_by_it() ->
     meta[:, 1:3] += T0
     fdi = CLASS_INDEX["false_data_injection"]
     d = Decisions(np.array([fdi] * 4), np.array([0.9, 0.9, 0.95, 0.9]))
-    assert run_detectors(feats, RT.engine.detection)[3].any()
+    assert run_detectors(feats, rt.engine.detection)[3].any()
     sh.tracker.explain(sh.engine.store, Windows(feats, meta), d)
     assert d.cls.tolist() == [0, fdi, fdi, 0]  # commanded; later window; physics; baselines
 
 
-def test_reaching_a_set_point_moves_the_signals_own_baseline_there() -> None:
+def test_reaching_a_set_point_moves_the_signals_own_baseline_there(rt: Runtime) -> None:
     from twinguard.operators.twin import kernels as K
 
-    sh = Shard()
+    sh = Shard(rt)
     for t in range(0, 60):
         sh.report(t, 20.0)
-    k = RT.types.signal_index[RT.types.index["thermostat"]]["setpoint_c"]
+    k = rt.types.signal_index[rt.types.index["thermostat"]]["setpoint_c"]
     base = sh.engine.store.arrays["base"]
     assert base[0, K.B_SIG0 + k, 0] == 20.0
     sh.command(60, {"setpoint_c": 23.5})

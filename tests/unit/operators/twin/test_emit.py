@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.unit.operators.twin.test_kernels import TYPES, Ev, batch_of
-from twinguard.operators.detect.scoring import Scorer
-from twinguard.operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
-from twinguard.operators.twin.engine import EngineContext, ShardEngine
+from tests.support.engines import rules_engine
+from tests.support.meters import MeterEvent, meter_batch
+from twinguard.operators.settings import PipelineConfig
+from twinguard.operators.twin.engine import ShardEngine
 
 T0 = 1_700_000_000_000
 DEVICES = 40
@@ -22,16 +22,14 @@ class Clock:
 
 
 def engine(clock: Clock) -> ShardEngine:
-    ctx = EngineContext(TYPES, Scorer.rules_only(), PipelineConfig(twin_emit_interval_s=5.0),
-                        DetectionConfig(), ResponseConfig(), now=clock)
-    return ShardEngine.fresh(ctx)
+    return rules_engine(PipelineConfig(twin_emit_interval_s=5.0), now=clock)
 
 
 def report(eng: ShardEngine, k: int) -> list[str]:
     """Every device reports once (its k-th message); the twins emitted by that call."""
-    events = [Ev(f"d{d:02d}", T0 + k * 1000 + d, k, 230.0, 100.0, 0.0, 443, 0)
+    events = [MeterEvent(f"d{d:02d}", T0 + k * 1000 + d, k, 230.0, 100.0, 0.0, 443, 0)
               for d in range(DEVICES)]
-    return [m.key.decode() for m in eng.process(batch_of(events)) if m.role == "twins"]
+    return [m.key.decode() for m in eng.process(meter_batch(events)) if m.role == "twins"]
 
 
 def test_sweep_spreads_twins_over_the_interval_and_emits_each_changed_device_once() -> None:

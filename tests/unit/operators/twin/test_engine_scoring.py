@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from tests.support.devices import TYPES
 from twinguard.operators.detect.detectors import DETECTORS, PRIORITY
 from twinguard.operators.detect.policy import ANOMALY, CLASS_INDEX, DETECTOR_CONFIDENCE, Decisions, decide
 from twinguard.operators.detect.scoring import Scorer
 from twinguard.operators.settings import DetectionConfig, PipelineConfig, ResponseConfig
 from twinguard.operators.twin.engine import EngineContext, ShardEngine
-from twinguard.schemas.device_types import load_device_types
 from twinguard.schemas.features import N_FEATURES, THREAT_CLASSES
 
 CFG = DetectionConfig()
@@ -33,7 +33,7 @@ class RecordingScorer(Scorer):
 
 
 def engine() -> ShardEngine:
-    ctx = EngineContext(load_device_types(), RecordingScorer("test", metadata={"rows": 0}),
+    ctx = EngineContext(TYPES, RecordingScorer("test", metadata={"rows": 0}),
                         PipelineConfig(), CFG, ResponseConfig())
     return ShardEngine.fresh(ctx)
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
-from twinguard.operators.batches import TelemetryBatch
+from tests.support.devices import METER, TYPES
+from tests.support.meters import MeterEvent, meter_batch
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin.store import TwinStore
-from twinguard.schemas.device_types import MAX_SIGNALS, load_device_types
 from twinguard.schemas.features import FEATURE_INDEX as FI
 from twinguard.schemas.features import N_FEATURES
 
@@ -21,45 +20,9 @@ W = 10_000
 LATENESS = 2_000
 # replay, auth, ports, rate, exfil, hmac, clone flips, seq jumps, skew ms, unauth, hijack, port burst
 TRIGGERS = np.array([2, 8, 20, 5.0, 8.0, 1, 1, 2, 30_000, 1, 2, 5.0], dtype=np.float64)
-TYPES = load_device_types()
-METER = TYPES.index["smart_meter"]
 
 
-@dataclass
-class Ev:
-    device: str
-    ts: int
-    seq: int
-    value: float  # voltage_v; the other meter signals stay consistent
-    bytes_out: float
-    auth: float
-    port: int
-    sig_state: int
-    partition: int = 0
-
-
-def batch_of(events: list[Ev]) -> TelemetryBatch:
-    n = len(events)
-    sig = np.full((n, MAX_SIGNALS), np.nan)
-    for i, e in enumerate(events):
-        sig[i, :4] = (e.value, 10.0, e.value * 10.0 * 0.9, 100.0 + e.ts / 1e9)
-    col = np.array
-    return TelemetryBatch(
-        device_ids=[e.device for e in events], src_ips=[None] * n, dst_ips=[None] * n,
-        principals=[None] * n, fws=[None] * n,
-        shard=np.zeros(n, dtype=np.int64), type_idx=np.full(n, METER, dtype=np.int64),
-        ts=col([e.ts for e in events], dtype=np.int64), seq=col([e.seq for e in events], dtype=np.int64),
-        signals=sig, bytes_in=np.zeros(n), bytes_out=col([e.bytes_out for e in events], dtype=float),
-        conns=np.ones(n), auth_fail=col([e.auth for e in events], dtype=float), auth_ok=np.zeros(n),
-        dst_port=col([e.port for e in events], dtype=np.int64), src_hash=np.zeros(n, dtype=np.int64),
-        dst_hash=np.zeros(n, dtype=np.int64), princ_hash=np.zeros(n, dtype=np.int64),
-        sig_state=col([e.sig_state for e in events], dtype=np.int64),
-        fw_unknown=np.zeros(n, dtype=np.int64),
-        partition=col([e.partition for e in events], dtype=np.int64),
-        offset=np.arange(n, dtype=np.int64))
-
-
-def run_kernels(events: list[Ev], chunk: int,
+def run_kernels(events: list[MeterEvent], chunk: int,
                 early: list[tuple[str, int, np.ndarray]] | None = None) -> dict[tuple[str, int], np.ndarray]:
     """Feature row per (device, window start), feeding the events in chunks then flushing."""
     store = TwinStore(len(TYPES), 5)
@@ -76,7 +39,7 @@ def run_kernels(events: list[Ev], chunk: int,
                 early.append((store.device_ids[int(meta[j, 0])], int(meta[j, 2]), feats[j].copy()))
 
     for k in range(0, len(events), chunk):
-        b = batch_of(events[k:k + chunk])
+        b = meter_batch(events[k:k + chunk])
         slots = store.slots_for(b.device_ids, b.type_idx)
         feats, meta = np.empty((2 * len(b), N_FEATURES)), np.empty((2 * len(b), K.N_META), dtype=np.int64)
         r = K.update_batch(slots, b.ts, b.seq, b.signals, b.bytes_in, b.bytes_out, b.conns,
@@ -95,9 +58,9 @@ def run_kernels(events: list[Ev], chunk: int,
     return rows
 
 
-def reference(events: list[Ev]) -> dict[tuple[str, int], dict[str, float]]:
+def reference(events: list[MeterEvent]) -> dict[tuple[str, int], dict[str, float]]:
     """Windows computed the slow way, in arrival order, following the documented rules."""
-    windows: dict[str, list[tuple[int, list[tuple[Ev, bool, bool, int]]]]] = defaultdict(list)
+    windows: dict[str, list[tuple[int, list[tuple[MeterEvent, bool, bool, int]]]]] = defaultdict(list)
     state: dict[str, dict[str, int]] = defaultdict(
         lambda: {"ws": -1, "closed_end": -1, "last_seq": -1, "last_ts": -1})
     wm = -1  # highest event time of authentic, non-replayed messages
@@ -139,11 +102,11 @@ def reference(events: list[Ev]) -> dict[tuple[str, int], dict[str, float]]:
     return out
 
 
-def random_events(seed: int, devices: int = 6, n: int = 1500) -> list[Ev]:
+def random_events(seed: int, devices: int = 6, n: int = 1500) -> list[MeterEvent]:
     rng = random.Random(seed)
     clock = {f"d{i}": 1_700_000_000_000 + rng.randrange(W) for i in range(devices)}
     seq = dict.fromkeys(clock, 0)
-    history: dict[str, list[Ev]] = defaultdict(list)
+    history: dict[str, list[MeterEvent]] = defaultdict(list)
     events = []
     for _ in range(n):
         d = rng.choice(list(clock))
@@ -153,9 +116,10 @@ def random_events(seed: int, devices: int = 6, n: int = 1500) -> list[Ev]:
             continue
         clock[d] += rng.choice((200, 500, 1000, 3000, 25_000)) if roll > 0.05 else -1500
         seq[d] += 1 if rng.random() > 0.05 else 3
-        e = Ev(d, clock[d], seq[d], rng.choice((230.0, 231.0, 500.0)) if rng.random() < 0.05 else 230.5,
-               float(rng.randrange(100, 300)), float(rng.random() < 0.1),
-               rng.choice((-1, 443, 8883, rng.randrange(1, 1024))), rng.choice((0, 0, 0, 0, 1, 2)))
+        e = MeterEvent(d, clock[d], seq[d],
+                       rng.choice((230.0, 231.0, 500.0)) if rng.random() < 0.05 else 230.5,
+                       float(rng.randrange(100, 300)), float(rng.random() < 0.1),
+                       rng.choice((-1, 443, 8883, rng.randrange(1, 1024))), rng.choice((0, 0, 0, 0, 1, 2)))
         history[d].append(e)
         events.append(e)
     return events
@@ -181,8 +145,8 @@ def test_empty_batch_closes_nothing() -> None:
 
 
 def test_roc_ratio_flags_impossible_jumps_only() -> None:
-    ok = [Ev("m", 1_700_000_000_000 + i * 1000, i, 230.0 + (i % 2), 100, 0, 443, 0) for i in range(9)]
-    jump = [*ok, Ev("m", 1_700_000_009_000, 9, 255.0, 100, 0, 443, 0)]  # +24 V in 1 s > 20 V/s
+    ok = [MeterEvent("m", 1_700_000_000_000 + i * 1000, i, 230.0 + (i % 2), 100, 0, 443, 0) for i in range(9)]
+    jump = [*ok, MeterEvent("m", 1_700_000_009_000, 9, 255.0, 100, 0, 443, 0)]  # +24 V in 1 s > 20 V/s
     assert run_kernels(ok, 50)[("m", 1_700_000_000_000)][FI["roc_viol_frac"]] == 0
     row = run_kernels(jump, 50)[("m", 1_700_000_000_000)]
     assert row[FI["roc_viol_frac"]] == pytest.approx(0.1)
@@ -190,7 +154,7 @@ def test_roc_ratio_flags_impossible_jumps_only() -> None:
 
 
 def test_invariant_power_factor() -> None:
-    b = batch_of([Ev("m", 1_700_000_000_000, 0, 230.0, 1, 0, -1, 0)])
+    b = meter_batch([MeterEvent("m", 1_700_000_000_000, 0, 230.0, 1, 0, -1, 0)])
     b.signals[0, 2] = 230.0 * 10.0 * 1.5  # P > V*I: impossible power factor
     assert K._invariants_broken(b.signals[0], METER, TYPES.inv)
     b.signals[0, 2] = 230.0 * 10.0 * 0.9
@@ -199,8 +163,8 @@ def test_invariant_power_factor() -> None:
 
 def test_own_baseline_learns_then_flags_a_burst() -> None:
     base = 1_700_000_000_000
-    events = [Ev("m", base + i * 1000, i, 230.0, 200.0, 0, 443, 0) for i in range(120)]
-    burst = [Ev("m", base + 120_000 + i * 50, 120 + i, 230.0, 200.0, 0, 443, 0) for i in range(200)]
+    events = [MeterEvent("m", base + i * 1000, i, 230.0, 200.0, 0, 443, 0) for i in range(120)]
+    burst = [MeterEvent("m", base + 120_000 + i * 50, 120 + i, 230.0, 200.0, 0, 443, 0) for i in range(200)]
     rows = run_kernels(events + burst, 64)
     quiet = rows[("m", base + 100_000)]
     loud = rows[("m", base + 120_000)]
@@ -225,9 +189,9 @@ def test_snapshot_is_an_independent_copy() -> None:
 
 def test_a_forged_message_fires_an_early_row_at_its_own_time() -> None:
     base = 1_700_000_000_000
-    events = [Ev("m", base + i * 1000, i, 230.0, 200.0, 0, 443, 0) for i in range(4)]
-    events.append(Ev("m", base + 4_500, 4, 230.0, 200.0, 0, 443, 2))  # bad HMAC, shard time 3000
-    events += [Ev("m", base + 5_000 + i * 1000, 5 + i, 230.0, 200.0, 0, 443, 2) for i in range(3)]
+    events = [MeterEvent("m", base + i * 1000, i, 230.0, 200.0, 0, 443, 0) for i in range(4)]
+    events.append(MeterEvent("m", base + 4_500, 4, 230.0, 200.0, 0, 443, 2))  # bad HMAC, shard time 3000
+    events += [MeterEvent("m", base + 5_000 + i * 1000, 5 + i, 230.0, 200.0, 0, 443, 2) for i in range(3)]
     early: list[tuple[str, int, np.ndarray]] = []
     rows = run_kernels(events, 3, early)
     assert [(d, end) for d, end, _ in early] == [("m", base + 4_501)]  # once per window, at its time
@@ -237,9 +201,9 @@ def test_a_forged_message_fires_an_early_row_at_its_own_time() -> None:
 
 def test_a_partition_running_ahead_does_not_close_another_partitions_windows() -> None:
     base = 1_700_000_000_000
-    slow = [Ev("b", base + i * 1000, i, 230.0, 200.0, 0, 443, 0, partition=1) for i in range(5)]
-    fast = [Ev("a", base + 60_000 + i * 1000, i, 230.0, 200.0, 0, 443, 0) for i in range(30)]
-    more = [Ev("b", base + 5_000 + i * 1000, 5 + i, 230.0, 200.0, 0, 443, 0, partition=1)
+    slow = [MeterEvent("b", base + i * 1000, i, 230.0, 200.0, 0, 443, 0, partition=1) for i in range(5)]
+    fast = [MeterEvent("a", base + 60_000 + i * 1000, i, 230.0, 200.0, 0, 443, 0) for i in range(30)]
+    more = [MeterEvent("b", base + 5_000 + i * 1000, 5 + i, 230.0, 200.0, 0, 443, 0, partition=1)
             for i in range(5)]
     rows = run_kernels(slow + fast + more, 7)
     assert rows[("b", base)][FI["count_10s"]] == 10  # one window, untouched by partition 0's time

@@ -8,7 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from tests.unit.operators.detect.test_identity_detectors import T0, TYPES, Msg, batch, engine
+from tests.support.devices import TYPES
+from tests.support.engines import rules_engine
+from tests.support.thermostats import T0, Msg, thermostat_batch
 from twinguard.operators.detect.policy import Decisions
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin.engine import ShardEngine, Windows
@@ -31,7 +33,7 @@ def fleet(seconds: int, firmware: bool) -> list[tuple[Msg, str]]:
 
 def peer_z_of_newcomer(firmware: bool) -> float:
     """bytes_out_z_peer of the first whole window of a new 4.2.0 device that sends 4.3.0-sized messages."""
-    eng = engine()
+    eng = rules_engine()
     rows: list[float] = []
 
     def log(store: TwinStore, w: Windows, _d: Decisions) -> None:
@@ -51,7 +53,7 @@ def peer_z_of_newcomer(firmware: bool) -> float:
 def feed(eng: ShardEngine, msgs: list[tuple[Msg, str]]) -> None:
     for i in range(0, len(msgs), 500):
         part = msgs[i:i + 500]
-        b = batch([m for m, _ in part])
+        b = thermostat_batch([m for m, _ in part])
         eng.process(replace(b, fws=[fw or None for _, fw in part]))
 
 
@@ -63,7 +65,7 @@ def test_a_device_off_its_firmware_group_stands_out_where_its_type_hides_it() ->
 
 
 def test_groups_are_per_type_and_firmware_and_survive_a_snapshot() -> None:
-    eng = engine()
+    eng = rules_engine()
     feed(eng, fleet(40, firmware=True))
     st = eng.store
     assert len(st.peer_groups) == 2
@@ -81,7 +83,7 @@ def test_groups_are_per_type_and_firmware_and_survive_a_snapshot() -> None:
 
 
 def test_a_firmware_update_moves_the_device_to_its_new_group() -> None:
-    eng = engine()
+    eng = rules_engine()
     feed(eng, fleet(20, firmware=True))
     st = eng.store
     s = st.index["thermostat-000000"]
@@ -93,7 +95,7 @@ def test_a_firmware_update_moves_the_device_to_its_new_group() -> None:
 
 
 def test_an_old_store_without_groups_joins_them_on_upgrade() -> None:
-    eng = engine()
+    eng = rules_engine()
     feed(eng, fleet(5, firmware=True))
     old = eng.store.snapshot()
     old.arrays["istate"] = old.arrays["istate"][:, : K.I_PEER]  # as stored before the column
@@ -105,7 +107,7 @@ def test_an_old_store_without_groups_joins_them_on_upgrade() -> None:
 
 
 def test_firmware_off_the_allowlist_forms_no_group() -> None:
-    eng = engine()
+    eng = rules_engine()
     feed(eng, [(Msg(T0 + k, k, device=f"thermostat-{k:06d}"), f"6.6.{k}") for k in range(50)])
     st = eng.store
     assert st.peer_groups == {} and st.peer.shape[0] == st.n_types

@@ -11,22 +11,21 @@ import msgspec
 import numpy as np
 import pytest
 
+from tests.support.batches import telemetry_batch
+from tests.support.devices import METER, TYPES
+from tests.support.engines import rules_engine
 from twinguard.operators.batches import TelemetryBatch
 from twinguard.operators.decode.hashing import string_hashes
-from twinguard.operators.detect.scoring import Scorer
 from twinguard.operators.integrity.signatures import SIG_OK
 from twinguard.operators.intel.table import IntelTable, parse_intel
-from twinguard.operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
+from twinguard.operators.settings import RiskConfig
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin import layout as L
 from twinguard.operators.twin import risk as R
-from twinguard.operators.twin.engine import EngineContext, ShardEngine
 from twinguard.operators.twin.store import TwinStore
-from twinguard.schemas.device_types import MAX_SIGNALS, load_device_types
+from twinguard.schemas.device_types import MAX_SIGNALS
 from twinguard.schemas.messages import TwinState
 
-TYPES = load_device_types()
-METER = TYPES.index["smart_meter"]
 METER_TYPE = TYPES.types[METER]
 CFG = RiskConfig()
 HALF = R.half_life_ms(CFG)
@@ -108,23 +107,18 @@ class Ev:
 
 
 def batch_of(events: list[Ev]) -> TelemetryBatch:
-    n = len(events)
-    sig = np.full((n, MAX_SIGNALS), np.nan)
+    """Meters at 1 Hz from 10.1.0.2, steady 200 B out, signed; the events set address, firmware,
+    failed logins and port."""
+    sig = np.full((len(events), MAX_SIGNALS), np.nan)
     for i, e in enumerate(events):
         sig[i, :4] = (230.0, 10.0, 230.0 * 10.0 * 0.9, 100.0 + e.ts / 1e9)
-    z = np.zeros(n, dtype=np.int64)
-    return TelemetryBatch(
-        device_ids=[e.device for e in events], src_ips=["10.1.0.2"] * n,
-        dst_ips=[e.dst_ip for e in events], principals=[None] * n, fws=[e.fw for e in events],
-        shard=z, type_idx=np.full(n, METER, dtype=np.int64),
-        ts=np.array([e.ts for e in events], dtype=np.int64),
-        seq=np.array([e.ts // 1000 for e in events], dtype=np.int64),  # per device, 1 Hz
-        signals=sig, bytes_in=np.full(n, 80.0), bytes_out=np.full(n, 200.0), conns=np.ones(n),
-        auth_fail=np.array([e.auth_fail for e in events]), auth_ok=np.zeros(n),
-        dst_port=np.array([e.port for e in events], dtype=np.int64), src_hash=z + 7,
-        dst_hash=string_hashes([e.dst_ip for e in events]), princ_hash=z.copy(),
-        sig_state=np.full(n, SIG_OK, dtype=np.int64), fw_unknown=z.copy(), partition=z.copy(),
-        offset=np.arange(n, dtype=np.int64))
+    return telemetry_batch(
+        [e.device for e in events], METER, [e.ts for e in events],
+        [e.ts // 1000 for e in events], sig,  # seq per device, 1 Hz
+        src_ips="10.1.0.2", dst_ips=[e.dst_ip for e in events], fws=[e.fw for e in events],
+        bytes_in=80.0, bytes_out=200.0, auth_fail=[e.auth_fail for e in events],
+        dst_port=[e.port for e in events], src_hash=7, dst_hash=string_hashes([e.dst_ip for e in events]),
+        sig_state=SIG_OK)
 
 
 def fleet_events() -> list[Ev]:
@@ -140,9 +134,7 @@ def fleet_events() -> list[Ev]:
 
 
 def run_engine(table: IntelTable) -> tuple[dict[str, TwinState], list[dict[str, object]]]:
-    ctx = EngineContext(TYPES, Scorer.rules_only(), PipelineConfig(), DetectionConfig(),
-                        ResponseConfig(), now=lambda: BASE / 1000, intel=table, risk=CFG)
-    eng = ShardEngine.fresh(ctx)
+    eng = rules_engine(now=lambda: BASE / 1000, intel=table, risk=CFG)
     events = fleet_events()
     out = []
     for k in range(0, len(events), 37):

@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.support.tables import write_table
 from twinguard.pipelines.cli import main
 from twinguard.pipelines.evaluation.predictions import (
     PredictionsError,
@@ -33,11 +34,7 @@ def _write(tmp_path: Path, rows: list[tuple[int, str, int, str, str]], name: str
         "row": list(range(len(rows))), "time": [r[0] for r in rows], "device": [r[1] for r in rows],
         "score": [float(r[2]) for r in rows], "flag": [r[2] for r in rows],
         "threat": [r[3] for r in rows], "label": [r[4] for r in rows]})
-    if path.suffix == ".parquet":
-        frame.write_parquet(path)
-    else:
-        frame.write_csv(path)
-    return path
+    return write_table(frame, path)
 
 
 def _fleet(tmp_path: Path, name: str = "p.csv") -> Path:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 
-from twinguard.operators.integrity.signatures import DEV_MASTER, KeyRing
+from tests.support.devices import KEYS, TYPES
 from twinguard.pipelines.sim.activity import ActivitySimulator
 from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
-from twinguard.schemas.device_types import load_device_types
-
-TYPES = load_device_types()
-KEYS = KeyRing(DEV_MASTER)
 
 
 def plan(seed: int) -> tuple[FleetSimulator, ActivitySimulator]:
+    # its own fleet: 120 devices for 90 s leave room for the insider and drift scenarios
     fleet = FleetSimulator(SimConfig(devices=120, duration_s=90, seed=seed,
                                      start_ms=1_795_000_000_000), TYPES, KEYS)
     return fleet, ActivitySimulator(fleet)

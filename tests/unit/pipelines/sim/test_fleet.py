@@ -4,61 +4,28 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
 
-from twinguard.operators.integrity.signatures import DEV_MASTER, SIG_BAD, SIG_MISSING, SIG_OK, KeyRing
-from twinguard.pipelines.sim.fleet import ATTACK_CLASSES, BROKERS, FleetSimulator, SimBatch, SimConfig
+from tests.support.devices import KEYS, TYPES
+from tests.support.fleet import SMALL_FLEET, START_MS, Recording, SentMessage, record
+from twinguard.operators.integrity.signatures import SIG_BAD, SIG_MISSING, SIG_OK, KeyRing
+from twinguard.pipelines.sim.fleet import ATTACK_CLASSES, BROKERS, FleetSimulator, SimConfig
 from twinguard.pipelines.sim.labels import AttackLabel, LabelError, read_labels, write_labels
-from twinguard.schemas.device_types import DeviceType, build_table, load_device_types, parse_device_type
+from twinguard.schemas.device_types import DeviceType, build_table, parse_device_type
 from twinguard.schemas.messages import Telemetry, canonical_bytes
 
-START = 1_700_000_000_000
-TYPES = load_device_types()
-KEYS = KeyRing(DEV_MASTER)
+START = START_MS
 
 
-@dataclass
-class Msg:
-    sent: int  # batch ts_ms (send time)
-    key: bytes
-    value: bytes
-    ev: Telemetry
-
-
-@dataclass
-class Run:
-    sim: FleetSimulator
-    batches: list[SimBatch]
-    msgs: list[Msg]
-
-    def of(self, device_id: str) -> list[Msg]:
-        """One device's messages in stream order."""
-        return [m for m in self.msgs if m.ev.device_id == device_id]
-
-    def dtype(self, device_id: str) -> DeviceType:
-        """Device type of a device."""
-        return TYPES.types[TYPES.index[dict(self.sim.devices)[device_id]]]
-
-
-def simulate(max_events: int = 5000, **kw: object) -> Run:
-    """Run a simulation to the end and decode every message."""
+def simulate(max_events: int = 5000, **kw: object) -> Recording:
+    """Run a simulation (from START unless told) to the end and decode every message."""
     kw.setdefault("start_ms", START)
-    sim = FleetSimulator(SimConfig(**kw), TYPES, KEYS)  # type: ignore[arg-type]
-    batches = list(sim.batches(max_events))
-    dec = msgspec.json.Decoder(Telemetry)
-    msgs = [Msg(int(t), k, v, dec.decode(v)) for b in batches
-            for k, v, t in zip(b.keys, b.values, b.ts_ms.tolist(), strict=True)]
-    return Run(sim, batches, msgs)
-
-
-@pytest.fixture(scope="module")
-def fleet() -> Run:
-    return simulate(devices=40, duration_s=60.0, seed=11)
+    return record(SimConfig(**kw), TYPES, KEYS, max_events)  # type: ignore[arg-type]
 
 
 def violations(dt: DeviceType, evs: list[Telemetry]) -> list[str]:
@@ -92,7 +59,7 @@ def ts_of(ev: Telemetry) -> int:
     return ev.ts
 
 
-def stream(run: Run) -> tuple[list[bytes], list[bytes], list[int]]:
+def stream(run: Recording) -> tuple[list[bytes], list[bytes], list[int]]:
     """Keys, values and send times of a whole run."""
     return ([m.key for m in run.msgs], [m.value for m in run.msgs], [m.sent for m in run.msgs])
 
@@ -100,36 +67,36 @@ def stream(run: Run) -> tuple[list[bytes], list[bytes], list[int]]:
 # ------------------------------------------------------------------------------ determinism, wire
 
 
-def test_same_seed_gives_identical_bytes(fleet: Run) -> None:
-    again = simulate(devices=40, duration_s=60.0, seed=11, max_events=777)
-    assert stream(again) == stream(fleet)
-    assert again.sim.labels == fleet.sim.labels
+def test_same_seed_gives_identical_bytes(small_fleet: Recording) -> None:
+    again = record(SMALL_FLEET, small_fleet.sim.types, small_fleet.sim.keyring, max_events=777)
+    assert stream(again) == stream(small_fleet)
+    assert again.sim.labels == small_fleet.sim.labels
     assert all(len(b) == 777 for b in again.batches[:-1])
     # the same simulator object replays identically too
-    second = [v for b in fleet.sim.batches() for v in b.values]
-    assert second == [m.value for m in fleet.msgs]
-    other = simulate(devices=40, duration_s=60.0, seed=12)
-    assert [m.value for m in other.msgs] != [m.value for m in fleet.msgs]
+    second = [v for b in small_fleet.sim.batches() for v in b.values]
+    assert second == [m.value for m in small_fleet.msgs]
+    other = record(replace(SMALL_FLEET, seed=12), small_fleet.sim.types, small_fleet.sim.keyring)
+    assert [m.value for m in other.msgs] != [m.value for m in small_fleet.msgs]
 
 
-def test_every_message_is_a_telemetry_record(fleet: Run) -> None:
-    sent = np.concatenate([b.ts_ms for b in fleet.batches])
+def test_every_message_is_a_telemetry_record(small_fleet: Recording) -> None:
+    sent = np.concatenate([b.ts_ms for b in small_fleet.batches])
     assert sent.dtype == np.int64 and np.all(np.diff(sent) >= 0)
     assert sent[0] >= START and sent[-1] < START + 60_000
-    ids = {d for d, _t in fleet.sim.devices}
-    for m in fleet.msgs:
+    ids = {d for d, _t in small_fleet.sim.devices}
+    for m in small_fleet.msgs:
         assert m.key == m.ev.device_id.encode() and m.ev.device_id in ids
-        assert m.ev.type == dict(fleet.sim.devices)[m.ev.device_id]
-        assert set(m.ev.signals) == set(fleet.dtype(m.ev.device_id).signal_index())
+        assert m.ev.type == dict(small_fleet.sim.devices)[m.ev.device_id]
+        assert set(m.ev.signals) == set(small_fleet.dtype(m.ev.device_id).signal_index())
         assert m.ev.net is not None and m.ev.auth is not None and m.ev.fw
         # values are msgspec's sorted-key encoding of the (signed) event
         assert m.value == msgspec.json.encode(m.ev, order="sorted")
-    assert len(fleet.msgs) == pytest.approx(fleet.sim.expected_events(), rel=0.02)
+    assert len(small_fleet.msgs) == pytest.approx(small_fleet.sim.expected_events(), rel=0.02)
 
 
-def test_device_ids_types_and_identity(fleet: Run) -> None:
+def test_device_ids_types_and_identity(small_fleet: Recording) -> None:
     counts: defaultdict[str, int] = defaultdict(int)
-    for did, tname in fleet.sim.devices:
+    for did, tname in small_fleet.sim.devices:
         assert did.startswith(tname + "-") and len(did) == len(tname) + 7
         counts[tname] += 1
     assert set(counts) == {t.name for t in TYPES.types} and max(counts.values()) == 8
@@ -143,13 +110,13 @@ def test_unsigned_mode_has_no_signatures() -> None:
 # ------------------------------------------------------------------------------- healthy physics
 
 
-def lookalike_ids(run: Run) -> set[str]:
+def lookalike_ids(run: Recording) -> set[str]:
     """Unattacked devices with a benign change (address, firmware update, traffic burst)."""
     la = run.sim._lookalikes
     return {run.sim.devices[d][0] for d in (*la.ip_change, *la.fw_update, *la.bursts)}
 
 
-def healthy_ids(run: Run) -> list[str]:
+def healthy_ids(run: Recording) -> list[str]:
     """Devices nobody attacks and nothing changes."""
     attacked = {lb.device_id for lb in run.sim.labels} | lookalike_ids(run)
     return [d for d, _t in run.sim.devices if d not in attacked]
@@ -171,11 +138,11 @@ def test_benign_lookalikes_change_one_thing_and_stay_healthy() -> None:
         assert violations(dt, [m.ev for m in run.of(run.sim.devices[d][0])]) == []
 
 
-def test_healthy_devices_respect_ranges_roc_and_invariants(fleet: Run) -> None:
-    ids = healthy_ids(fleet)
-    assert {dict(fleet.sim.devices)[d] for d in ids} == {t.name for t in TYPES.types}
+def test_healthy_devices_respect_ranges_roc_and_invariants(small_fleet: Recording) -> None:
+    ids = healthy_ids(small_fleet)
+    assert {dict(small_fleet.sim.devices)[d] for d in ids} == {t.name for t in TYPES.types}
     for did in ids:
-        dt, msgs = fleet.dtype(did), fleet.of(did)
+        dt, msgs = small_fleet.dtype(did), small_fleet.of(did)
         evs = [m.ev for m in msgs]
         assert violations(dt, evs) == []
         ts = np.array([ts_of(m.ev) for m in msgs])
@@ -193,9 +160,9 @@ def test_healthy_devices_respect_ranges_roc_and_invariants(fleet: Run) -> None:
         assert len(msgs) == pytest.approx(60 * dt.report_hz, abs=2)
 
 
-def test_healthy_physics_is_coherent(fleet: Run) -> None:
-    for did in healthy_ids(fleet):
-        evs = [m.ev for m in fleet.of(did)]
+def test_healthy_physics_is_coherent(small_fleet: Recording) -> None:
+    for did in healthy_ids(small_fleet):
+        evs = [m.ev for m in small_fleet.of(did)]
         sig = {k: np.array([e.signals[k] for e in evs]) for k in evs[0].signals}
         tname = evs[0].type
         if tname == "smart_meter":
@@ -229,16 +196,17 @@ def test_fast_reporting_still_respects_roc_limits() -> None:
         assert violations(run.dtype(did), [m.ev for m in msgs]) == []
 
 
-def test_signatures_verify_for_healthy_messages(fleet: Run) -> None:
-    ids = set(healthy_ids(fleet))
+def test_signatures_verify_for_healthy_messages(small_fleet: Recording) -> None:
+    ids = set(healthy_ids(small_fleet))
     checked = 0
-    for m in fleet.msgs:
+    keys = small_fleet.sim.keyring
+    for m in small_fleet.msgs:
         if m.ev.device_id in ids:
-            assert KEYS.check(m.ev.device_id, canonical_bytes(m.ev), m.ev.sig) == SIG_OK
+            assert keys.check(m.ev.device_id, canonical_bytes(m.ev), m.ev.sig) == SIG_OK
             checked += 1
     assert checked > 1000
     wrong = KeyRing(b"another-master")
-    m = next(m for m in fleet.msgs if m.ev.device_id in ids)
+    m = next(m for m in small_fleet.msgs if m.ev.device_id in ids)
     assert wrong.check(m.ev.device_id, canonical_bytes(m.ev), m.ev.sig) == SIG_BAD
 
 
@@ -267,7 +235,7 @@ def test_attack_fraction_and_class_subset() -> None:
     assert none.labels == []
 
 
-def is_marked(threat: str, m: Msg, seen_seq: int, dt: DeviceType, usual_port: int | None) -> bool:
+def is_marked(threat: str, m: SentMessage, seen_seq: int, dt: DeviceType, usual_port: int | None) -> bool:
     """Whether one message carries the per-message mark of `threat`."""
     ev, net, auth = m.ev, m.ev.net, m.ev.auth
     assert net is not None and auth is not None
@@ -292,15 +260,10 @@ def is_marked(threat: str, m: Msg, seen_seq: int, dt: DeviceType, usual_port: in
     raise AssertionError(threat)
 
 
-@pytest.fixture(scope="module")
-def attacked() -> Run:
-    return simulate(devices=24, duration_s=60.0, seed=5, attack_fraction=0.34)
-
-
-def test_labels_match_marked_messages_exactly(attacked: Run) -> None:
-    assert {lb.threat for lb in attacked.sim.labels} == set(ATTACK_CLASSES)
-    for lb in attacked.sim.labels:
-        msgs, dt = attacked.of(lb.device_id), attacked.dtype(lb.device_id)
+def test_labels_match_marked_messages_exactly(small_fleet: Recording) -> None:
+    assert {lb.threat for lb in small_fleet.sim.labels} == set(ATTACK_CLASSES)
+    for lb in small_fleet.sim.labels:
+        msgs, dt = small_fleet.of(lb.device_id), small_fleet.dtype(lb.device_id)
         sent = [m.sent for m in msgs]
         assert lb.start in sent and lb.end in sent, lb
         if lb.threat == "false_data_injection":
@@ -313,7 +276,7 @@ def test_labels_match_marked_messages_exactly(attacked: Run) -> None:
         assert marked[0] == lb.start and marked[-1] == lb.end, lb
 
 
-def attack_window(run: Run, lb: AttackLabel) -> tuple[list[Msg], float]:
+def attack_window(run: Recording, lb: AttackLabel) -> tuple[list[SentMessage], float]:
     """The attacked device's messages in the first 10 s of the label, and that span in seconds."""
     end = min(lb.start + 10_000, lb.end)
     return [m for m in run.of(lb.device_id) if lb.start <= m.sent <= end], (end - lb.start) / 1e3
@@ -329,10 +292,10 @@ def assert_sustained_fdi(dt: DeviceType, before: list[Telemetry], during: list[T
         assert any(not min(v) - 1e-3 <= ev.signals[k] <= max(v) + 1e-3 for k, v in band.items())
 
 
-def test_each_attack_shows_its_signature(attacked: Run) -> None:
-    for lb in attacked.sim.labels:
-        dt, (win, span) = attacked.dtype(lb.device_id), attack_window(attacked, lb)
-        before = [m for m in attacked.of(lb.device_id) if m.sent < lb.start]
+def test_each_attack_shows_its_signature(small_fleet: Recording) -> None:
+    for lb in small_fleet.sim.labels:
+        dt, (win, span) = small_fleet.dtype(lb.device_id), attack_window(small_fleet, lb)
+        before = [m for m in small_fleet.of(lb.device_id) if m.sent < lb.start]
         normal = span * dt.report_hz
         nets = [m.ev.net for m in win if m.ev.net is not None]
         # 10..20 s attacks; tampering labels span only the altered subset of reports
@@ -352,7 +315,7 @@ def test_each_attack_shows_its_signature(attacked: Run) -> None:
             assert np.mean([n.bytes_out for n in nets]) >= 10 * base
             assert all(n.dst_port in (443, 8443) and n.dst_ip not in BROKERS for n in nets)
         elif lb.threat == "false_data_injection":
-            evs = [m.ev for m in attacked.of(lb.device_id) if m.sent <= lb.end]
+            evs = [m.ev for m in small_fleet.of(lb.device_id) if m.sent <= lb.end]
             assert violations(dt, [m.ev for m in before]) == []
             assert violations(dt, evs[len(before) - 1:len(before) + 1]), "no step at the start"
             assert_sustained_fdi(dt, evs[:len(before)], evs[len(before):])
@@ -364,14 +327,14 @@ def test_each_attack_shows_its_signature(attacked: Run) -> None:
                        for m in replays)
             assert len(win) - len(replays) >= normal - 2  # genuine traffic continues
         elif lb.threat == "tampering":
-            during = [m for m in attacked.of(lb.device_id) if lb.start <= m.sent <= lb.end]
+            during = [m for m in small_fleet.of(lb.device_id) if lb.start <= m.sent <= lb.end]
             states = [KEYS.check(m.ev.device_id, canonical_bytes(m.ev), m.ev.sig) for m in during]
             assert sum(s != SIG_OK for s in states) >= 0.5 * len(states)
             assert set(states) <= {SIG_OK, SIG_BAD, SIG_MISSING}
         elif lb.threat == "firmware_tampering":
             allowed = TYPES.firmware[TYPES.index[dt.name]]
             assert all(m.ev.fw not in allowed for m in win)
-            assert lb.end == attacked.of(lb.device_id)[-1].sent
+            assert lb.end == small_fleet.of(lb.device_id)[-1].sent
         elif lb.threat == "cloning":  # a second sender: other address, its own counter, signed
             clone = [m for m in win if not str(m.ev.net.src_ip if m.ev.net else "").startswith("10.")]
             assert len(clone) >= 0.4 * normal and len(win) - len(clone) >= normal - 2
@@ -387,7 +350,7 @@ def test_each_attack_shows_its_signature(attacked: Run) -> None:
             assert np.median([n.bytes_out for n in c2]) >= 3 * base_out
 
 
-def window_evidence(threat: str, win: list[Msg], before: list[Msg], dt: DeviceType) -> float:
+def window_evidence(threat: str, win: list[SentMessage], before: list[SentMessage], dt: DeviceType) -> float:
     """How strongly one 10 s window shows `threat`, in the units of the detection thresholds."""
     nets = [m.ev.net for m in win if m.ev.net is not None]
     if threat == "dos":
@@ -420,9 +383,9 @@ THRESHOLDS = {"dos": 4.5, "scan": 20, "brute_force": 8, "exfiltration": 8, "repl
               "unauthorized_access": 1, "hijack": 2}
 
 
-def test_each_attack_crosses_detection_thresholds_in_an_aligned_window(attacked: Run) -> None:
-    for lb in attacked.sim.labels:
-        msgs, dt = attacked.of(lb.device_id), attacked.dtype(lb.device_id)
+def test_each_attack_crosses_detection_thresholds_in_an_aligned_window(small_fleet: Recording) -> None:
+    for lb in small_fleet.sim.labels:
+        msgs, dt = small_fleet.of(lb.device_id), small_fleet.dtype(lb.device_id)
         best = 0.0
         for w in range(lb.start // 10_000 * 10_000, lb.end + 1, 10_000):
             win = [m for m in msgs if w <= m.sent < w + 10_000]
@@ -431,13 +394,13 @@ def test_each_attack_crosses_detection_thresholds_in_an_aligned_window(attacked:
         assert best >= THRESHOLDS[lb.threat], (lb, best)
 
 
-def test_attacked_devices_keep_counting_seq(attacked: Run) -> None:
-    for lb in attacked.sim.labels:
+def test_attacked_devices_keep_counting_seq(small_fleet: Recording) -> None:
+    for lb in small_fleet.sim.labels:
         if lb.threat in ("dos", "scan", "brute_force"):
-            seqs = np.array([m.ev.seq for m in attacked.of(lb.device_id)])
+            seqs = np.array([m.ev.seq for m in small_fleet.of(lb.device_id)])
             assert np.all(np.diff(seqs) > 0)
-            assert KEYS.check(lb.device_id, canonical_bytes(attacked.of(lb.device_id)[-1].ev),
-                              attacked.of(lb.device_id)[-1].ev.sig) == SIG_OK
+            last = small_fleet.of(lb.device_id)[-1].ev
+            assert small_fleet.sim.keyring.check(lb.device_id, canonical_bytes(last), last.sig) == SIG_OK
 
 
 def test_short_run_still_places_every_attack() -> None:
@@ -527,13 +490,13 @@ def test_bad_config_is_rejected(kw: dict[str, object], match: str) -> None:
 # ------------------------------------------------------------------------------------------ labels
 
 
-def test_labels_round_trip(tmp_path: Path, fleet: Run) -> None:
+def test_labels_round_trip(tmp_path: Path, small_fleet: Recording) -> None:
     path = tmp_path / "labels.jsonl"
-    write_labels(fleet.sim.labels, path)
+    write_labels(small_fleet.sim.labels, path)
     lines = path.read_text().splitlines()
-    assert len(lines) == len(fleet.sim.labels)
+    assert len(lines) == len(small_fleet.sim.labels)
     assert set(json.loads(lines[0])) == {"device_id", "threat", "start", "end"}
-    assert read_labels(path) == fleet.sim.labels
+    assert read_labels(path) == small_fleet.sim.labels
 
 
 def test_labels_accept_rfc3339(tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tests.support.tables import write_table
 from twinguard.operators.detect.scoring import ModelError
 from twinguard.pipelines.cli import main
-from twinguard.pipelines.config import load_config
+from twinguard.pipelines.config import Config
 from twinguard.pipelines.tables.model import BASELINES_FILE, load_table_model
 from twinguard.pipelines.tables.read import Table, TableError, TableOptions, read_table
 from twinguard.pipelines.tables.replay import (
@@ -41,14 +42,6 @@ def sinusoid_table(n: int, k: int, seed: int, step_at: int | None = None, step_s
     return pl.DataFrame({"timestamp": T0_S + hours * HOUR_S, **cols, "attack": label})
 
 
-def write(df: pl.DataFrame, path: Path) -> Path:
-    if path.suffix == ".parquet":
-        df.write_parquet(path)
-    else:
-        df.write_csv(path)
-    return path
-
-
 def replay_cli(tmp_path: Path, table: Path, *extra: str, out: str = "pred.csv") -> pl.DataFrame:
     dest = tmp_path / out
     rc = main(["replay", str(table), "--label-col", "attack", *extra, "--out", str(dest)])
@@ -63,7 +56,7 @@ def test_step_after_warmup_is_flagged_as_anomaly(tmp_path: Path, suffix: str, k:
     """A 4-row step of ~30 noise sigmas on one signal (beyond the per-signal feature columns
     for wide tables) is flagged `anomaly`, and nothing else is."""
     df = sinusoid_table(600, k, seed=k, step_at=400, step_signal=step_signal, step=25.0)
-    pred = replay_cli(tmp_path, write(df, tmp_path / f"t{suffix}"), out=f"p{suffix}")
+    pred = replay_cli(tmp_path, write_table(df, tmp_path / f"t{suffix}"), out=f"p{suffix}")
     flagged = pred.filter(pl.col("flag") == 1)
     assert 400 in flagged["row"].to_list()
     assert set(flagged["threat"].to_list()) == {"anomaly"}
@@ -73,7 +66,7 @@ def test_step_after_warmup_is_flagged_as_anomaly(tmp_path: Path, suffix: str, k:
 
 def test_clean_sinusoid_raises_no_flags_after_warmup(tmp_path: Path) -> None:
     df = sinusoid_table(3000, 6, seed=11)
-    pred = replay_cli(tmp_path, write(df, tmp_path / "clean.csv"))
+    pred = replay_cli(tmp_path, write_table(df, tmp_path / "clean.csv"))
     assert pred["flag"].sum() == 0
     after = pred["score"][DEFAULT_WARMUP_ROWS:]
     assert after.max() > 0.0  # a continuous score
@@ -87,7 +80,7 @@ def test_rows_keep_input_order_and_count(tmp_path: Path) -> None:
     """Shuffled input: one output row per input row, in input order, times untouched."""
     df = sinusoid_table(500, 3, seed=3, step_at=300, step=25.0)
     shuffled = df.sample(fraction=1.0, shuffle=True, seed=5)
-    pred = replay_cli(tmp_path, write(shuffled, tmp_path / "shuffled.csv"))
+    pred = replay_cli(tmp_path, write_table(shuffled, tmp_path / "shuffled.csv"))
     assert pred.height == shuffled.height
     assert pred["row"].to_list() == list(range(shuffled.height))
     assert pred["time"].to_list() == (shuffled["timestamp"] * 1000).to_list()
@@ -102,7 +95,7 @@ def test_devices_are_judged_separately(tmp_path: Path) -> None:
         part = sinusoid_table(400, 2, seed=20 + d, step_at=250 if d == 1 else None, step=25.0)
         parts.append(part.with_columns(pl.lit(f"plc-{d}").alias("unit")))
     df = pl.concat(parts).sort("timestamp")
-    pred = replay_cli(tmp_path, write(df, tmp_path / "fleet.csv"), "--device-col", "unit")
+    pred = replay_cli(tmp_path, write_table(df, tmp_path / "fleet.csv"), "--device-col", "unit")
     flagged = pred.filter(pl.col("flag") == 1)
     assert flagged.height > 0
     assert set(flagged["device"].to_list()) == {"plc-1"}
@@ -110,13 +103,13 @@ def test_devices_are_judged_separately(tmp_path: Path) -> None:
 
 def test_warmup_rows_are_learning_only(tmp_path: Path) -> None:
     df = sinusoid_table(300, 2, seed=4, step_at=50, step=25.0)
-    pred = replay_cli(tmp_path, write(df, tmp_path / "early.csv"), "--warmup-rows", "80")
+    pred = replay_cli(tmp_path, write_table(df, tmp_path / "early.csv"), "--warmup-rows", "80")
     assert pred["flag"][:80].sum() == 0
     assert pred["score"][:80].max() == 0.0
 
 
 def test_train_on_normal_table_then_replay_flags_from_the_first_rows(tmp_path: Path) -> None:
-    train = write(sinusoid_table(1500, 4, seed=8), tmp_path / "normal.csv")
+    train = write_table(sinusoid_table(1500, 4, seed=8), tmp_path / "normal.csv")
     model = tmp_path / "model"
     assert main(["train", str(train), "--device", "site", "--signals",
                  "tag_0,tag_1,tag_2,tag_3", "--out", str(model)]) == 0
@@ -126,7 +119,7 @@ def test_train_on_normal_table_then_replay_flags_from_the_first_rows(tmp_path: P
     assert load_table_model(model).baselines.mv["mv_i"].shape[0] == 1  # saved and verified
     test = sinusoid_table(200, 4, seed=9, step_at=30, step=25.0)
     test = test.with_columns(pl.col("timestamp") + 1500 * HOUR_S)
-    path = write(test, tmp_path / "test.csv")
+    path = write_table(test, tmp_path / "test.csv")
     cold = replay_cli(tmp_path, path, "--device", "site", out="cold.csv")
     warm = replay_cli(tmp_path, path, "--device", "site", "--model", str(model), out="warm.csv")
     assert cold["flag"][:DEFAULT_WARMUP_ROWS].sum() == 0  # still learning
@@ -147,7 +140,7 @@ def test_train_with_attack_labels_writes_a_verified_classifier(tmp_path: Path) -
         label[s:s + 3] = "ddos"
     df = df.with_columns(pl.Series("tag_2", x), pl.Series("kind", label.tolist())).drop("attack")
     model = tmp_path / "model"
-    assert main(["train", str(write(df, tmp_path / "lab.csv")), "--label-col", "kind",
+    assert main(["train", str(write_table(df, tmp_path / "lab.csv")), "--label-col", "kind",
                  "--out", str(model)]) == 0
     meta = json.loads((model / "metadata.json").read_text())
     assert set(meta["files"]) == {BASELINES_FILE, "model.ubj"}
@@ -159,20 +152,20 @@ def test_train_with_attack_labels_writes_a_verified_classifier(tmp_path: Path) -
         load_table_model(model)
 
 
-def test_model_for_other_signals_is_refused(tmp_path: Path) -> None:
+def test_model_for_other_signals_is_refused(tmp_path: Path, config: Config) -> None:
     model = tmp_path / "model"
-    train = write(sinusoid_table(400, 3, seed=1), tmp_path / "a.csv")
+    train = write_table(sinusoid_table(400, 3, seed=1), tmp_path / "a.csv")
     assert main(["train", str(train), "--label-col", "attack", "--out", str(model)]) == 0
-    other = write(sinusoid_table(100, 2, seed=2), tmp_path / "a2.csv")
+    other = write_table(sinusoid_table(100, 2, seed=2), tmp_path / "a2.csv")
     table = read_table(other, TableOptions(None, label_col="attack", device="a"))
     with pytest.raises(ModelError, match="signals"):
-        replay_table(table, load_config(), ReplayOptions(progress=False),
+        replay_table(table, config, ReplayOptions(progress=False),
                      baselines=load_table_model(model).baselines)
 
 
 def test_bad_input_gets_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Exit code 2 and a message naming what is wrong (wording belongs to pipelines/tables/read.py)."""
-    good = write(sinusoid_table(50, 2, seed=1), tmp_path / "g.csv")
+    good = write_table(sinusoid_table(50, 2, seed=1), tmp_path / "g.csv")
     out = str(tmp_path / "o.csv")
     cases = {
         ("--signals", "tag_0,nope"): "nope",
@@ -192,7 +185,7 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "--out" in capsys.readouterr().err
 
 
-def test_replay_uses_the_table_arrays_directly() -> None:
+def test_replay_uses_the_table_arrays_directly(config: Config) -> None:
     """A Table built in memory (no file): verdicts line up with its rows."""
     n = 400
     rng = np.random.default_rng(0)
@@ -202,14 +195,14 @@ def test_replay_uses_the_table_arrays_directly() -> None:
     sig[320, 1] = np.inf  # nor is a non-finite one
     table = Table("memory", (T0_S + np.arange(n) * 60) * 1000, ["m"] * n,
                   tuple(f"s{j}" for j in range(5)), sig, None)
-    res = replay_table(table, load_config(), ReplayOptions(progress=False))
+    res = replay_table(table, config, ReplayOptions(progress=False))
     assert res.rows == n and res.window_ms == 60_000
     assert np.nonzero(res.flag)[0].tolist() == [300]
     assert np.isfinite(res.score).all() and res.score.max() <= 1.0
     early = Table("memory", table.time_ms - T0_S * 2000, table.devices, table.signal_names, sig,
                   None)
     with pytest.raises(ReplayError, match="before 1970"):
-        replay_table(early, load_config(), ReplayOptions(progress=False))
+        replay_table(early, config, ReplayOptions(progress=False))
     with pytest.raises(TableError, match="missing.csv"):
         read_table(Path(__file__).parent / "missing.csv", TableOptions(None))
 
@@ -222,7 +215,7 @@ def test_bursty_event_times_are_not_a_flood(tmp_path: Path) -> None:
     t = T0_S * 1000 + np.cumsum(rng.exponential(20_000, n)).astype(np.int64)
     df = pl.DataFrame({"ts_ms": t, "unit": [f"u{i}" for i in rng.integers(0, 3, n)],
                        "value": rng.normal(50, 2, n), "attack": np.zeros(n, dtype=np.int64)})
-    pred = replay_cli(tmp_path, write(df, tmp_path / "events.parquet"), "--time-col", "ts_ms",
+    pred = replay_cli(tmp_path, write_table(df, tmp_path / "events.parquet"), "--time-col", "ts_ms",
                       "--device-col", "unit", out="events.parquet")
     assert pred["flag"].sum() == 0
 
@@ -235,15 +228,15 @@ def test_deltas_find_a_spike_the_cycle_hides(tmp_path: Path) -> None:
     x = df["tag_1"].to_numpy().copy()
     x[900] += 5.0
     df = df.with_columns(pl.Series("tag_1", x))
-    path = write(df, tmp_path / "cycle.csv")
+    path = write_table(df, tmp_path / "cycle.csv")
     assert replay_cli(tmp_path, path, out="level.csv")["flag"][900] == 1
     with_deltas = replay_cli(tmp_path, path, "--deltas", out="deltas.csv")
     assert with_deltas["flag"][900] == 1 and with_deltas["threat"][900] == "anomaly"
     model = tmp_path / "model"
-    assert main(["train", str(write(sinusoid_table(800, 3, seed=14), tmp_path / "n.csv")),
+    assert main(["train", str(write_table(sinusoid_table(800, 3, seed=14), tmp_path / "n.csv")),
                  "--device", "cycle", "--label-col", "attack", "--deltas", "--out", str(model)]) == 0
     later = df.with_columns(pl.col("timestamp") + 800 * HOUR_S)
-    warm = replay_cli(tmp_path, write(later, tmp_path / "later.csv"), "--device", "cycle",
+    warm = replay_cli(tmp_path, write_table(later, tmp_path / "later.csv"), "--device", "cycle",
                       "--model", str(model), out="warm.csv")
     assert warm["flag"][900] == 1
 
@@ -256,7 +249,7 @@ def test_every_row_of_a_flagged_window_is_flagged(tmp_path: Path) -> None:
     start = int(np.nonzero(np.diff(window) == 0)[0][300])  # first row of a two-row window
     x[start + 1] += 60.0
     df = df.with_columns(pl.Series("tag_0", x))
-    pred = replay_cli(tmp_path, write(df, tmp_path / "pairs.csv"), "--window", "7200")
+    pred = replay_cli(tmp_path, write_table(df, tmp_path / "pairs.csv"), "--window", "7200")
     assert pred.filter(pl.col("flag") == 1)["row"].to_list() == [start, start + 1]
     assert pred["score"][start] == pred["score"][start + 1] >= 0.5
 
@@ -264,15 +257,15 @@ def test_every_row_of_a_flagged_window_is_flagged(tmp_path: Path) -> None:
 def test_a_long_learning_period_still_ends(tmp_path: Path) -> None:
     """A learning period longer than the engine's 100-window warm-up scale (kernels.BASE_N_CAP)."""
     df = sinusoid_table(3000, 2, seed=16, step_at=2600, step=25.0)
-    pred = replay_cli(tmp_path, write(df, tmp_path / "long.csv"), "--warmup-rows", "2000")
+    pred = replay_cli(tmp_path, write_table(df, tmp_path / "long.csv"), "--warmup-rows", "2000")
     assert pred["flag"][:2000].sum() == 0
     assert pred["flag"][2600] == 1
 
 
 def test_train_learns_from_several_tables(tmp_path: Path) -> None:
     """Baselines carry over from table to table; each file's devices keep theirs."""
-    a = write(sinusoid_table(300, 2, seed=17), tmp_path / "site_a.csv")
-    b = write(sinusoid_table(300, 2, seed=18).with_columns(pl.col("timestamp") + 300 * HOUR_S),
+    a = write_table(sinusoid_table(300, 2, seed=17), tmp_path / "site_a.csv")
+    b = write_table(sinusoid_table(300, 2, seed=18).with_columns(pl.col("timestamp") + 300 * HOUR_S),
               tmp_path / "site_b.parquet")
     model = tmp_path / "model"
     assert main(["train", str(a), str(b), "--label-col", "attack", "--out", str(model)]) == 0

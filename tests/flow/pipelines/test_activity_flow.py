@@ -7,66 +7,59 @@ import json
 import random
 from collections import Counter
 
-import jsonschema
 import numpy as np
 import pytest
 
-from tests.flow.test_flow import run as run_flow
-from twinguard import schemas
+from tests.support.fleet import BATCH_EVENTS
+from tests.support.flow import assert_published_contracts, by_role, run_flow
 from twinguard.operators.batches import OutMsg, RawBatch
-from twinguard.pipelines.config import load_config
+from twinguard.pipelines.config import Config
 from twinguard.pipelines.evaluation.match import evaluate
 from twinguard.pipelines.flow import Runtime
 from twinguard.pipelines.sim.activity import ActivitySimulator
 from twinguard.pipelines.sim.faults import corrupt_some
 from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
 
-CFG = load_config(env={})
-RT = Runtime.from_config(CFG)
-ACTIVITY = CFG.topics.activity
 
-
-def simulated(seed: int) -> tuple[list[RawBatch], FleetSimulator, int]:
+def simulated(seed: int, rt: Runtime, activity: str) -> tuple[list[RawBatch], FleetSimulator, int]:
+    """Telemetry and operator commands interleaved; the batches, the fleet, the number of commands."""
+    # its own fleet: 120 devices for 90 s leave room for the insider and drift scenarios
     fleet = FleetSimulator(SimConfig(devices=120, duration_s=90, seed=seed, attack_fraction=0.05,
-                                     start_ms=1_795_000_000_000), RT.types, RT.keys)
+                                     start_ms=1_795_000_000_000), rt.types, rt.keys)
     ops = ActivitySimulator(fleet)
     rng, batches, offsets = random.Random(seed), [], Counter[str]()
-    for role, keys, chunk, _ts in ops.interleave(fleet.batches(max_events=700)):
-        topic = ACTIVITY if role == "activity" else "telemetry"
+    for role, keys, chunk, _ts in ops.interleave(fleet.batches(max_events=BATCH_EVENTS)):
+        topic = activity if role == "activity" else "telemetry"
         # a few broken commands, too
         values = corrupt_some(chunk, 0.01, rng)[0] if role == "activity" else chunk
         part = len(batches) % 2
         batches.append(RawBatch(topic, part, np.arange(offsets[topic], offsets[topic] + len(values)),
                                 list(keys), list(values)))
         offsets[topic] += len(values)
-    return batches, fleet, offsets[ACTIVITY]
+    return batches, fleet, offsets[activity]
 
 
-def run(batches: list[RawBatch], workers: int) -> list[OutMsg]:
-    return run_flow(batches, workers, CFG, RT, batch_size=3)
+def run(batches: list[RawBatch], workers: int, cfg: Config, rt: Runtime) -> list[OutMsg]:
+    return run_flow(batches, workers, cfg, rt, batch_size=3)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_insider_and_drift_are_detected_and_every_command_is_accounted_for(workers: int) -> None:
-    batches, fleet, n_activity = simulated(seed=3)
-    out = run(batches, workers)
-    by_role: dict[str, list[dict[str, object]]] = {}
-    for m in out:
-        by_role.setdefault(m.role, []).append(json.loads(m.value))
-    for role, docs in by_role.items():
-        validator = jsonschema.Draft202012Validator(schemas.json_schema(role))
-        for doc in docs[:300]:
-            validator.validate(doc)
-    latest = {t["device_id"]: t for t in by_role["twins"]}
-    dead = by_role.get("deadletter", [])
-    act_dead = [d for d in dead if d["topic"] == ACTIVITY]
+def test_insider_and_drift_are_detected_and_every_command_is_accounted_for(
+        workers: int, config: Config, runtime: Runtime) -> None:
+    activity = config.topics.activity
+    batches, fleet, n_activity = simulated(3, runtime, activity)
+    docs = by_role(run(batches, workers, config, runtime))
+    assert_published_contracts(docs, first=300)
+    latest = {t["device_id"]: t for t in docs["twins"]}
+    dead = docs.get("deadletter", [])
+    act_dead = [d for d in dead if d["topic"] == activity]
     # every activity message is folded into its twin's `commands` or dead-lettered with a reason
     assert sum(int(str(t["commands"])) for t in latest.values()) + len(act_dead) == n_activity
     assert act_dead and all(d["reason"] for d in act_dead)
-    tele_in = sum(len(b) for b in batches if b.topic != ACTIVITY)
+    tele_in = sum(len(b) for b in batches if b.topic != activity)
     assert sum(int(str(t["version"])) for t in latest.values()) + len(dead) - len(act_dead) == tele_in
 
-    threats = by_role.get("threats", [])
+    threats = docs.get("threats", [])
     ev = evaluate(threats, fleet.labels, {d for d, _ in fleet.devices})
     ours = [a for a in ev.attacks if a.label.threat in ("insider", "drift")]
     assert {a.label.threat for a in ours} == {"insider", "drift"}
@@ -78,9 +71,10 @@ def test_insider_and_drift_are_detected_and_every_command_is_accounted_for(worke
     assert any(t["desired"] for t in latest.values())
 
 
-def test_activity_outputs_are_deterministic_across_worker_counts() -> None:
-    batches, _, _ = simulated(seed=4)
-    ids = [Counter(json.loads(m.value)["id"] for m in run(batches, w)
+def test_activity_outputs_are_deterministic_across_worker_counts(config: Config,
+                                                                 runtime: Runtime) -> None:
+    batches, _, _ = simulated(4, runtime, config.topics.activity)
+    ids = [Counter(json.loads(m.value)["id"] for m in run(batches, w, config, runtime)
                    if m.role == "threats" and json.loads(m.value)["threat"] in ("insider", "drift"))
            for w in (1, 2)]
     assert ids[0] == ids[1] and ids[0]
