@@ -17,7 +17,7 @@ from bytewax.outputs import Sink
 
 from twinguard.operators.batches import OutMsg, RawBatch
 from twinguard.operators.decode.activity import ActivityBatch, ActivityOut, decode_activity
-from twinguard.operators.decode.brake import RejectBrake
+from twinguard.operators.decode.brake import RejectBrake, mark_quarantined
 from twinguard.operators.decode.fast import decode_batch
 from twinguard.operators.decode.telemetry import DecodeConfig, DecodeOut
 from twinguard.operators.detect.scoring import MODEL_FILE, Scorer, default_model_dir
@@ -105,7 +105,9 @@ def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
         out: DecodeOut | ActivityOut = decode_activity(raw, rt.decode)
     else:
         out = decode_batch(raw, rt.types, rt.keys, rt.decode)
-    rt.brake.observe(raw.topic, raw.partition, out.rejected, out.last_reason)
+    notes = rt.brake.observe(raw.topic, raw.partition, raw.keys, out.rejected, out.last_reason)
+    if notes:
+        out.errs = mark_quarantined(out.errs, notes)
     return out
 
 
