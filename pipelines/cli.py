@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
+from twinguard.pipelines.fatal import describe
 from twinguard.pipelines.tables.read import add_table_arguments
 
 Handler = Callable[[argparse.Namespace, Config], int]
@@ -381,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         fn: Handler = args.fn
         return fn(args, _config(args))
     except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:
-        print(f"twinguard {args.command}: error: {e}", file=sys.stderr)
+        # Bytewax wraps what a step raised: the chain's root is the message that says what to fix
+        print(describe(e, f"twinguard {args.command}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

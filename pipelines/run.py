@@ -20,6 +20,7 @@ from twinguard.pipelines.flow import (
     kafka_sink,
     kafka_source,
 )
+from twinguard.pipelines.kafka.admin import require_topics
 from twinguard.pipelines.offline import warm_up
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) ->
     log.info("twinguard run: brokers=%s topic=%s workers=%d recovery=%s%s", cfg.kafka.brokers,
              cfg.topics.telemetry, workers, cfg.recovery.dir or "off",
              f" until idle {until_idle}s" if until_idle else "")
+    require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity])
     rt = Runtime.from_config(cfg)
     warm_up(rt)
     reader = follow_intel(cfg, rt)
