@@ -28,6 +28,8 @@ def _config(args: argparse.Namespace) -> Config:
         cfg = cfg.replace(recovery={"dir": args.recovery_dir})
     if getattr(args, "snapshot_interval", None):
         cfg = cfg.replace(recovery={"snapshot_interval_s": args.snapshot_interval})
+    if getattr(args, "insecure_dev_key", False):
+        cfg = cfg.replace(integrity={"insecure_dev_key": True})
     return cfg
 
 
@@ -241,6 +243,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--snapshot-interval", type=float, help="seconds between state snapshots")
     r.add_argument("--intel", metavar="FILE", help="threat intel JSON lines loaded at start, in "
                    "addition to the intel topic (config intel.file)")
+    r.add_argument("--insecure-dev-key", action="store_true",
+                   help="with no HMAC keys configured, accept messages signed with the public "
+                   "development key (demos and tests only: anyone can sign with it)")
 
     s = add("simulate", cmd_simulate, "produce simulated fleet telemetry and operator activity "
             "with labelled attacks")

@@ -50,16 +50,21 @@ class Runtime:
     control: ControlTable
 
     @classmethod
-    def from_config(cls, cfg: Config, scorer: Scorer | None = None) -> Runtime:
+    def from_config(cls, cfg: Config, scorer: Scorer | None = None, *, live: bool = False
+                    ) -> Runtime:
+        """`live`: the flow faces real input (Kafka): the development HMAC key is refused unless
+        integrity.insecure_dev_key, and event-time marks stay within the wall clock + a small lead.
+        Off where the input is simulated or historical (demo, train, evaluation, tests)."""
         types = load_device_types()
-        keys = KeyRing.from_config(cfg.integrity.key_file, cfg.integrity.master_key_env)
+        keys = KeyRing.from_config(cfg.integrity.key_file, cfg.integrity.master_key_env,
+                                   allow_dev_key=not live or cfg.integrity.insecure_dev_key)
         if scorer is None:
             scorer = load_scorer(cfg.detection.model_dir)
         p = cfg.pipeline
         intel = IntelTable.from_file(cfg.intel.file) if cfg.intel.file else IntelTable()
         return cls(cfg, types, keys,
                    EngineContext(types, scorer, p, cfg.detection, cfg.response, intel=intel,
-                                 risk=cfg.risk),
+                                 risk=cfg.risk, mark_lead_ms=p.max_mark_lead_ms if live else None),
                    DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms),
                    RejectBrake(cfg.brake), ControlTable.from_types(types))
 
@@ -130,7 +135,7 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     Kafka by default; with an explicit telemetry `source`, activity comes only from `activity` or
     from batches of `source` whose topic is `topics.activity` (the embedded demo interleaves both)."""
     cfg = cfg or load_config(os.environ.get("TWINGUARD_CONFIG"))
-    rt = runtime or Runtime.from_config(cfg)
+    rt = runtime or Runtime.from_config(cfg, live=source is None)
     standalone = runtime is None and source is None  # `python -m bytewax.run`: the whole process
     if standalone:
         follow_intel(cfg, rt)
