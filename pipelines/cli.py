@@ -1,5 +1,5 @@
-"""`twinguard` command line: demo, run, simulate, train, replay, evaluate, risk, intel, chaos, kafka,
-topics, config."""
+"""`twinguard` command line: demo, run, simulate, train, replay, evaluate, risk, intel, chaos, fuzz,
+kafka, topics, config."""
 
 from __future__ import annotations
 
@@ -162,6 +162,19 @@ def cmd_chaos(args: argparse.Namespace, cfg: Config) -> int:
                      partitions=args.partitions,
                      keep_dir=Path(args.keep_dir) if args.keep_dir else None)
     report = run_chaos(cfg, cc)
+    write_report(report, Path(args.out))
+    print(format_table(report))
+    print(f"report written to {args.out}")
+    return 0 if report["ok"] else 1
+
+
+def cmd_fuzz(args: argparse.Namespace, cfg: Config) -> int:
+    from twinguard.pipelines.fuzz import FuzzConfig, format_table, run_fuzz, write_report
+
+    fc = FuzzConfig(size=args.size, seed=args.seed, partitions=args.partitions,
+                    max_restarts=args.restarts, mode=args.mode,
+                    keep_dir=Path(args.keep_dir) if args.keep_dir else None)
+    report = run_fuzz(cfg, fc)
     write_report(report, Path(args.out))
     print(format_table(report))
     print(f"report written to {args.out}")
@@ -353,6 +366,24 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--keep-dir", default=None, help="keep run logs here (default: temp, kept on "
                    "failure)")
     c.add_argument("--out", required=True, help="write the JSON report here")
+
+    fz = add("fuzz", cmd_fuzz, "hostile-input report: every attack of issue 18 plus random "
+             "mutations against `twinguard run`; crashes, lost and dead-lettered messages per kind")
+    fz.add_argument("--brokers", help="Kafka bootstrap servers (default from config); the suite "
+                    "creates and deletes its own topics")
+    fz.add_argument("--size", type=int, default=2000,
+                    help="random mutations, and unsigned random device ids, each (default 2000; "
+                    "the README's figures: 200000)")
+    fz.add_argument("--seed", type=int, default=7)
+    fz.add_argument("--partitions", type=int, default=2, help="partitions of the fuzz topics")
+    fz.add_argument("--restarts", type=int, default=2,
+                    help="restarts of a crashed run (it resumes from its snapshot; default 2)")
+    fz.add_argument("--mode", choices=["auto", "mixed", "isolated"], default="auto",
+                    help="mixed: all kinds in one run; isolated: one run per kind; auto (default): "
+                    "mixed, and isolated only if that failed (to say which kinds fail)")
+    fz.add_argument("--keep-dir", default=None, help="keep run logs here (default: temp, kept on "
+                    "failure)")
+    fz.add_argument("--out", required=True, help="write the JSON report here")
 
     k = add("kafka", cmd_kafka, "run a real single-node Apache Kafka on 127.0.0.1")
     k.add_argument("action", choices=["fetch", "up", "status", "down"],

@@ -141,5 +141,7 @@ class KeyRing:
         """SIG_OK, SIG_MISSING or SIG_BAD for a canonical payload and its claimed signature."""
         if not sig:
             return SIG_MISSING
+        if not sig.isascii():  # compare_digest raises on non-ASCII str: a forged sig, not a crash
+            return SIG_BAD
         ok = hmac.compare_digest(self.sign(device_id, payload), sig)
         return SIG_OK if ok else SIG_BAD

@@ -65,7 +65,14 @@ class DataflowRun:
         self._reaper.start()
 
     def _reap(self) -> None:
-        code = self.proc.wait()
+        # wait4, not Popen.wait: the kernel's account of the child includes its peak memory
+        try:
+            _, status, usage = os.wait4(self.proc.pid, 0)
+        except ChildProcessError:  # Popen.poll (in send_signal) reaped it first: no usage
+            code = self.proc.wait()
+        else:
+            self.proc.returncode = code = os.waitstatus_to_exitcode(status)
+            self.rec.peak_rss_mb = round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
         self.rec.exit_code, self.rec.ended_ms = code, _now_ms()
 
     def alive(self) -> bool:
