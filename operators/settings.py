@@ -14,6 +14,7 @@ class PipelineConfig:
     twin_emit_interval_s: float = 5.0
     max_future_skew_ms: int = 86_400_000
     max_message_bytes: int = 65_536
+    max_mark_lead_ms: int = 1_000  # live runs: a partition's event-time mark <= wall clock + this
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ class TopicsConfig:
 class IntegrityConfig:
     key_file: str = ""
     master_key_env: str = "TWINGUARD_HMAC_MASTER"
+    insecure_dev_key: bool = False  # live runs accept the public development key (demos, tests)
 
 
 @dataclass(frozen=True)

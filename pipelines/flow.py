@@ -17,7 +17,7 @@ from bytewax.outputs import Sink
 
 from twinguard.operators.batches import OutMsg, RawBatch
 from twinguard.operators.decode.activity import ActivityBatch, ActivityOut, decode_activity
-from twinguard.operators.decode.brake import RejectBrake
+from twinguard.operators.decode.brake import RejectBrake, mark_quarantined
 from twinguard.operators.decode.fast import decode_batch
 from twinguard.operators.decode.telemetry import DecodeConfig, DecodeOut
 from twinguard.operators.detect.scoring import MODEL_FILE, Scorer, default_model_dir
@@ -50,16 +50,21 @@ class Runtime:
     control: ControlTable
 
     @classmethod
-    def from_config(cls, cfg: Config, scorer: Scorer | None = None) -> Runtime:
+    def from_config(cls, cfg: Config, scorer: Scorer | None = None, *, live: bool = False
+                    ) -> Runtime:
+        """`live`: the flow faces real input (Kafka): the development HMAC key is refused unless
+        integrity.insecure_dev_key, and event-time marks stay within the wall clock + a small lead.
+        Off where the input is simulated or historical (demo, train, evaluation, tests)."""
         types = load_device_types()
-        keys = KeyRing.from_config(cfg.integrity.key_file, cfg.integrity.master_key_env)
+        keys = KeyRing.from_config(cfg.integrity.key_file, cfg.integrity.master_key_env,
+                                   allow_dev_key=not live or cfg.integrity.insecure_dev_key)
         if scorer is None:
             scorer = load_scorer(cfg.detection.model_dir)
         p = cfg.pipeline
         intel = IntelTable.from_file(cfg.intel.file) if cfg.intel.file else IntelTable()
         return cls(cfg, types, keys,
                    EngineContext(types, scorer, p, cfg.detection, cfg.response, intel=intel,
-                                 risk=cfg.risk),
+                                 risk=cfg.risk, mark_lead_ms=p.max_mark_lead_ms if live else None),
                    DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms),
                    RejectBrake(cfg.brake), ControlTable.from_types(types))
 
@@ -105,7 +110,9 @@ def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
         out: DecodeOut | ActivityOut = decode_activity(raw, rt.decode)
     else:
         out = decode_batch(raw, rt.types, rt.keys, rt.decode)
-    rt.brake.observe(raw.topic, raw.partition, out.rejected, out.last_reason)
+    notes = rt.brake.observe(raw.topic, raw.partition, raw.keys, out.rejected, out.last_reason)
+    if notes:
+        out.errs = mark_quarantined(out.errs, notes)
     return out
 
 
@@ -128,7 +135,7 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     Kafka by default; with an explicit telemetry `source`, activity comes only from `activity` or
     from batches of `source` whose topic is `topics.activity` (the embedded demo interleaves both)."""
     cfg = cfg or load_config(os.environ.get("TWINGUARD_CONFIG"))
-    rt = runtime or Runtime.from_config(cfg)
+    rt = runtime or Runtime.from_config(cfg, live=source is None)
     standalone = runtime is None and source is None  # `python -m bytewax.run`: the whole process
     if standalone:
         follow_intel(cfg, rt)

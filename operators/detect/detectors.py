@@ -136,7 +136,8 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("clock_skew", "replay",
              lambda x, c: _col(x, "clock_skew_10s") >= 1,
              lambda r: f"{r[FI['clock_skew_10s']]:.0f} authentic in-sequence messages far behind "
-                       "their partition's event time (held back and delivered late)"),
+                       "their partition's event time (held back and delivered late) or far ahead "
+                       "of the wall clock"),
     Detector("new_destination", "anomaly",
              lambda x, c: _col(x, "new_dst_10s") >= c.new_dst_min,
              lambda r: f"{r[FI['new_dst_10s']]:.0f} messages to destinations (address, port) never "

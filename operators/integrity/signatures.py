@@ -52,8 +52,10 @@ class KeyRing:
         self._lock = threading.Lock()  # shared by the worker threads of a process
 
     @classmethod
-    def from_config(cls, key_file: str, master_key_env: str) -> KeyRing:
-        """Key file if given, else the master secret in $master_key_env, else the dev key (warned)."""
+    def from_config(cls, key_file: str, master_key_env: str, *, allow_dev_key: bool) -> KeyRing:
+        """Key file if given, else the master secret in $master_key_env, else the development key
+        (published in this source, so anyone can sign with it): warned if `allow_dev_key`, else
+        refused with a KeyRingError that says how to configure keys."""
         keys: dict[str, bytes] = {}
         if key_file:
             try:
@@ -63,6 +65,11 @@ class KeyRing:
                 raise KeyRingError(f"HMAC key file {key_file}: {e}; expected JSON "
                                    '{"device_id": "hex key", ...}') from None
         secret = os.environ.get(master_key_env, "")
+        if not secret and not keys and not allow_dev_key:
+            raise KeyRingError(
+                f"no HMAC keys configured: set integrity.key_file (JSON {{\"device_id\": \"hex "
+                f"key\"}}) or the fleet master secret in ${master_key_env}; only for demos and "
+                "tests, --insecure-dev-key accepts messages signed with the public development key")
         if not secret and not keys:
             log.warning("no HMAC key file and $%s unset: using the development master key; "
                         "set one before production use", master_key_env)
@@ -134,5 +141,7 @@ class KeyRing:
         """SIG_OK, SIG_MISSING or SIG_BAD for a canonical payload and its claimed signature."""
         if not sig:
             return SIG_MISSING
+        if not sig.isascii():  # compare_digest raises on non-ASCII str: a forged sig, not a crash
+            return SIG_BAD
         ok = hmac.compare_digest(self.sign(device_id, payload), sig)
         return SIG_OK if ok else SIG_BAD

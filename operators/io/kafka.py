@@ -182,6 +182,11 @@ def _ok(msg: Any) -> bool:
     return False
 
 
+def _error_text(e: KafkaException) -> str:
+    err = e.args[0] if e.args else e
+    return str(err.str()) if isinstance(err, KafkaError) else str(err)
+
+
 class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
     """Every partition of `topic`, read from the beginning or the snapshotted offset."""
 
@@ -192,15 +197,19 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
         self.batch_size, self.poll_timeout_s, self.idle = batch_size, poll_timeout_s, idle
 
     def list_parts(self) -> list[str]:
+        where = self.settings.get("bootstrap.servers")
         c = Consumer({**self.settings, "group.id": "twinguard-meta", **CONSUMER_TUNING,
-                      "enable.auto.commit": False})
+                      "enable.auto.commit": False, **quiet_settings("metadata")})
         try:
             meta = c.list_topics(self.topic, timeout=30)
+        except KafkaException as e:
+            raise KafkaFatalError(f"cannot read the partitions of {self.topic!r} from {where} "
+                                  f"({_error_text(e)}): is Kafka running there? check [kafka] "
+                                  "brokers and [kafka.extra] (TLS/SASL)") from e
         finally:
             c.close()
         t = meta.topics.get(self.topic)
         if t is None or t.error is not None or not t.partitions:
-            where = self.settings.get("bootstrap.servers")
             raise KafkaFatalError(f"topic {self.topic!r} not found on {where}; "
                                   "create it with `twinguard topics create`")
         return [str(p) for p in sorted(t.partitions)]

@@ -47,6 +47,7 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 TOP_FEATURES = 5
 BASELINE_WINDOWS = FEATURE_NAMES.index("baseline_windows")
+NO_CAP = 2**62
 _enc = msgspec.json.Encoder()
 
 
@@ -62,6 +63,12 @@ class EngineContext:
     now: Callable[[], float] = time.time
     intel: IntelTable = field(default_factory=IntelTable)  # replicated reference data (intel.py)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    # live input: marks stay within now() + this; None where event time is simulated or historical
+    mark_lead_ms: int | None = None
+
+    def mark_cap(self) -> int:
+        """The highest event time a partition's mark may reach now (kernels.update_batch)."""
+        return NO_CAP if self.mark_lead_ms is None else int(self.now() * 1000) + self.mark_lead_ms
 
 
 @dataclass
@@ -148,7 +155,8 @@ class ShardEngine:
             batch.dst_hash, batch.princ_hash, *st.kernel_state(), t.nominal_hz,
             t.lo, t.hi, t.zfloor, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
-            ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)
+            ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, ctx.mark_cap(), feats,
+            meta)
         st.part_wall[st.part_max > before] = ctx.now()
         out = self._judge(Windows.of(feats[:rows], meta[:rows]))
         for hook in self.on_batch:

@@ -366,11 +366,15 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                  sig_state, fw_unknown, partition, offset, auth_ok, dst_hash, princ_hash,
                  istate, acc, sacc, last_sig, last_sig_ts, ewma, ports, ring, ring_ws, ring_ports,
                  base, peer, peer_n, nominal_hz, lo, hi, zfl, rmin, rmax, inv, nsig,
-                 window_ms, warm, require_sig, lateness_ms, trig, part_max, out_feat, out_meta):
+                 window_ms, warm, require_sig, lateness_ms, trig, part_max, mark_cap, out_feat,
+                 out_meta):
     """Fold a batch (arrival order) into the store; window rows go to out_*; returns row count.
 
     part_max[p] (in/out) is the highest event time of authentic, non-replayed messages from
-    source partition p (a device lives in one partition, so its order is that partition's); a
+    source partition p, never above `mark_cap` (wall clock + a small lead in live runs, so one
+    device's future clock cannot close everyone's windows; such a message still counts for its own
+    device, as clock skew when it is more than the skew trigger ahead of the cap). A device lives
+    in one partition, so its order is that partition's; a
     device's window closes once it ends `lateness_ms` before its partition's mark, event by event,
     so neither batch cuts nor the interleaving of partitions change the windows. Besides closed windows, a window that
     crosses a threshold in `trig` yields one early row (final = 0) at that moment, so detection
@@ -422,14 +426,15 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                 a[A_GAPS] += seq[i] - last - 1
             a[A_JUMPS] += _seq_jumped(last, seq[i], t_ms - istate[s, I_LAST_TS], hz)
             # an authentic, in-sequence message far behind its partition's mark was held back
-            # (or its clock is): its content may be genuine, its time is not
-            if wm >= 0 and wm - t_ms > trig[T_SKEW]:
+            # (or its clock is), one far beyond the mark's cap claims a future: its content may
+            # be genuine, its time is not
+            if (wm >= 0 and wm - t_ms > trig[T_SKEW]) or t_ms > mark_cap + trig[T_SKEW]:
                 a[A_SKEW] += 1.0
             _bursts(s, t_ms, dst_port[i], istate, a, ports)
             istate[s, I_LAST_SEQ] = seq[i]
             istate[s, I_LAST_TS] = max(istate[s, I_LAST_TS], t_ms)
             if sig_state[i] == 0 or (sig_state[i] == 1 and not require_sig):
-                wm = max(wm, t_ms)
+                wm = max(wm, min(t_ms, mark_cap))
                 part_max[partition[i]] = wm
         if sig_state[i] == 2:
             a[A_HMAC] += 1.0

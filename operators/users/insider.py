@@ -253,7 +253,7 @@ class Reorder:
         live = [m for p, m in self.part_max.items() if wall - self.part_wall[p] < self.idle_s]
         mark = 2**62 if everything else (min(live) if live else max(self.part_max.values(),
                                                                      default=-1))
-        self.pending.sort()
+        self.pending.sort(key=_order)
         cut = next((j for j, r in enumerate(self.pending) if r[0] > mark), len(self.pending))
         out, self.pending = self.pending[:cut], self.pending[cut:]
         return out
@@ -261,6 +261,12 @@ class Reorder:
     def copy(self) -> Reorder:
         return Reorder(self.idle_s, 0.0, list(self.pending), dict(self.part_max),
                        dict(self.part_wall))
+
+
+def _order(r: Row) -> tuple[int, str, str, str, str]:
+    """Event-time order; a missing source address sorts as '' (None and str do not compare: two
+    commands alike but for one having an address would otherwise stop the flow)."""
+    return r[0], r[1], r[2], r[3], r[4] or ""
 
 
 class UserLogic(StatefulBatchLogic[ActivityBatch, OutMsg, tuple[UserStore, Reorder]]):

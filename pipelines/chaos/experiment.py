@@ -147,7 +147,8 @@ class Experiment:
     def run(self) -> dict[str, Any]:
         """Produce live input, inflict kills and the outage, finish, then audit the topics."""
         self.code = code_fingerprint()
-        keys = KeyRing.from_config(self.cfg.integrity.key_file, self.cfg.integrity.master_key_env)
+        keys = KeyRing.from_config(self.cfg.integrity.key_file, self.cfg.integrity.master_key_env,
+                                   allow_dev_key=True)  # its runs get --insecure-dev-key
         fleet = plan_fleet(self.cc, keys, _now_ms() + int(LEAD_S * 1000))
         malformed = malformed_schedule(fleet, self.rng)
         log.info("chaos: %d devices, %.0f s of live telemetry (~%d messages), %d kills, "
@@ -246,7 +247,7 @@ class Experiment:
         cmd = [sys.executable, "-m", "twinguard.pipelines.cli", "--config", str(self.config_file), "run",
                "--recovery-dir", str(self.work / "recovery"),
                "--snapshot-interval", str(self.cc.snapshot_interval_s),
-               "--until-idle", str(self.cc.until_idle_s)]
+               "--until-idle", str(self.cc.until_idle_s), "--insecure-dev-key"]
         run = DataflowRun(rec, cmd)
         self._procs.append(run)
         return run

@@ -87,6 +87,7 @@ class RunRecord:
     ended_ms: int | None = None
     exit_code: int | None = None
     killed: bool = False
+    peak_rss_mb: float | None = None
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly view (durations in seconds)."""

@@ -30,6 +30,8 @@ from twinguard.pipelines.chaos.model import (
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.kafka import local as kafka_local
 
+MEMORY_POLL_S = 0.2  # how often a run's peak memory is read
+
 
 class OutputWatch:
     """Sum of the high watermarks of the output topics: has the dataflow written anything new?"""
@@ -65,8 +67,23 @@ class DataflowRun:
         self._reaper.start()
 
     def _reap(self) -> None:
-        code = self.proc.wait()
+        # the kernel's maxrss of a child counts the parent's image it was forked from: read the
+        # high-water mark of its own memory (VmHWM) while it lives instead
+        while True:
+            try:
+                code = self.proc.wait(MEMORY_POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                self._note_memory()
         self.rec.exit_code, self.rec.ended_ms = code, _now_ms()
+
+    def _note_memory(self) -> None:
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:  # gone, or not Linux
+            return
+        kib = next((int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmHWM:")), 0)
+        self.rec.peak_rss_mb = max(self.rec.peak_rss_mb or 0.0, round(kib / 1024, 1))
 
     def alive(self) -> bool:
         """True until the process has ended and been reaped."""

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # typed here; confluent_kafka.admin has no __all__
 
+from twinguard.operators.io.kafka import quiet_settings
 from twinguard.pipelines.config import Config
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,25 @@ def wait_ready(settings: dict[str, Any], timeout_s: float = 60) -> None:
         f"Kafka at {settings.get('bootstrap.servers')} not ready after {timeout_s:.0f} s ({last}); "
         "check kafka.brokers and kafka.extra (TLS/SASL), or start the local broker"
     )
+
+
+def require_topics(settings: dict[str, Any], names: Iterable[str], timeout_s: float = 15) -> None:
+    """Fail fast with one line that says what to do when the cluster does not answer or one of
+    `names` does not exist (a dataflow would otherwise die deep inside Bytewax)."""
+    where = settings.get("bootstrap.servers")
+    admin = AdminClient({**settings, **quiet_settings("admin")})
+    try:
+        topics = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as e:
+        err = e.args[0]
+        raise KafkaAdminError(
+            f"Kafka at {where} did not answer within {timeout_s:.0f} s "
+            f"({err.str() if isinstance(err, KafkaError) else err}): start it (`twinguard kafka "
+            "up`) or fix [kafka] brokers and [kafka.extra] (TLS/SASL)") from None
+    missing = [n for n in names if n not in topics or topics[n].error is not None]
+    if missing:
+        raise KafkaAdminError(f"topic {', '.join(map(repr, missing))} not found on {where}: create "
+                              "the topics with `twinguard topics create` (or fix [topics])")
 
 
 def create_topics(

@@ -22,7 +22,10 @@ def produce_simulation(cfg: Config, devices: int, duration_s: float, rate: float
                        activity: bool = False) -> int:
     """Produce every simulated message (keyed by device id); returns how many were produced
     (telemetry, plus the operators' activity when `activity`, as `twinguard simulate` does)."""
-    keys = KeyRing.from_config(cfg.integrity.key_file, cfg.integrity.master_key_env)
+    # a simulator signs its own fleet: the development key is fine here, `run` decides whether
+    # to accept it
+    keys = KeyRing.from_config(cfg.integrity.key_file, cfg.integrity.master_key_env,
+                               allow_dev_key=True)
     # unpaced runs are history that ends now; paced (realtime) runs start now
     start_ms = int(time.time() * 1000) - (0 if realtime else int(duration_s * 1000))
     fleet = FleetSimulator(SimConfig(devices=devices, duration_s=duration_s, rate=rate, seed=seed,

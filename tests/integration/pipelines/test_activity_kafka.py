@@ -33,7 +33,8 @@ def test_insider_and_drift_through_kafka(unique_topics: Config, tmp_path: Path) 
     config_file = write_config(cfg, tmp_path / "twinguard.toml")
     config_file.write_text(config_file.read_text() + GRACE)
 
-    result = twinguard("--config", str(config_file), "run", "--until-idle", "6")
+    result = twinguard("--config", str(config_file), "run", "--until-idle", "6",
+                       "--insecure-dev-key")
     assert result.returncode == 0, result.stderr[-3000:]
 
     settings = cfg.kafka.client_settings()

@@ -26,7 +26,8 @@ def test_simulated_attacks_are_detected_through_kafka(unique_topics: Config, tmp
     p.flush(30)
     config_file = write_config(cfg, tmp_path / "twinguard.toml")
 
-    result = twinguard("--config", str(config_file), "run", "--until-idle", "6")
+    result = twinguard("--config", str(config_file), "run", "--until-idle", "6",
+                       "--insecure-dev-key")
     assert result.returncode == 0, result.stderr[-3000:]
 
     threats, dead, twins = read_outputs(cfg)

@@ -26,7 +26,8 @@ def test_overload_grows_lag_not_memory(unique_topics: Config, tmp_path: Path) ->
     cfg = unique_topics
     config_file = write_config(cfg, tmp_path / "twinguard.toml")
     run = subprocess.Popen([sys.executable, "-m", "twinguard.pipelines.cli", "--config", str(config_file),
-                            "run", "--until-idle", "8"], stderr=subprocess.PIPE, text=True)
+                            "run", "--until-idle", "8", "--insecure-dev-key"],
+                           stderr=subprocess.PIPE, text=True)
     sent: list[int] = []
     producer = threading.Thread(target=lambda: sent.append(produce_simulation(
         cfg, devices=2500, duration_s=60, rate=None, seed=3, labels_path=tmp_path / "l.jsonl")))

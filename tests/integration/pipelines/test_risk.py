@@ -25,7 +25,8 @@ def test_risk_ranks_attacked_and_exposed_devices_first(unique_topics: Config, tm
     labels_path = tmp_path / "labels.jsonl"
     produce_simulation(cfg, devices=150, duration_s=45, rate=None, seed=5, labels_path=labels_path)
     config_file = write_config(cfg, tmp_path / "twinguard.toml")
-    result = twinguard("--config", str(config_file), "run", "--until-idle", "6")
+    result = twinguard("--config", str(config_file), "run", "--until-idle", "6",
+                       "--insecure-dev-key")
     assert result.returncode == 0, result.stderr[-3000:]
 
     fleet = read_fleet(cfg, progress=False)

@@ -117,15 +117,3 @@ def test_split_by_shard_keeps_order_and_rows() -> None:
         for d in set(part.device_ids):
             seqs = [s for s, dd in zip(part.seq.tolist(), part.device_ids, strict=True) if dd == d]
             assert seqs == sorted(seqs)
-
-
-def test_brake_stops_a_partition_of_garbage_with_a_clear_message() -> None:
-    from twinguard.operators.decode.brake import BrakeConfig, DeadLetterBrakeError, RejectBrake
-
-    brake = RejectBrake(BrakeConfig(max_reject_ratio=0.5, window=100, max_consecutive=10_000))
-    brake.observe("t", 0, [True] * 40 + [False] * 59, "x")  # 40% rejects: fine
-    mostly_bad = decode([b"garbage"] * 70 + [good()] * 30)
-    with pytest.raises(DeadLetterBrakeError, match=r"t\[1\].*70% of the last 100"):
-        brake.observe("t", 1, mostly_bad.rejected, mostly_bad.last_reason)
-    with pytest.raises(DeadLetterBrakeError, match="in a row"):
-        RejectBrake(BrakeConfig(max_consecutive=5)).observe("t", 2, [True] * 5, "bad")

@@ -112,7 +112,7 @@ def test_wide_type_aggregates_cover_every_signal() -> None:
                        types.nominal_hz, types.lo, types.hi, types.zfloor, types.roc_min, types.roc_max,
                        types.inv, types.n_signals, 1000, 3, 0, 0,
                        np.array([2, 8, 20, 5.0, 8.0, 1, 2, 2, 30_000, 1, 1, 5.0]), part_max,
-                       feats, meta)
+                       2**62, feats, meta)
     last = feats[r - 1]
     assert last[FI["sig_max_abs_z_own"]] >= 20.0
     per_signal = [last[FI[f"sig{j}_z_own"]] for j in range(MAX_SIGNALS)]

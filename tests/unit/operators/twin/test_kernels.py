@@ -47,7 +47,7 @@ def run_kernels(events: list[MeterEvent], chunk: int,
                            b.partition, b.offset, b.auth_ok, np.zeros(len(b), dtype=np.int64),
                            np.zeros(len(b), dtype=np.int64), *store.kernel_state(), t.nominal_hz, t.lo, t.hi,
                            t.zfloor, t.roc_min, t.roc_max, t.inv, t.n_signals, W, 3, 1, LATENESS,
-                           TRIGGERS, part_max, feats, meta)
+                           TRIGGERS, part_max, 2**62, feats, meta)
         collect(feats, meta, r)
     a = store.arrays
     feats, meta = np.empty((store.size, N_FEATURES)), np.empty((store.size, K.N_META), dtype=np.int64)

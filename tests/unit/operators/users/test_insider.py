@@ -141,3 +141,12 @@ def test_reorder_releases_commands_in_event_time_once_every_live_partition_passe
     assert [row[0] for row in r.due(110.0)] == [30]  # partition 1 went quiet: no longer waits
     assert [row[0] for row in snap.pending] == [30]
     assert r.due(107.0, everything=True) == []
+
+
+def test_commands_alike_but_for_a_missing_source_address_are_ordered_not_a_crash() -> None:
+    """Found by `twinguard fuzz`: sorting (ts, user, device, action, None) against the same row with
+    an address raised TypeError and stopped the flow on every restart."""
+    r = Reorder(idle_s=0.0)
+    r.add(ActivityBatch("a", ["d", "d"], ["u", "u"], ["view", "view"], [{}, {}],
+                        ["10.0.0.1", None], [5, 5], [0, 0], [0, 1], [b"", b""]), wall=1.0)
+    assert [row[4] for row in r.due(2.0, everything=True)] == [None, "10.0.0.1"]
