@@ -139,6 +139,7 @@ def _append(cols: ColumnBuilder, ev: Telemetry, value: bytes, partition: int, of
     cols.dst_ips.append(dst)
     cols.principals.append(principal)
     cols.fws.append(ev.fw)
+    cols.raw.append(value)
     cols.ints.append((shard, t, ev.ts, ev.seq, port, string_hash(src), sig_state, fw_unknown,
                       partition, offset, string_hash(dst), string_hash(principal)))
     cols.floats.append((

@@ -404,7 +404,12 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         a[A_BIN] += bytes_in[i]
         a[A_BOUT] += bytes_out[i]
         a[A_CONNS] += conns[i]
-        a[A_AUTH] += auth_fail[i]
+        # what a message says about logins and firmware is believed only when it is authentic:
+        # a forger's claims count as what they are (unsigned, bad signature), not as evidence
+        authentic = sig_state[i] == 0 or (sig_state[i] == 1 and not require_sig)
+        if authentic:
+            a[A_AUTH] += auth_fail[i]
+            a[A_FW] += fw_unknown[i]
         late = t_ms < ws
         if late:
             a[A_LATE] += 1.0
@@ -429,12 +434,12 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
             a[A_HMAC] += 1.0
         elif sig_state[i] == 1:
             a[A_UNSIGNED] += 1.0
-        a[A_FW] += fw_unknown[i]
         p = dst_port[i]
         if p >= 0:
             h = (p * 40503) % PORT_BITS
             ports[s, h >> 6] |= np.uint64(1) << np.uint64(h & 63)
-        _observe_identity(s, t_ms, src_hash[i], princ_hash[i], auth_ok[i], istate, a, warm)
+        _observe_identity(s, t_ms, src_hash[i], princ_hash[i] if authentic else 0,
+                          auth_ok[i] if authentic else 0.0, istate, a, warm)
         new_dst = _observe_destination(s, dst_hash[i], p, bytes_out[i], bytes_in[i], istate, a,
                                        base, warm)
         g = peer_row(s, istate, peer_n, warm)
@@ -634,15 +639,36 @@ def _observe_identity(s, t_ms, src, princ, ok, istate, a, warm):
 
 
 @njit(nogil=True, cache=True)
+def _destination_bits(dst_hash, port):
+    """(key, word-0 bit, word-1 bit) of a destination (address, port) in the learned set: a
+    partitioned Bloom filter, one bit per word; a destination is known when both are set."""
+    key = (dst_hash * 31 + port) % 4294967291 + 1
+    return (key, np.int64(1) << np.int64((key * 40503) % KNOWN_BITS),
+            np.int64(1) << np.int64((key // KNOWN_BITS) % KNOWN_BITS))
+
+
+@njit(nogil=True, cache=True)
+def known_peers(slot, src_hash, dst_hash, dst_port, istate, src_known, dst_known):
+    """Per event, written in place: is its source address one its device uses (learned set), is
+    its destination (address, port) one the device learned? An event without one counts as known.
+    Response actions aim at the unknown ones: the traffic that is not the device's own."""
+    for i in range(slot.shape[0]):
+        s = slot[i]
+        src_known[i] = src_hash[i] == 0 or _has(istate[s, I_KSRC], _bit(src_hash[i]))
+        if dst_hash[i] == 0:
+            dst_known[i] = True
+        else:
+            _key, m0, m1 = _destination_bits(dst_hash[i], dst_port[i])
+            dst_known[i] = _has(istate[s, I_KDST0], m0) and _has(istate[s, I_KDST1], m1)
+
+
+@njit(nogil=True, cache=True)
 def _observe_destination(s, dst_hash, port, bout, bin_, istate, a, base, warm):
     """Destinations (address, port) outside the learned set; a hijack shows as a new destination
     used again and again with traffic off the own profile in both directions. True = new."""
     if dst_hash == 0 and port < 0:
         return False
-    key = (dst_hash * 31 + port) % 4294967291 + 1
-    # a partitioned Bloom filter: one bit per word, a destination is known when both are set
-    m0 = np.int64(1) << np.int64((key * 40503) % KNOWN_BITS)
-    m1 = np.int64(1) << np.int64((key // KNOWN_BITS) % KNOWN_BITS)
+    key, m0, m1 = _destination_bits(dst_hash, port)
     if istate[s, I_BASE_N] < warm:
         istate[s, I_KDST0] |= m0
         istate[s, I_KDST1] |= m1
