@@ -121,6 +121,7 @@ class ShardEngine:
             batch, slots, trusted = batch.take(keep), slots[keep], trusted[keep]
         identity.update(st, slots, batch, trusted, ctx.types.firmware)
         R.observe(st, slots, batch, ctx.intel.current, ctx.risk, trusted)
+        identity.record_peers(st, slots, batch, trusted)
         n = len(batch)
         if n:
             st.ensure_partitions(int(batch.partition.max()))
@@ -137,7 +138,6 @@ class ShardEngine:
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
             ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)
         st.part_wall[st.part_max > before] = ctx.now()
-        identity.record_peers(st, slots, batch, trusted)
         out += self._judge(Windows(feats[:rows], meta[:rows]))
         for hook in self.on_batch:
             out += hook(self, batch, slots)

@@ -69,9 +69,11 @@ def update(store: TwinStore, slots: I64, batch: TelemetryBatch, authentic: Bools
 
 
 def record_peers(store: TwinStore, slots: I64, batch: TelemetryBatch, authentic: Bools) -> None:
-    """After the window kernels (which learn each device's addresses and destinations): remember
-    per device its last authentic traffic from a foreign source and to a new destination, and the
-    shard's learned destinations (its fleet's servers)."""
+    """Remember per device its last authentic traffic from a foreign source and to a new
+    destination, and the shard's learned destinations (its fleet's servers). Judged against what
+    the devices had learned before this batch (call it before the window kernels): an address the
+    kernels adopt within the batch (a device that moved) still counts as foreign here, which only
+    errs towards naming the traffic that was new when it arrived."""
     n = len(batch)
     if n == 0:
         return
