@@ -121,13 +121,13 @@ class ShardEngine:
             batch, slots, trusted = batch.take(keep), slots[keep], trusted[keep]
         identity.update(st, slots, batch, trusted, ctx.types.firmware)
         R.observe(st, slots, batch, ctx.intel.current, ctx.risk, trusted)
-        identity.record_peers(st, slots, batch, trusted)
         n = len(batch)
         if n:
             st.ensure_partitions(int(batch.partition.max()))
         before = st.part_max.copy()
         feats = np.empty((2 * n, N_FEATURES))  # each event closes a window and/or fires early
         meta = np.empty((2 * n, K.N_META), dtype=np.int64)
+        peer_flags = np.zeros(n, dtype=np.int8)
         t = ctx.types
         rows = K.update_batch(
             slots, batch.ts, batch.seq, _widen(batch.signals, st.width), batch.bytes_in, batch.bytes_out,
@@ -136,8 +136,9 @@ class ShardEngine:
             batch.dst_hash, batch.princ_hash, *st.kernel_state(), t.nominal_hz,
             t.lo, t.hi, t.zfloor, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
-            ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta)
+            ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, feats, meta, peer_flags)
         st.part_wall[st.part_max > before] = ctx.now()
+        identity.record_peers(st, slots, batch, trusted, peer_flags)
         out += self._judge(Windows(feats[:rows], meta[:rows]))
         for hook in self.on_batch:
             out += hook(self, batch, slots)

@@ -68,25 +68,20 @@ def update(store: TwinStore, slots: I64, batch: TelemetryBatch, authentic: Bools
             src_ips[s] = ip
 
 
-def record_peers(store: TwinStore, slots: I64, batch: TelemetryBatch, authentic: Bools) -> None:
+def record_peers(store: TwinStore, slots: I64, batch: TelemetryBatch, authentic: Bools,
+                 flags: npt.NDArray[np.int8]) -> None:
     """Remember per device its last authentic traffic from a foreign source and to a new
-    destination, and the shard's learned destinations (its fleet's servers). Judged against what
-    the devices had learned before this batch (call it before the window kernels): an address the
-    kernels adopt within the batch (a device that moved) still counts as foreign here, which only
-    errs towards naming the traffic that was new when it arrived."""
-    n = len(batch)
-    if n == 0:
+    destination, and the shard's usual destinations (its fleet's servers). `flags`: the kernels'
+    per-event verdicts (kernels.PEER_*), taken as each event arrived."""
+    if len(batch) == 0:
         return
-    src_known, dst_known = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_)
-    K.known_peers(slots, batch.src_hash, batch.dst_hash, batch.dst_port, store.arrays["istate"],
-                  src_known, dst_known)
     ts = batch.ts.tolist()
-    for i in np.flatnonzero(authentic & ~src_known).tolist():
+    for i in np.flatnonzero(authentic & ((flags & K.PEER_FOREIGN_SRC) != 0)).tolist():
         store.peer_src[int(slots[i])] = (str(batch.src_ips[i]), ts[i])
-    for i in np.flatnonzero(authentic & ~dst_known).tolist():
+    for i in np.flatnonzero(authentic & ((flags & K.PEER_NEW_DST) != 0)).tolist():
         store.peer_dst[int(slots[i])] = (str(batch.dst_ips[i]), ts[i])
     if len(store.servers) < MAX_SERVERS:  # one row per distinct address: a few per batch
-        usual = np.flatnonzero(authentic & dst_known & (batch.dst_hash != 0))
+        usual = np.flatnonzero(authentic & ((flags & K.PEER_USUAL_DST) != 0))
         _, first = np.unique(batch.dst_hash[usual], return_index=True)
         store.servers.update(str(batch.dst_ips[i]) for i in usual[first].tolist())
 

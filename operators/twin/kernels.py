@@ -25,6 +25,9 @@ I_PEND_LOGIN, I_PEND_TS = 22, 23  # a login from a new address, and when: judged
 # peer group: 1 + the peer row of the device's (type, firmware) group; 0 = none (firmware unknown)
 I_PEER = 24
 N_ISTATE = 25
+# per-event address verdicts (update_batch's out_peer): a source the device does not use (after
+# warm-up), a destination it never used, one it uses (its warm-up destinations included)
+PEER_FOREIGN_SRC, PEER_NEW_DST, PEER_USUAL_DST = 1, 2, 4
 PEND_LOGIN_MS = 30_000  # a login address the device neither leaves nor keeps within this is dropped
 # window rows: slot, window start, window end, partition, first offset, last offset, final (0 = an
 # early row: the window so far, written the moment a deterministic detector's threshold is crossed)
@@ -360,7 +363,8 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                  sig_state, fw_unknown, partition, offset, auth_ok, dst_hash, princ_hash,
                  istate, acc, sacc, last_sig, last_sig_ts, ewma, ports, ring, ring_ws, ring_ports,
                  base, peer, peer_n, nominal_hz, lo, hi, zfl, rmin, rmax, inv, nsig,
-                 window_ms, warm, require_sig, lateness_ms, trig, part_max, out_feat, out_meta):
+                 window_ms, warm, require_sig, lateness_ms, trig, part_max, out_feat, out_meta,
+                 out_peer=None):
     """Fold a batch (arrival order) into the store; window rows go to out_*; returns row count.
 
     part_max[p] (in/out) is the highest event time of authentic, non-replayed messages from
@@ -370,7 +374,8 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
     crosses a threshold in `trig` yields one early row (final = 0) at that moment, so detection
     need not wait for the window to end (one more early row whenever another threshold is crossed).
     dst_hash / princ_hash: nonzero hashes of net.dst_ip / auth.principal (0 = none).
-    out_* need at least 2 * len(slot) rows.
+    out_* need at least 2 * len(slot) rows. out_peer (optional, one per event) gets PEER_* bits:
+    what the event's addresses were to its device when it arrived.
     """
     r = 0
     for i in range(slot.shape[0]):
@@ -438,10 +443,14 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         if p >= 0:
             h = (p * 40503) % PORT_BITS
             ports[s, h >> 6] |= np.uint64(1) << np.uint64(h & 63)
+        if out_peer is not None:
+            out_peer[i] = _peer_src(s, src_hash[i], istate, warm)
         _observe_identity(s, t_ms, src_hash[i], princ_hash[i] if authentic else 0,
                           auth_ok[i] if authentic else 0.0, istate, a, warm)
         new_dst = _observe_destination(s, dst_hash[i], p, bytes_out[i], bytes_in[i], istate, a,
                                        base, warm)
+        if out_peer is not None and dst_hash[i] != 0:
+            out_peer[i] |= PEER_NEW_DST if new_dst else PEER_USUAL_DST
         g = peer_row(s, istate, peer_n, warm)
         ref = _bytes_per_msg_ref(s, g, istate[s, I_BASE_N], base, peer, peer_n[g], warm)
         if ref > 0.0 and bytes_out[i] >= trig[T_EXFIL] * ref:
@@ -599,6 +608,15 @@ def _bursts(s, t_ms, port, istate, a, ports):
 
 
 @njit(nogil=True, cache=True)
+def _peer_src(s, src, istate, warm):
+    """PEER_FOREIGN_SRC if `src` is not an address slot s uses (judged once its profile is learned,
+    before this event teaches it anything), else 0."""
+    if src == 0 or istate[s, I_BASE_N] < warm or _has(istate[s, I_KSRC], _bit(src)):
+        return 0
+    return PEER_FOREIGN_SRC
+
+
+@njit(nogil=True, cache=True)
 def _observe_identity(s, t_ms, src, princ, ok, istate, a, warm):
     """Source-address alternation (cloning) and logins from new addresses or principals.
 
@@ -639,36 +657,15 @@ def _observe_identity(s, t_ms, src, princ, ok, istate, a, warm):
 
 
 @njit(nogil=True, cache=True)
-def _destination_bits(dst_hash, port):
-    """(key, word-0 bit, word-1 bit) of a destination (address, port) in the learned set: a
-    partitioned Bloom filter, one bit per word; a destination is known when both are set."""
-    key = (dst_hash * 31 + port) % 4294967291 + 1
-    return (key, np.int64(1) << np.int64((key * 40503) % KNOWN_BITS),
-            np.int64(1) << np.int64((key // KNOWN_BITS) % KNOWN_BITS))
-
-
-@njit(nogil=True, cache=True)
-def known_peers(slot, src_hash, dst_hash, dst_port, istate, src_known, dst_known):
-    """Per event, written in place: is its source address one its device uses (learned set), is
-    its destination (address, port) one the device learned? An event without one counts as known.
-    Response actions aim at the unknown ones: the traffic that is not the device's own."""
-    for i in range(slot.shape[0]):
-        s = slot[i]
-        src_known[i] = src_hash[i] == 0 or _has(istate[s, I_KSRC], _bit(src_hash[i]))
-        if dst_hash[i] == 0:
-            dst_known[i] = True
-        else:
-            _key, m0, m1 = _destination_bits(dst_hash[i], dst_port[i])
-            dst_known[i] = _has(istate[s, I_KDST0], m0) and _has(istate[s, I_KDST1], m1)
-
-
-@njit(nogil=True, cache=True)
 def _observe_destination(s, dst_hash, port, bout, bin_, istate, a, base, warm):
     """Destinations (address, port) outside the learned set; a hijack shows as a new destination
     used again and again with traffic off the own profile in both directions. True = new."""
     if dst_hash == 0 and port < 0:
         return False
-    key, m0, m1 = _destination_bits(dst_hash, port)
+    key = (dst_hash * 31 + port) % 4294967291 + 1
+    # a partitioned Bloom filter: one bit per word, a destination is known when both are set
+    m0 = np.int64(1) << np.int64((key * 40503) % KNOWN_BITS)
+    m1 = np.int64(1) << np.int64((key // KNOWN_BITS) % KNOWN_BITS)
     if istate[s, I_BASE_N] < warm:
         istate[s, I_KDST0] |= m0
         istate[s, I_KDST1] |= m1
