@@ -195,3 +195,20 @@ def test_response_actions_wait_for_approval_without_a_peer() -> None:
 def test_protected_networks_are_checked_when_the_config_loads() -> None:
     with pytest.raises(ValueError, match=r"response.protected_networks: '10.0.0.0/33'"):
         ResponseConfig(protected_networks="10.0.0.1, 10.0.0.0/33")
+
+
+def test_targets_do_not_depend_on_how_the_input_was_batched() -> None:
+    """A backlog read in one batch: each address is judged as its event arrived."""
+    attack = [message(45 + k * 0.2, 45 + k, src_ip=BROKER, auth={"failures": 5}) for k in range(5)]
+    attack += [message(47 + k * 0.5, 50 + k, dst_ip="198.51.100.7", dst_port=443,
+                       bytes_out=2_000_000) for k in range(4)]
+    targets = []
+    for batches in ([[message(k, k) for k in range(45)] + attack],
+                    [[message(k, k) for k in range(45)], attack[:3], attack[3:]]):
+        sh = Shard()
+        for b in batches:
+            sh.feed(b)
+        targets.append(sorted((a["target"], a["tier"]) for a in docs(sh.finish(), "actions")
+                              if a["action"] == "block_ip"))
+    assert targets[0] == targets[1]
+    assert ("198.51.100.7", "auto") in targets[0] and (BROKER, "auto") not in targets[0]
