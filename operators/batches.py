@@ -60,6 +60,9 @@ class TelemetryBatch:
     fw_unknown: I64
     partition: I64
     offset: I64
+    # the original message bytes, for rejects after decoding (dead letters carry them); empty when
+    # the rows did not come from messages (tables, tests)
+    raw: list[bytes] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.device_ids)
@@ -69,8 +72,11 @@ class TelemetryBatch:
         rows = idx.tolist()  # plain ints: indexing a list with numpy ints is ~3x slower
         pick = itemgetter(*rows) if len(rows) > 1 else None
         kw: dict[str, object] = {}
+        n = len(self)
         for name, value in self.__dict__.items():
-            if isinstance(value, list):
+            if isinstance(value, list) and len(value) != n:
+                kw[name] = []  # an optional column this batch does not have
+            elif isinstance(value, list):
                 kw[name] = list(pick(value)) if pick is not None else [value[i] for i in rows]
             else:
                 kw[name] = value[idx]
@@ -93,7 +99,9 @@ class TelemetryBatch:
             return parts[0]
         kw: dict[str, object] = {}
         for name, value in parts[0].__dict__.items():
-            if isinstance(value, list):
+            if isinstance(value, list) and any(len(p.__dict__[name]) != len(p) for p in parts):
+                kw[name] = []  # an optional column some part does not have
+            elif isinstance(value, list):
                 kw[name] = [x for p in parts for x in p.__dict__[name]]
             else:
                 kw[name] = np.concatenate([p.__dict__[name] for p in parts])
@@ -109,6 +117,7 @@ class ColumnBuilder:
     dst_ips: list[str | None] = field(default_factory=list)
     principals: list[str | None] = field(default_factory=list)
     fws: list[str | None] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
     ints: list[tuple[int, ...]] = field(default_factory=list)  # N_INTS columns, build() order
     floats: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     signals: list[list[float]] = field(default_factory=list)
@@ -127,7 +136,7 @@ class ColumnBuilder:
             src_hash=cols[5], sig_state=cols[6], fw_unknown=cols[7], partition=cols[8],
             offset=cols[9], dst_hash=cols[10], princ_hash=cols[11], signals=sig,
             bytes_in=fcols[0], bytes_out=fcols[1], conns=fcols[2],
-            auth_fail=fcols[3], auth_ok=fcols[4],
+            auth_fail=fcols[3], auth_ok=fcols[4], raw=self.raw,
         )
 
 

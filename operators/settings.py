@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from dataclasses import dataclass
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,27 @@ class DetectionConfig:
 @dataclass(frozen=True)
 class ResponseConfig:
     dry_run: bool = True
+    # comma-separated addresses/CIDRs a block never aims at: the fleet's servers, brokers, gateways
+    protected_networks: str = ""
+
+    def __post_init__(self) -> None:
+        self.networks()  # a typo fails at start, naming the entry
+
+    def networks(self) -> tuple[Network, ...]:
+        return _networks(self.protected_networks)
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(spec: str) -> tuple[Network, ...]:
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        if part:
+            try:
+                out.append(ipaddress.ip_network(part, strict=False))
+            except ValueError as e:
+                raise ValueError(f"response.protected_networks: {part!r} is not an address or "
+                                 f"network ({e})") from None
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,8 @@ class ActivityConfig:
     hours_min_span_ms: int = 172_800_000  # ... spanning at least two days
     alert_cooldown_ms: int = 60_000  # same user + same reason at most this often
     command_grace_ms: int = 1_000  # drift verdicts wait this much device event time for a late command
+    pending_command_ttl_s: float = 600.0  # a command for a device without a twin waits this long
+    max_pending_commands: int = 10_000  # ... and at most this many per shard (oldest go first)
 
     def dangerous(self) -> frozenset[str]:
         return frozenset(a.strip() for a in self.dangerous_actions.split(",") if a.strip())

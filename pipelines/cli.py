@@ -14,6 +14,7 @@ from pathlib import Path
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
 from twinguard.pipelines.fatal import describe
 from twinguard.pipelines.tables.read import add_table_arguments
+from twinguard.pipelines.text import PrintableFormatter, printable_lines
 
 Handler = Callable[[argparse.Namespace, Config], int]
 DEMO_INTEL = Path(__file__).with_name("demo_intel.jsonl")
@@ -433,14 +434,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()  # log arguments may carry device strings: escaped
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         fn: Handler = args.fn
         return fn(args, _config(args))
     except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:
         # Bytewax wraps what a step raised: the chain's root is the message that says what to fix
-        print(describe(e, f"twinguard {args.command}"), file=sys.stderr)
+        print(printable_lines(describe(e, f"twinguard {args.command}")), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -64,7 +64,8 @@ class Runtime:
         intel = IntelTable.from_file(cfg.intel.file) if cfg.intel.file else IntelTable()
         return cls(cfg, types, keys,
                    EngineContext(types, scorer, p, cfg.detection, cfg.response, intel=intel,
-                                 risk=cfg.risk, mark_lead_ms=p.max_mark_lead_ms if live else None),
+                                 risk=cfg.risk, mark_lead_ms=p.max_mark_lead_ms if live else None,
+                                 telemetry_topic=cfg.topics.telemetry),
                    DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms),
                    RejectBrake(cfg.brake), ControlTable.from_types(types))
 
@@ -150,7 +151,7 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     shards = op.flat_map("shard", decoded, partial(by_shard, n))
 
     def builder(resume: TwinStore | None) -> ShardLogic:
-        return ShardLogic(rt.engine, resume, rt.control, rt.cfg.activity.command_grace_ms)
+        return ShardLogic(rt.engine, resume, rt.control, rt.cfg.activity)
 
     analysed = op.stateful_batch("twin_shards", shards, builder)
     results = op.map("unkey", analysed, lambda kv: kv[1])

@@ -87,7 +87,7 @@ def run_batches(raws: Iterable[RawBatch], rt: Runtime) -> OfflineRun:
         for key, item in by_shard(n, decoded):
             logic = shards.get(key)
             if logic is None:
-                logic = shards[key] = ShardLogic(rt.engine, None, rt.control, a.command_grace_ms)
+                logic = shards[key] = ShardLogic(rt.engine, None, rt.control, a)
                 logic.engine.on_windows.append(log)
             outputs += logic.on_batch([item])[0]
         for key, acts in by_user(n, decoded):

@@ -12,21 +12,37 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct
 
+from twinguard.schemas.fields import (
+    DEVICE_ID_PATTERN,
+    FW_PATTERN,
+    IP_PATTERN,
+    MAX_FW,
+    MAX_IP,
+    MAX_NAME,
+    NAME_PATTERN,
+    TARGET_PATTERN,
+)
+
 SCHEMA_VERSION = 1
 
-DeviceId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/-]+$",
+DeviceId = Annotated[str, Meta(min_length=1, max_length=128, pattern=DEVICE_ID_PATTERN,
                               description="Stable device identifier (also the Kafka key)")]
 EpochMs = Annotated[int, Meta(ge=0, le=253_402_300_799_999, description="Milliseconds since the epoch")]
 Count = Annotated[int, Meta(ge=0, le=2**53)]
 Port = Annotated[int, Meta(ge=0, le=65535)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+IpAddress = Annotated[str, Meta(max_length=MAX_IP, pattern=IP_PATTERN,
+                                description="IPv4 (dotted quad) or IPv6 address")]
+Firmware = Annotated[str, Meta(min_length=1, max_length=MAX_FW, pattern=FW_PATTERN,
+                               description="Firmware version")]
+Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
 
 
 class Net(Struct, omit_defaults=True):
     """Network counters since the previous message."""
 
-    src_ip: str | None = None
-    dst_ip: str | None = None
+    src_ip: IpAddress | None = None
+    dst_ip: IpAddress | None = None
     dst_port: Port | None = None
     bytes_in: Count = 0
     bytes_out: Count = 0
@@ -40,7 +56,7 @@ class Auth(Struct, omit_defaults=True):
 
     failures: Count = 0
     successes: Count = 0
-    principal: str | None = None
+    principal: Name | None = None
 
 
 class Telemetry(Struct, omit_defaults=True):
@@ -53,7 +69,7 @@ class Telemetry(Struct, omit_defaults=True):
     signals: dict[str, float]
     net: Net | None = None
     auth: Auth | None = None
-    fw: Annotated[str, Meta(max_length=64)] | None = None
+    fw: Firmware | None = None
     sig: Annotated[str, Meta(max_length=128)] | None = None
 
 
@@ -68,10 +84,11 @@ class Activity(Struct, omit_defaults=True):
 
     device_id: DeviceId
     ts: EpochMs | datetime
-    user: Annotated[str, Meta(min_length=1, max_length=128, description="Who issued it")]
+    user: Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN,
+                              description="Who issued it")]
     action: Annotated[str, Meta(min_length=1, max_length=64, description="set, login, view, ...")]
     params: dict[str, float | str] = {}
-    src_ip: str | None = None
+    src_ip: IpAddress | None = None
 
 
 class Intel(Struct, omit_defaults=True):
@@ -138,7 +155,8 @@ class Action(Struct):
     threat_id: str
     device_id: DeviceId
     action: str
-    target: str
+    target: Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=TARGET_PATTERN,
+                                description="The device id, user or address the action aims at")]
     tier: Annotated[str, Meta(pattern=r"^(auto|approval)$")]
     dry_run: bool
     reason: str

@@ -251,6 +251,8 @@ def _assemble(p: Parsed, raw: RawBatch, types: DeviceTypeTable, cfg: DecodeConfi
     for name, whole in full.items():
         v = whole if rows is None else whole[rows]
         cols[name] = v.tolist() if v.dtype == object else np.ascontiguousarray(v)
+    values = raw.values
+    cols["raw"] = list(values) if rows is None else [values[i] or b"" for i in rows.tolist()]
     return TelemetryBatch(**cols)  # type: ignore[arg-type]
 
 

@@ -33,7 +33,8 @@ N_FLOATS = 5
 MAX_COUNT = 2**53  # twinguard.schemas.messages.Count
 MAX_EPOCH_MS = 253_402_300_799_999  # twinguard.schemas.messages.EpochMs
 MAX_PORT = 65535
-MAX_DEVICE_ID, MAX_FW, MAX_SIG = 128, 64, 128  # twinguard.schemas.messages length limits
+MAX_DEVICE_ID, MAX_SIG = 128, 128  # twinguard.schemas.messages length limits
+MAX_FW, MAX_NAME = 64, 128  # twinguard.schemas.fields
 MAX_SIG_DIGITS = 18  # significant digits an int64 mantissa holds exactly
 
 
@@ -63,6 +64,13 @@ _WS[[9, 10, 13, 32]] = 1
 _ID_CHARS = np.zeros(256, dtype=np.uint8)
 for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/-":
     _ID_CHARS[_c] = 1
+# twinguard.schemas.fields patterns as byte classes: 1 = may start the value, 2 = may follow
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_FW_CHARS = np.zeros(256, dtype=np.uint8)  # FW_PATTERN
+_FW_CHARS[list(b"._+~-")] = 2
+_FW_CHARS[list(_ALNUM)] = 3
+_NAME_CHARS = np.zeros(256, dtype=np.uint8)  # NAME_PATTERN
+_NAME_CHARS[list(_ALNUM + b"._@+-")] = 3
 
 _QUOTE, _BSLASH, _COLON, _COMMA, _LBRACE, _RBRACE, _MINUS, _PLUS, _DOT = 34, 92, 58, 44, 123, 125, 45, 43, 46
 
@@ -279,13 +287,51 @@ def _rfc3339_ms(buf: U8, s: int, e: int) -> int:
 
 
 @_helper
-def _string_or_null(buf: U8, p: int, end: int, spans: np.ndarray, i: int, col: int,
-                    max_len: int) -> int:
-    """Parse a plain string (span into spans[i, col:col+2]) or null; index after it, -1 if neither."""
-    if _is_null(buf, p, end):
+def _classed_or_null(buf: U8, p: int, end: int, spans: np.ndarray, i: int, col: int, max_len: int,
+                     chars: U8) -> int:
+    """A plain string of 1..max_len bytes of a class (bit 1: may start it, bit 2: may follow), its
+    span into spans[i, col:col+2], or null; index after it, -1 for anything else (the reference
+    then judges it)."""
+    q = p if _is_null(buf, p, end) else _string_end(buf, p, end)
+    if q == p:
         return p + 4
-    q = _string_end(buf, p, end)
-    if q < 0 or q - p - 1 > max_len:
+    if q < 0 or q - p - 1 < 1 or q - p - 1 > max_len or (chars[buf[p + 1]] & 1) == 0:
+        return -1
+    for j in range(p + 2, q):
+        if (chars[buf[j]] & 2) == 0:
+            return -1
+    spans[i, col], spans[i, col + 1] = p + 1, q
+    return q + 1
+
+
+@_helper
+def _octet(buf: U8, p: int, end: int) -> int:
+    """Index after a decimal 0..255 without leading zeros at p (IPV4's octet); -1 if none."""
+    v, q = 0, p
+    while q < end and q - p < 3 and 48 <= buf[q] <= 57:
+        v = v * 10 + (int(buf[q]) - 48)
+        q += 1
+    if q == p or v > 255 or (q - p > 1 and buf[p] == 48):
+        return -1
+    return q
+
+
+@_helper
+def _ipv4_or_null(buf: U8, p: int, end: int, spans: np.ndarray, i: int, col: int) -> int:
+    """An IPv4 dotted quad (span into spans[i, col:col+2]) or null; -1 for anything else,
+    IPv6 included: the reference judges those."""
+    q = p if _is_null(buf, p, end) else _string_end(buf, p, end)
+    if q == p:
+        return p + 4
+    if q < 0:
+        return -1
+    x = p + 1
+    for k in range(4):
+        x = _octet(buf, x, q)
+        if x < 0 or (k < 3 and (x >= q or buf[x] != _DOT)):
+            return -1
+        x += 1 if k < 3 else 0
+    if x != q:
         return -1
     spans[i, col], spans[i, col + 1] = p + 1, q
     return q + 1
@@ -334,9 +380,9 @@ def _net(buf: U8, p: int, end: int, i: int, ints: np.ndarray, floats: np.ndarray
             return -1
         seen |= 1 << k
         if k == N_SRC:
-            p = _string_or_null(buf, p, end, spans, i, SP_SRC, 1 << 62)
+            p = _ipv4_or_null(buf, p, end, spans, i, SP_SRC)
         elif k == N_DST:
-            p = _string_or_null(buf, p, end, spans, i, SP_DST, 1 << 62)
+            p = _ipv4_or_null(buf, p, end, spans, i, SP_DST)
         elif k == N_PORT:
             if _is_null(buf, p, end):
                 p += 4
@@ -375,7 +421,7 @@ def _auth(buf: U8, p: int, end: int, i: int, floats: np.ndarray, spans: np.ndarr
             return -1
         seen |= 1 << k
         if k == A_PRINC:
-            p = _string_or_null(buf, p, end, spans, i, SP_PRINC, 1 << 62)
+            p = _classed_or_null(buf, p, end, spans, i, SP_PRINC, MAX_NAME, _NAME_CHARS)
         else:
             v, p = _uint(buf, p, end, MAX_COUNT)
             floats[i, V_FAIL if k == A_FAIL else V_SUCC] = float(v)
@@ -489,7 +535,7 @@ def _message(buf: U8, p: int, end: int, i: int, tnames: U8, tlens: np.ndarray, s
         elif k == K_AUTH:
             p = _auth(buf, p, end, i, floats, spans)
         elif k == K_FW:
-            p = _string_or_null(buf, p, end, spans, i, SP_FW, MAX_FW)
+            p = _classed_or_null(buf, p, end, spans, i, SP_FW, MAX_FW, _FW_CHARS)
         else:
             p = _sig(buf, kq, p, end, i, spans)
         if p < 0:

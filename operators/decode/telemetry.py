@@ -19,6 +19,7 @@ from twinguard.operators.batches import ColumnBuilder, OutMsg, RawBatch, Telemet
 from twinguard.operators.decode.hashing import string_hash
 from twinguard.operators.integrity.signatures import SIG_MISSING, SIG_OK, KeyRing
 from twinguard.schemas.device_types import MAX_SIGNALS, DeviceTypeTable
+from twinguard.schemas.fields import PATTERN_MEANING
 from twinguard.schemas.messages import DeadLetter, Telemetry, canonical_bytes
 
 STAGE = "decode"
@@ -76,7 +77,7 @@ def decode_checked(decoder: msgspec.json.Decoder[M], value: bytes | None, key: b
     try:
         msg = decoder.decode(value)
     except msgspec.ValidationError as e:
-        raise RejectError(f"schema: {e}") from None
+        raise RejectError(f"schema: {schema_reason(str(e))}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as e:  # msgspec raises the latter for bad UTF-8
         raise RejectError(f"malformed JSON: {e}") from None
     device_id: str = getattr(msg, "device_id")  # noqa: B009 - every keyed schema has one
@@ -84,6 +85,14 @@ def decode_checked(decoder: msgspec.json.Decoder[M], value: bytes | None, key: b
         raise RejectError(f"message key {_preview(key, 64)!r} does not match device_id "
                           f"{device_id!r}")
     return msg
+
+
+def schema_reason(error: str) -> str:
+    """A msgspec validation error with a failed pattern named by what it means, not by its regex
+    (the address pattern alone is 1,500 characters)."""
+    for pattern, meaning in PATTERN_MEANING.items():
+        error = error.replace(f"matching regex {pattern!r}", meaning)
+    return error
 
 
 def _parse(value: bytes | None, key: bytes | None, cfg: DecodeConfig, types: DeviceTypeTable,
@@ -130,6 +139,7 @@ def _append(cols: ColumnBuilder, ev: Telemetry, value: bytes, partition: int, of
     cols.dst_ips.append(dst)
     cols.principals.append(principal)
     cols.fws.append(ev.fw)
+    cols.raw.append(value)
     cols.ints.append((shard, t, ev.ts, ev.seq, port, string_hash(src), sig_state, fw_unknown,
                       partition, offset, string_hash(dst), string_hash(principal)))
     cols.floats.append((

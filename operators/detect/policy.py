@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,14 @@ class Response:
     action: str
     tier: str  # auto = may run unattended; approval = needs an operator
     why: str
+    # what it acts on: the device, the operator behind an insider threat, or the offending
+    # traffic's foreign source / new destination (operators/twin/identity.py picks the address)
+    aim: str = "device"
+
+
+SOURCE, DESTINATION = "source", "destination"
+NO_PEER = ("no address of the offending traffic may be blocked unattended (none seen in the threat's "
+           "window, or it is the device's own, a fleet server or protected): find it at the gateway")
 
 
 # Recommended response per class; dangerous ones (cutting a device off) wait for approval.
@@ -37,19 +46,19 @@ RESPONSES: dict[str, tuple[Response, ...]] = {
     "dos": (Response("rate_limit", "auto", "throttle the flooding device at the gateway"),),
     "scan": (Response("quarantine", "approval", "move the scanning device to an isolated segment"),),
     "brute_force": (Response("lock_credentials", "auto", "lock the targeted account"),
-                    Response("block_ip", "auto", "block the sources of failed logins")),
-    "exfiltration": (Response("block_ip", "auto", "block the unusual destination"),
+                    Response("block_ip", "auto", "block the sources of failed logins", SOURCE)),
+    "exfiltration": (Response("block_ip", "auto", "block the unusual destination", DESTINATION),
                      Response("quarantine", "approval", "isolate the leaking device")),
     "false_data_injection": (Response("failsafe", "approval", "hold last trusted set-points"),),
     "replay": (Response("rotate_key", "auto", "rotate the device key and reset its session"),),
     "tampering": (Response("rotate_key", "auto", "rotate the device key; drop unsigned traffic"),),
     "firmware_tampering": (Response("quarantine", "approval", "isolate until firmware is re-flashed"),),
     "cloning": (Response("rotate_key", "auto", "revoke the shared identity's key; re-enrol the device"),
-                Response("block_ip", "approval", "block the impostor's source address")),
+                Response("block_ip", "approval", "block the impostor's source address", SOURCE)),
     "unauthorized_access": (Response("lock_credentials", "auto", "lock the account that logged in"),
-                            Response("block_ip", "approval", "block the new source address")),
+                            Response("block_ip", "approval", "block the new source address", SOURCE)),
     "hijack": (Response("quarantine", "approval", "isolate the device; its behaviour profile changed"),),
-    "insider": (Response("suspend_user", "approval", "suspend the operator's command rights"),),
+    "insider": (Response("suspend_user", "approval", "suspend the operator's command rights", "user"),),
     "drift": (Response("resync_twin", "auto", "re-send the desired state and verify it"),),
     "anomaly": (Response("investigate", "auto", "open a ticket with the window's forensic detail"),),
 }
@@ -104,18 +113,29 @@ def output_id(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
+def aims(threat: str) -> set[str]:
+    """The traffic sides (SOURCE, DESTINATION) the responses to a threat need an address for."""
+    return {x.aim for x in RESPONSES[threat]} & {SOURCE, DESTINATION}
+
+
 def response_actions(threat: str, threat_id: str, device: str, now_ms: int, dry_run: bool,
-                     src_ip: str | None = None, user: str | None = None) -> list[Action]:
-    """The recommended responses to a threat, aimed at the user, the source address or the device."""
+                     peers: Mapping[str, str | None] | None = None, user: str | None = None
+                     ) -> list[Action]:
+    """The recommended responses to a threat, aimed at the user, the device or the observed peer
+    (`peers[aim]`: an address of the offending traffic). A block without a peer waits for approval,
+    aimed at the device: never at an address the traffic merely claims."""
     out = []
     for x in RESPONSES[threat]:
-        if x.action == "suspend_user" and user:
+        target, tier, why = device, x.tier, x.why
+        if x.aim == "user" and user:
             target = user
-        elif x.action == "block_ip":
-            target = src_ip or device
-        else:
-            target = device
+        elif x.aim in (SOURCE, DESTINATION):
+            peer = (peers or {}).get(x.aim)
+            if peer:
+                target = peer
+            else:
+                tier, why = "approval", f"{x.why}; {NO_PEER}"
         out.append(Action(id=output_id(threat_id, x.action), threat_id=threat_id, device_id=device,
-                          action=x.action, target=target, tier=x.tier, dry_run=dry_run,
-                          reason=x.why, issued_at=now_ms))
+                          action=x.action, target=target, tier=tier, dry_run=dry_run,
+                          reason=why, issued_at=now_ms))
     return out

@@ -36,8 +36,7 @@ class RuleHit:
     user: str | None = None
 
 
-def rule_outputs(hit: RuleHit, now_ms: int, dry_run: bool, target_ip: str | None = None
-                 ) -> list[OutMsg]:
+def rule_outputs(hit: RuleHit, now_ms: int, dry_run: bool) -> list[OutMsg]:
     """The threat event and its recommended actions, encoded for the sink."""
     tid = rule_id(hit)
     responses = RESPONSES[hit.threat]
@@ -52,7 +51,7 @@ def rule_outputs(hit: RuleHit, now_ms: int, dry_run: bool, target_ip: str | None
     key = hit.device_id.encode()
     out = [OutMsg("threats", key, _enc.encode(ev))]
     out += [OutMsg("actions", key, _enc.encode(act)) for act in response_actions(
-        hit.threat, tid, hit.device_id, now_ms, dry_run, target_ip, hit.user)]
+        hit.threat, tid, hit.device_id, now_ms, dry_run, user=hit.user)]
     return out
 
 

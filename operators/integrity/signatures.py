@@ -145,3 +145,10 @@ class KeyRing:
             return SIG_BAD
         ok = hmac.compare_digest(self.sign(device_id, payload), sig)
         return SIG_OK if ok else SIG_BAD
+
+
+def authentic(sig_state: npt.NDArray[np.int64], require_signature: bool) -> npt.NDArray[np.bool_]:
+    """Per message: is it the device speaking? Signed and verified, or unsigned where signatures
+    are not required. Only these may change who a twin says its device is (firmware, address)."""
+    ok: npt.NDArray[np.bool_] = sig_state == SIG_OK
+    return ok | (sig_state == SIG_MISSING) if not require_signature else ok

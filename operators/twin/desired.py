@@ -28,7 +28,7 @@ from twinguard.operators.decode.activity import SET_ACTION, ActivityBatch
 from twinguard.operators.detect.detectors import DETECTORS, run_detectors
 from twinguard.operators.detect.policy import CLASS_INDEX, Decisions
 from twinguard.operators.detect.rule_threats import RuleHit, rule_id, rule_outputs
-from twinguard.operators.integrity.signatures import SIG_MISSING, SIG_OK
+from twinguard.operators.integrity.signatures import authentic
 from twinguard.operators.settings import DetectionConfig
 from twinguard.operators.twin import kernels as K
 from twinguard.schemas.device_types import DeviceTypeError, DeviceTypeTable
@@ -117,24 +117,60 @@ class DesiredTracker:
     """Applies a shard's commands to its twins and judges its reports against them."""
 
     def __init__(self, types: DeviceTypeTable, control: ControlTable, grace_ms: int = 0,
-                 detection: DetectionConfig | None = None, horizon_ms: int = 60_000) -> None:
+                 detection: DetectionConfig | None = None, horizon_ms: int = 60_000,
+                 pending_ttl_s: float = 600.0, max_pending: int = 10_000) -> None:
         self.types, self.control, self.grace_ms = types, control, grace_ms
         self.detection = detection or DetectionConfig()
         self.horizon_ms = horizon_ms
+        self.pending_ttl_s, self.max_pending = pending_ttl_s, max_pending
 
     # ---- commands (activity rows routed to this shard)
 
     def apply(self, engine: Any, acts: ActivityBatch) -> list[OutMsg]:
         """Fold commands into their twins; a device not seen yet keeps its commands pending."""
         out: list[OutMsg] = []
-        st = engine.store
+        st, now = engine.store, engine.ctx.now()
         for i in range(len(acts)):
             s = st.index.get(acts.device_ids[i])
             if s is None:
                 st.unresolved.append(acts.take([i]))
+                st.unresolved_at.append(now)
             else:
                 out += self._apply_row(engine, s, acts, i)
+        return out + self.expire(engine)
+
+    def expire(self, engine: Any) -> list[OutMsg]:
+        """Commands for devices without a twin wait `pending_ttl_s` (wall clock) for the device's
+        first authentic report, at most `max_pending` of them: the rest become dead letters, oldest
+        first, so commands under random device ids cannot pile up."""
+        st = engine.store
+        if not st.unresolved:
+            return []
+        now = engine.ctx.now()
+        if len(st.unresolved_at) != len(st.unresolved):  # a store from before the wait was timed
+            st.unresolved_at = [now] * len(st.unresolved)
+        at, n = st.unresolved_at, len(st.unresolved)
+        full = max(n - self.max_pending, 0)
+        old = full
+        while old < n and now - at[old] > self.pending_ttl_s:  # parked in time order
+            old += 1
+        if old == 0:
+            return []
+        now_ms = int(now * 1000)
+        out = [acts.dead_letter(0, STAGE, self._gave_up(acts.device_ids[0], now - t, j < full),
+                                now_ms)
+               for j, (acts, t) in enumerate(zip(st.unresolved[:old], at[:old], strict=True))]
+        st.unresolved, st.unresolved_at = st.unresolved[old:], at[old:]
         return out
+
+    def _gave_up(self, device: str, waited_s: float, overflow: bool) -> str:
+        if overflow:
+            return (f"command for {device!r}, which has no twin: more than "
+                    f"activity.max_pending_commands={self.max_pending} commands wait for devices "
+                    "without one, the oldest are dropped")
+        return (f"command for {device!r} waited {waited_s:.0f} s (activity.pending_command_ttl_s="
+                f"{self.pending_ttl_s:g}) for the device's first authentic telemetry: no twin to "
+                "hold its desired state")
 
     def _apply_row(self, engine: Any, s: int, acts: ActivityBatch, i: int) -> list[OutMsg]:
         a = engine.store.arrays
@@ -213,8 +249,7 @@ class DesiredTracker:
         c, st = self.control, engine.store
         hits = np.empty((batch.signals.size, 3), dtype=np.int64)
         # what the kernels believe: signed, or unsigned where signatures are not required
-        trusted = (batch.sig_state == SIG_OK) | (
-            (batch.sig_state == SIG_MISSING) & (not engine.ctx.detection.require_signature))
+        trusted = authentic(batch.sig_state, engine.ctx.detection.require_signature)
         n = track(slots, batch.ts, batch.signals, trusted, a["istate"], c.tol, c.converge_ms,
                   c.revert_n, a["desired"], a["desired_ts"], a["drift"], a["drift_off"], a["base"],
                   hits)
@@ -258,14 +293,17 @@ class DesiredTracker:
 
     def _resolve(self, engine: Any) -> list[OutMsg]:
         """Commands that arrived before their device's first report, now that it has a twin."""
-        st, out, keep = engine.store, [], []
-        for acts in st.unresolved:
+        st, out, keep, keep_at = engine.store, [], [], []
+        at = st.unresolved_at if len(st.unresolved_at) == len(st.unresolved) else \
+            [engine.ctx.now()] * len(st.unresolved)
+        for acts, t in zip(st.unresolved, at, strict=True):
             s = st.index.get(acts.device_ids[0])
             if s is None:
                 keep.append(acts)
+                keep_at.append(t)
             else:
                 out += self._apply_row(engine, s, acts, 0)
-        st.unresolved = keep
+        st.unresolved, st.unresolved_at = keep, keep_at
         return out
 
     def flush(self, engine: Any) -> list[OutMsg]:
@@ -276,7 +314,7 @@ class DesiredTracker:
         out += [acts.dead_letter(0, STAGE, f"command for {acts.device_ids[0]!r}, which never sent "
                                 "telemetry: no twin to hold its desired state", now_ms)
                for acts in engine.store.unresolved]
-        engine.store.unresolved = []
+        engine.store.unresolved, engine.store.unresolved_at = [], []
         return out
 
     def _emit(self, engine: Any, s: int, cls: int, hit: RuleHit, now_ms: int) -> list[OutMsg]:
@@ -285,7 +323,7 @@ class DesiredTracker:
         if hit.end - a["alert_ts"][s, cls] < engine.ctx.detection.alert_cooldown_ms:
             return []
         a["alert_ts"][s, cls] = hit.end
-        out = rule_outputs(hit, now_ms, engine.ctx.response.dry_run, st.src_ips[s])
+        out = rule_outputs(hit, now_ms, engine.ctx.response.dry_run)
         a["threats_total"][s] += 1
         a["last_threat"][s] = (cls, hit.end)
         a["istate"][s, K.I_DIRTY] = 1

@@ -22,14 +22,17 @@ from twinguard.operators.detect.detectors import DETECTORS, run_detectors
 from twinguard.operators.detect.policy import (
     RESPONSES,
     Decisions,
+    aims,
     decide,
     output_id,
     response_actions,
     severity,
 )
 from twinguard.operators.detect.scoring import Scorer, all_normal
+from twinguard.operators.integrity.signatures import authentic
 from twinguard.operators.intel.table import IntelTable
 from twinguard.operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
+from twinguard.operators.twin import identity
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin import risk as R
 from twinguard.operators.twin.store import TwinStore
@@ -65,6 +68,7 @@ class EngineContext:
     risk: RiskConfig = field(default_factory=RiskConfig)
     # live input: marks stay within now() + this; None where event time is simulated or historical
     mark_lead_ms: int | None = None
+    telemetry_topic: str = "twinguard.telemetry"  # where rejected events' dead letters point
 
     def mark_cap(self) -> int:
         """The highest event time a partition's mark may reach now (kernels.update_batch)."""
@@ -133,20 +137,23 @@ class ShardEngine:
         """Fold a batch of this shard's telemetry in; outputs for windows it closed."""
         st, ctx = self.store, self.ctx
         self._skip_stall()
-        slots = st.slots_for(batch.device_ids, batch.type_idx)
-        fws = st.fws
-        for s, fw, ip in zip(slots.tolist(), batch.fws, batch.src_ips, strict=True):
-            if fw is not None and fw != fws[s]:  # a change (rare): regroup its peer baseline
-                st.set_firmware(s, fw, ctx.types.firmware)
-            if ip is not None:
-                st.src_ips[s] = ip
-        R.observe(st, slots, batch, ctx.intel.current, ctx.risk)
+        trusted = authentic(batch.sig_state, ctx.detection.require_signature)
+        slots, verdict = st.admit(batch.device_ids, batch.type_idx, trusted)
+        out: list[OutMsg] = []
+        if verdict.any():  # forged/unsigned traffic without a twin, a signed change of type
+            out = identity.rejections(batch, slots, verdict, st, ctx.types, ctx.telemetry_topic,
+                                      int(ctx.now() * 1000))
+            keep = np.flatnonzero(verdict == 0)
+            batch, slots, trusted = batch.take(keep), slots[keep], trusted[keep]
+        identity.update(st, slots, batch, trusted, ctx.types.firmware)
+        R.observe(st, slots, batch, ctx.intel.current, ctx.risk, trusted)
         n = len(batch)
         if n:
             st.ensure_partitions(int(batch.partition.max()))
         before = st.part_max.copy()
         feats = np.empty((2 * n, N_FEATURES + st.width))  # each event closes a window and/or fires early
         meta = np.empty((2 * n, K.N_META), dtype=np.int64)
+        peer_flags = np.zeros(n, dtype=np.int8)
         t = ctx.types
         rows = K.update_batch(
             slots, batch.ts, batch.seq, _widen(batch.signals, st.width), batch.bytes_in, batch.bytes_out,
@@ -156,9 +163,10 @@ class ShardEngine:
             t.lo, t.hi, t.zfloor, t.roc_min, t.roc_max, t.inv, t.n_signals, ctx.pipeline.window_ms,
             ctx.detection.warmup_windows, int(ctx.detection.require_signature),
             ctx.pipeline.allowed_lateness_ms, self.triggers, st.part_max, ctx.mark_cap(), feats,
-            meta)
+            meta, peer_flags)
         st.part_wall[st.part_max > before] = ctx.now()
-        out = self._judge(Windows.of(feats[:rows], meta[:rows]))
+        identity.record_peers(st, slots, batch, trusted, peer_flags)
+        out += self._judge(Windows.of(feats[:rows], meta[:rows]))
         for hook in self.on_batch:
             out += hook(self, batch, slots)
         return out + self.tick()
@@ -291,8 +299,10 @@ class ShardEngine:
         st.last_threat_ids[s] = tid
         key = device.encode()
         out = [OutMsg("threats", key, _enc.encode(ev))]
+        peers = {aim: identity.block_target(st, s, aim, ws, ctx.response.networks())
+                 for aim in aims(threat)}
         out += [OutMsg("actions", key, _enc.encode(act)) for act in response_actions(
-            threat, tid, device, now_ms, ctx.response.dry_run, st.src_ips[s])]
+            threat, tid, device, now_ms, ctx.response.dry_run, peers)]
         return out
 
     def twins(self) -> list[OutMsg]:

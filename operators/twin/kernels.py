@@ -28,6 +28,9 @@ I_PEND_LOGIN, I_PEND_TS = 22, 23  # a login from a new address, and when: judged
 # peer group: 1 + the peer row of the device's (type, firmware) group; 0 = none (firmware unknown)
 I_PEER = 24
 N_ISTATE = 25
+# per-event address verdicts (update_batch's out_peer): a source the device does not use (after
+# warm-up), a destination it never used, one it uses (its warm-up destinations included)
+PEER_FOREIGN_SRC, PEER_NEW_DST, PEER_USUAL_DST = 1, 2, 4
 PEND_LOGIN_MS = 30_000  # a login address the device neither leaves nor keeps within this is dropped
 # window rows: slot, window start, window end, partition, first offset, last offset, final (0 = an
 # early row: the window so far, written the moment a deterministic detector's threshold is crossed)
@@ -367,7 +370,7 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
                  istate, acc, sacc, last_sig, last_sig_ts, ewma, ports, ring, ring_ws, ring_ports,
                  base, peer, peer_n, nominal_hz, lo, hi, zfl, rmin, rmax, inv, nsig,
                  window_ms, warm, require_sig, lateness_ms, trig, part_max, mark_cap, out_feat,
-                 out_meta):
+                 out_meta, out_peer=None):
     """Fold a batch (arrival order) into the store; window rows go to out_*; returns row count.
 
     part_max[p] (in/out) is the highest event time of authentic, non-replayed messages from
@@ -380,7 +383,8 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
     crosses a threshold in `trig` yields one early row (final = 0) at that moment, so detection
     need not wait for the window to end (one more early row whenever another threshold is crossed).
     dst_hash / princ_hash: nonzero hashes of net.dst_ip / auth.principal (0 = none).
-    out_* need at least 2 * len(slot) rows.
+    out_* need at least 2 * len(slot) rows. out_peer (optional, one per event) gets PEER_* bits:
+    what the event's addresses were to its device when it arrived.
     """
     r = 0
     for i in range(slot.shape[0]):
@@ -414,7 +418,12 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
         a[A_BIN] += bytes_in[i]
         a[A_BOUT] += bytes_out[i]
         a[A_CONNS] += conns[i]
-        a[A_AUTH] += auth_fail[i]
+        # what a message says about logins and firmware is believed only when it is authentic:
+        # a forger's claims count as what they are (unsigned, bad signature), not as evidence
+        authentic = sig_state[i] == 0 or (sig_state[i] == 1 and not require_sig)
+        if authentic:
+            a[A_AUTH] += auth_fail[i]
+            a[A_FW] += fw_unknown[i]
         late = t_ms < ws
         if late:
             a[A_LATE] += 1.0
@@ -440,14 +449,18 @@ def update_batch(slot, ts, seq, sigv, bytes_in, bytes_out, conns, auth_fail, dst
             a[A_HMAC] += 1.0
         elif sig_state[i] == 1:
             a[A_UNSIGNED] += 1.0
-        a[A_FW] += fw_unknown[i]
         p = dst_port[i]
         if p >= 0:
             h = (p * 40503) % PORT_BITS
             ports[s, h >> 6] |= np.uint64(1) << np.uint64(h & 63)
-        _observe_identity(s, t_ms, src_hash[i], princ_hash[i], auth_ok[i], istate, a, warm)
+        if out_peer is not None:
+            out_peer[i] = _peer_src(s, src_hash[i], istate, warm)
+        _observe_identity(s, t_ms, src_hash[i], princ_hash[i] if authentic else 0,
+                          auth_ok[i] if authentic else 0.0, istate, a, warm)
         new_dst = _observe_destination(s, dst_hash[i], p, bytes_out[i], bytes_in[i], istate, a,
                                        base, warm)
+        if out_peer is not None and dst_hash[i] != 0:
+            out_peer[i] |= PEER_NEW_DST if new_dst else PEER_USUAL_DST
         g = peer_row(s, istate, peer_n, warm)
         ref = _bytes_per_msg_ref(s, g, istate[s, I_BASE_N], base, peer, peer_n[g], warm)
         if ref > 0.0 and bytes_out[i] >= trig[T_EXFIL] * ref:
@@ -602,6 +615,15 @@ def _bursts(s, t_ms, port, istate, a, ports):
             new_port = 1.0
     a[A_PORT_BURST] = a[A_PORT_BURST] * math.exp(-dt / PORT_TAU_MS) + new_port
     istate[s, I_BURST_TS] = max(last, t_ms)
+
+
+@njit(nogil=True, cache=True)
+def _peer_src(s, src, istate, warm):
+    """PEER_FOREIGN_SRC if `src` is not an address slot s uses (judged once its profile is learned,
+    before this event teaches it anything), else 0."""
+    if src == 0 or istate[s, I_BASE_N] < warm or _has(istate[s, I_KSRC], _bit(src)):
+        return 0
+    return PEER_FOREIGN_SRC
 
 
 @njit(nogil=True, cache=True)

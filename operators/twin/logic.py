@@ -12,6 +12,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from twinguard.operators.batches import OutMsg, TelemetryBatch
 from twinguard.operators.decode.activity import ActivityBatch
+from twinguard.operators.settings import ActivityConfig
 from twinguard.operators.twin.desired import ControlTable, DesiredTracker
 from twinguard.operators.twin.engine import EngineContext, ShardEngine
 from twinguard.operators.twin.store import TwinStore
@@ -24,15 +25,18 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
     """Feeds a shard's batches to its engine; ticks close idle windows and emit twins."""
 
     def __init__(self, ctx: EngineContext, resume: TwinStore | None,
-                 control: ControlTable | None = None, command_grace_ms: int = 0) -> None:
+                 control: ControlTable | None = None, activity: ActivityConfig | None = None
+                 ) -> None:
+        activity = activity or ActivityConfig()
         if resume is None:
             self.engine = ShardEngine.fresh(ctx)
         else:  # idle time is measured from now: downtime must not push the watermark forward
             resume.part_wall[:] = ctx.now()
             self.engine = ShardEngine(ctx, resume.upgrade(ctx.types.firmware))
         self.desired = DesiredTracker(ctx.types, control or ControlTable.from_types(ctx.types),
-                                      command_grace_ms, ctx.detection,
-                                      ctx.pipeline.window_ms * ctx.pipeline.long_windows)
+                                      activity.command_grace_ms, ctx.detection,
+                                      ctx.pipeline.window_ms * ctx.pipeline.long_windows,
+                                      activity.pending_command_ttl_s, activity.max_pending_commands)
         self.engine.on_batch.append(self.desired)
         self.engine.on_windows.append(self.desired.explain)
 
@@ -52,7 +56,7 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
         return out, False
 
     def on_notify(self) -> tuple[list[OutMsg], bool]:
-        return self.engine.tick(), False
+        return self.engine.tick() + self.desired.expire(self.engine), False
 
     def on_eof(self) -> tuple[list[OutMsg], bool]:
         return self.engine.flush() + self.desired.flush(self.engine), False

@@ -97,8 +97,13 @@ def _observe(slots, ts, dst_port, auth, risk, ports, half_ms):  # type: ignore[n
 
 
 def observe(store: TwinStore, slots: I64, batch: TelemetryBatch, intel: IntelIndex,
-            cfg: RiskConfig) -> None:
-    """Fold a batch's exposure evidence in: ports, inbound logins, intel-listed contacts."""
+            cfg: RiskConfig, authentic: npt.NDArray[np.bool_] | None = None) -> None:
+    """Fold a batch's exposure evidence in: ports, inbound logins, intel-listed contacts. Only
+    `authentic` events count (all when None): a forger must not raise a device's risk with
+    claimed logins, ports or contacts (its traffic counts as tampering instead)."""
+    if authentic is not None and not authentic.all():
+        keep = np.flatnonzero(authentic)
+        slots, batch = slots[keep], batch.take(keep)
     if len(batch) == 0:
         return
     a, half = store.arrays, half_life_ms(cfg)

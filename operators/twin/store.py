@@ -20,6 +20,9 @@ from twinguard.schemas.device_types import MAX_SIGNALS
 
 I64 = npt.NDArray[np.int64]
 MAX_PEER_GROUPS = 256  # (type, firmware) groups per shard; devices beyond share their type's row
+MAX_SERVERS = 1024  # learned fleet destinations per shard (what responses never block)
+# TwinStore.admit verdicts: folded into a twin, or rejected (and why)
+ADMITTED, NO_TWIN_UNAUTHENTIC, TYPE_CHANGED = 0, 1, 2
 
 
 @dataclass
@@ -44,6 +47,13 @@ class TwinStore:
     part_wall: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(8))
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     unresolved: list[Any] = field(default_factory=list)  # commands for devices not seen yet
+    unresolved_at: list[float] = field(default_factory=list)  # wall time each was parked
+    # slot -> (address, event time) of the device's last authentic traffic from a source address
+    # / to a destination it does not normally use: what a response may block (sparse)
+    peer_src: dict[int, tuple[str, int]] = field(default_factory=dict)
+    peer_dst: dict[int, tuple[str, int]] = field(default_factory=dict)
+    # the destinations the shard's devices learned as their own (brokers, servers): never blocked
+    servers: set[str] = field(default_factory=set)
     # peer baselines: one row per type, then one per (type, firmware) group (kernels.I_PEER)
     peer_groups: dict[tuple[int, str], int] = field(default_factory=dict)
     peer: np.ndarray = field(init=False)
@@ -78,6 +88,29 @@ class TwinStore:
             if d not in index:
                 self._add(d, int(type_idx[i]))
         return np.fromiter(map(index.__getitem__, device_ids), np.int64, len(device_ids))
+
+    def admit(self, device_ids: list[str], type_idx: I64, authentic: npt.NDArray[np.bool_]
+              ) -> tuple[I64, npt.NDArray[np.int8]]:
+        """(slot per event, -1 if none; verdict per event). A device gets a twin from its first
+        authentic message only, so forged or unsigned traffic under random ids costs no state
+        (NO_TWIN_UNAUTHENTIC); an authentic message claiming another type than its twin's is
+        TYPE_CHANGED. Both verdicts are rejections the caller dead-letters."""
+        index = self.index
+        try:  # the common case, every device known: one C-level pass
+            slots = np.fromiter(map(index.__getitem__, device_ids), np.int64, len(device_ids))
+        except KeyError:
+            slots = np.array([self._admit_one(d, int(t), bool(ok)) for d, t, ok in zip(
+                device_ids, type_idx.tolist(), authentic.tolist(), strict=True)], dtype=np.int64)
+        verdict = np.where(slots < 0, NO_TWIN_UNAUTHENTIC, ADMITTED).astype(np.int8)
+        twin_type = self.arrays["istate"][np.maximum(slots, 0), K.I_TYPE]
+        verdict[(slots >= 0) & authentic & (twin_type != type_idx)] = TYPE_CHANGED
+        return slots, verdict
+
+    def _admit_one(self, device_id: str, type_idx: int, authentic: bool) -> int:
+        s = self.index.get(device_id)
+        if s is None:
+            return self._add(device_id, type_idx) if authentic else -1
+        return s
 
     def _add(self, device_id: str, type_idx: int) -> int:
         if self.size == self.capacity:
@@ -140,6 +173,9 @@ class TwinStore:
         snap.fws, snap.src_ips = list(self.fws), list(self.src_ips)
         snap.last_threat_ids = list(self.last_threat_ids)
         snap.unresolved = list(self.unresolved)  # items are never mutated, only replaced
+        snap.unresolved_at = list(self.unresolved_at)
+        snap.peer_src, snap.peer_dst = dict(self.peer_src), dict(self.peer_dst)
+        snap.servers = set(self.servers)
         snap.intel_hits = dict(self.intel_hits)
         snap.peer_groups = dict(self.peer_groups)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()

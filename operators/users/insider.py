@@ -108,7 +108,7 @@ class UserJudge:
         out: list[OutMsg] = []
         for i in range(len(acts)):
             for hit in self.observe(acts.users[i], acts.device_ids[i], acts.actions[i], acts.ts[i]):
-                out += rule_outputs(hit, now_ms, dry_run, acts.src_ips[i])
+                out += rule_outputs(hit, now_ms, dry_run)
         return out
 
     def observe(self, user: str, device: str, action: str, ts: int) -> list[RuleHit]:
@@ -297,9 +297,9 @@ class UserLogic(StatefulBatchLogic[ActivityBatch, OutMsg, tuple[UserStore, Reord
     def _judge(self, rows: list[Row]) -> list[OutMsg]:
         now_ms = int(time.time() * 1000)
         out: list[OutMsg] = []
-        for ts, user, device, action, src_ip in rows:
+        for ts, user, device, action, _src_ip in rows:
             for hit in self.judge.observe(user, device, action, ts):
-                out += rule_outputs(hit, now_ms, self.dry_run, src_ip)
+                out += rule_outputs(hit, now_ms, self.dry_run)
         return out
 
     def snapshot(self) -> tuple[UserStore, Reorder]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twinguard.pipelines.sim.labels import AttackLabel
+from twinguard.pipelines.text import printable
 
 MARK_SLACK_MS = 2_000
 
@@ -92,7 +93,7 @@ def format_table(ev: Evaluation) -> str:
     s = ev.summary()
     lines = [f"{'class':<22}{'attacks':>8}{'detected':>10}{'right class':>13}{'threats':>9}"]
     for c, v in sorted(s["per_class"].items()):
-        lines.append(f"{c:<22}{v['attacks']:>8}{v['detected']:>10}{v['right_class']:>13}"
+        lines.append(f"{printable(c):<22}{v['attacks']:>8}{v['detected']:>10}{v['right_class']:>13}"
                      f"{s['threats_by_class'].get(c, 0):>9}")
     lines.append(f"attacks detected with the right class: {s['detected_right_class']}/{s['attacks']}"
                  f" ({s['detected_within_2s']} within 2 s of their first event); median time to "

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from twinguard.pipelines.tables.read import normalise_label
+from twinguard.pipelines.text import printable
 
 NORMAL = "normal"
 _COLUMNS = ("row", "time", "device", "flag", "threat", "label")
@@ -267,7 +268,7 @@ def format_report(result: dict[str, Any]) -> str:
     b, ev, fa = rows["binary"], result["events"], result["false_alarms"]
     ttd = ev["time_to_detect_s"]
     lines = [
-        f"{result['predictions']}: {result['rows']} rows, {result['devices']} devices",
+        f"{printable(result['predictions'])}: {result['rows']} rows, {result['devices']} devices",
         f"rows     attack vs normal  P={b['precision']:.3f} R={b['recall']:.3f} F1={b['f1']:.3f} "
         f"(tp={b['tp']} fp={b['fp']} fn={b['fn']} tn={b['tn']})",
     ]
@@ -275,13 +276,13 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"rows     macro-F1 over classes {rows['macro_f1']:.3f}")
         lines.append(f"  {'class':<24}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}{'predicted':>11}")
         for c, m in rows["per_class"].items():
-            lines.append(f"  {c:<24}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}"
+            lines.append(f"  {printable(c):<24}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}"
                          f"{m['support']:>9}{m['predicted']:>11}")
     right = f", right class {ev['detected_right_class']}" if ev["detected_right_class"] is not None \
         else ""
     lines.append(f"events   attacks detected {ev['detected']} / {ev['attacks']}{right}")
     for c, m in ev["per_class"].items():
-        lines.append(f"  {c:<24}{m['detected']:>5} / {m['attacks']}")
+        lines.append(f"  {printable(c):<24}{m['detected']:>5} / {m['attacks']}")
     if ttd["median"] is not None:
         lines.append(f"time to detect  median {_dur(ttd['median'])}  p95 {_dur(ttd['p95'])}  "
                      f"max {_dur(ttd['max'])}")

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import msgspec
 
 from twinguard.operators.integrity.signatures import KeyRing
-from twinguard.pipelines.fuzz import checks
+from twinguard.pipelines.fuzz.checks import (
+    future_senders_flagged,
+    identity_kept,
+    intel_reader_alive,
+    no_slash0_contacts,
+    risk_table_printable,
+)
 from twinguard.pipelines.fuzz.model import Kind, Message
 from twinguard.pipelines.fuzz.mutate import mutations
 from twinguard.pipelines.sim.activity import ActivitySimulator
@@ -156,7 +162,7 @@ def intel(ctx: Context) -> Kind:
     """Item 4: a 2 MB note on an address devices talk to, a record nested 1,000 deep, and an
     over-broad `0.0.0.0/0` entry (it put every device at risk >= 50)."""
     k = Kind("intel", "4", "intel: 2 MB note on a contacted address, 1,000-deep record, 0.0.0.0/0",
-             checks=[checks.intel_reader_alive, checks.no_slash0_contacts])
+             checks=[intel_reader_alive, no_slash0_contacts])
     big = Intel(indicator=INTEL_ADDRESS, kind="ip", severity="high", note="N" * 2_000_000)
     k.messages.append(Message("intel", INTEL_ADDRESS.encode(), msgspec.json.encode(big)))
     deep = json.dumps({"indicator": "100.64.0.1", "kind": "ip"})[:-1] + f', "x": {_deep(DEEP)}}}'
@@ -192,7 +198,7 @@ def identity(ctx: Context) -> Kind:
     """Item 7: unsigned messages rewriting a signed device's firmware and address and raising its
     auth risk; a signed message claiming another device type."""
     k = Kind("identity", "7", "unsigned fw/src_ip/auth changes to signed devices, type switch",
-             checks=[checks.identity_kept])
+             checks=[identity_kept])
     for d in range(5):
         dev = k.device(str(d))
         for seq in range(1, 11):
@@ -213,7 +219,7 @@ def identity(ctx: Context) -> Kind:
 def terminal(ctx: Context) -> Kind:
     """Item 8: terminal control sequences in every device-controlled string a human reads."""
     k = Kind("terminal", "8", "ESC/OSC/bidi/CR/newline in fw, src_ip, principal, user, intel note",
-             checks=[checks.risk_table_printable])
+             checks=[risk_table_printable])
     for d in range(5):
         dev = k.device(str(d))
         for seq in range(1, 4):
@@ -269,7 +275,7 @@ def future_timestamps(ctx: Context) -> Kind:
     """Item 6: signed messages 23 h ahead (within max_future_skew_ms) from 40 device ids; they
     used to advance their partition's event-time mark and close everyone's windows."""
     k = Kind("future_ts", "6", f"signed messages at now + 23 h from {FUTURE_DEVICES} devices",
-             checks=[checks.future_senders_flagged])
+             checks=[future_senders_flagged])
     for d in range(FUTURE_DEVICES):
         dev = k.device(str(d))
         for seq in range(1, 4):

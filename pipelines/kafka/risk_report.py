@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from twinguard.operators.io.kafka import scan_topic
 from twinguard.pipelines.config import Config
+from twinguard.pipelines.text import printable
 from twinguard.schemas.messages import TwinState
 
 _decoder = msgspec.json.Decoder(TwinState)
@@ -86,18 +87,22 @@ def read_fleet_file(path: Path) -> FleetTwins:
 
 
 def format_table(rows: list[RiskRow], fleet_size: int) -> str:
+    """The ranking as a terminal table; every string from a twin is escaped (`printable`), so a
+    device's firmware or an intel note cannot clear the screen or forge rows."""
     if not rows:
         return "no twins found: has `twinguard run` processed any telemetry yet?"
-    w_dev = max(len("device"), *(len(r.device_id) for r in rows))
-    w_type = max(len("type"), *(len(r.device_type) for r in rows))
-    w_fw = max(len("firmware"), *(len(r.fw or "-") for r in rows))
+    cells = [(printable(r.device_id), printable(r.device_type), printable(r.status),
+              printable(r.fw or "-"), printable("; ".join(r.reasons[:REASONS_SHOWN]) or "-"))
+             for r in rows]
+    w_dev = max(len("device"), *(len(c[0]) for c in cells))
+    w_type = max(len("type"), *(len(c[1]) for c in cells))
+    w_fw = max(len("firmware"), *(len(c[3]) for c in cells))
     head = (f"{'rank':>4}  {'risk':>5}  {'device':<{w_dev}}  {'type':<{w_type}}  "
             f"{'status':<12}  {'firmware':<{w_fw}}  top reasons")
     lines = [head, "-" * len(head)]
-    for r in rows:
-        why = "; ".join(r.reasons[:REASONS_SHOWN]) or "-"
-        lines.append(f"{r.rank:>4}  {r.risk:>5.1f}  {r.device_id:<{w_dev}}  "
-                     f"{r.device_type:<{w_type}}  {r.status:<12}  {r.fw or '-':<{w_fw}}  {why}")
+    for r, (dev, dtype, status, fw, why) in zip(rows, cells, strict=True):
+        lines.append(f"{r.rank:>4}  {r.risk:>5.1f}  {dev:<{w_dev}}  {dtype:<{w_type}}  "
+                     f"{status:<12}  {fw:<{w_fw}}  {why}")
     lines.append(f"{len(rows)} of {fleet_size} devices shown, highest risk first")
     return "\n".join(lines)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.conftest import read_outputs
-from tests.integration.pipelines.test_end_to_end import twinguard, write_config
+from tests.support.cli import twinguard, write_config
+from tests.support.kafka import read_outputs
 from twinguard.operators.io.kafka import produce_all, producer
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.sim.simulate import produce_simulation

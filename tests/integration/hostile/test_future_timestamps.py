@@ -14,8 +14,8 @@ from pathlib import Path
 
 import msgspec
 
-from tests.integration.conftest import read_outputs
-from tests.integration.pipelines.test_end_to_end import write_config
+from tests.support.cli import write_config
+from tests.support.kafka import read_outputs
 from twinguard.operators.integrity.signatures import DEV_MASTER, KeyRing
 from twinguard.pipelines.chaos.workload import PacedProducer
 from twinguard.pipelines.config import Config, load_config

@@ -60,3 +60,21 @@ def test_bad_messages_are_dead_lettered_with_the_reason(doc: bytes, reason: str)
 def test_a_key_that_is_not_the_device_is_rejected() -> None:
     out = decode_activity(raw(json.dumps(GOOD).encode(), keys=[b"someone-else"]), CFG, NOW)
     assert "does not match device_id" in json.loads(out.errs[0].value)["reason"]
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("user", "op\u001b[2J\u001b]0;pwned\u0007", "that is a name of letters, digits and . _ @ + - - at "
+                                                "`$.user`"),
+    ("user", "op.jdoe\n2 forged row", "that is a name of letters"),
+    ("user", "u" * 129, "Expected `str` of length <= 128 - at `$.user`"),
+    ("src_ip", "1" * 60_000, "Expected `str` of length <= 45 - at `$.src_ip`"),
+    ("src_ip", "10.1.4.20\n", "that is an IPv4 (dotted quad, no leading zeros) or IPv6 address"),
+    ("device_id", "pump_plc-000007\n", "that is a device id"),
+])
+def test_device_and_operator_strings_outside_their_patterns_are_dead_lettered(
+        field: str, value: str, reason: str) -> None:
+    big = DecodeConfig(shards=8, max_message_bytes=65_536, max_future_skew_ms=60_000)
+    out = decode_activity(raw(json.dumps({**GOOD, field: value}).encode()), big, NOW)
+    assert out.rejected == [True] and len(out.oks) == 0
+    why = json.loads(out.errs[0].value)["reason"]
+    assert reason in why and "regex" not in why and len(why) < 200, why

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.unit.operators.decode.test_telemetry import decode, good
+from tests.support.decoding import both, signed, thermostat
 from twinguard.operators.batches import RawBatch
 from twinguard.operators.decode.brake import (
     BrakeConfig,
@@ -25,7 +25,7 @@ def many_keys(n: int) -> list[bytes | None]:
 def test_a_partition_of_garbage_across_many_keys_stops_with_a_clear_message() -> None:
     brake = RejectBrake(BrakeConfig(max_reject_ratio=0.5, window=100, max_consecutive=10_000))
     brake.observe("t", 0, many_keys(99), [True] * 40 + [False] * 59, "x")  # 40% rejects: fine
-    mostly_bad = decode([b"garbage"] * 70 + [good()] * 30)
+    mostly_bad = both([b"garbage"] * 70 + [signed(thermostat())] * 30)[0]
     with pytest.raises(DeadLetterBrakeError, match=r"t\[1\].*70% of the last 100.*malformed JSON"):
         brake.observe("t", 1, many_keys(100), mostly_bad.rejected, mostly_bad.last_reason)
     with pytest.raises(DeadLetterBrakeError, match="in a row"):

@@ -20,7 +20,7 @@ from twinguard.operators.decode import fast as fastdecode
 from twinguard.operators.decode import jsonscan as fj
 from twinguard.operators.decode.telemetry import decode_batch as reference
 from twinguard.operators.integrity.signatures import SIG_OK
-from twinguard.schemas.messages import Telemetry, canonical_bytes
+from twinguard.schemas.messages import Auth, Net, Telemetry, canonical_bytes
 
 # without the JIT the parser runs as Python: fewer examples keep that CI run short
 EXAMPLES = 30 if os.environ.get("NUMBA_DISABLE_JIT") == "1" else 250
@@ -56,6 +56,16 @@ ports = mostly(st.one_of(st.integers(0, 65535), st.none()), st.sampled_from([655
 strings = mostly(st.one_of(st.none(), st.sampled_from(["10.0.0.1", "10.0.0.2", "", "ops"])),
                  st.one_of(st.sampled_from(['a"b', "\u00e9", "x\\y", "tab\t"]), st.text(max_size=8),
                            st.integers()))
+# the patterned strings (twinguard.schemas.fields): near misses of each shape
+addresses = mostly(st.one_of(st.none(), st.ip_addresses(v=4).map(str)),
+                   st.one_of(st.ip_addresses(v=6).map(str), strings,
+                             st.sampled_from(["01.2.3.4", "1.2.3", "256.0.0.1", "1.2.3.4.5", "1.2.3.",
+                                              "::1", "1:2:3:4:5:6:1.2.3.4", "1" * 60, "1.2.3.4 "]),
+                             st.from_regex(r"[0-9.]{1,16}", fullmatch=True)))
+principals = mostly(st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9._@+-]{1,12}", fullmatch=True)),
+                    st.one_of(strings, st.just("n" * 129), st.just("a b"), st.just("\u001b[2J")))
+versions = st.one_of(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,8}", fullmatch=True),
+                     st.sampled_from(["-1.0", "1.0:x", "x" * 65, "1 0", "\u202e1.0", "+dbg"]))
 offsets = st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
                            timezone(timedelta(hours=-23, minutes=-59))])
 
@@ -96,12 +106,14 @@ def documents(draw: st.DrawFn) -> dict[str, object]:
     if draw(st.booleans()):
         keys = ["src_ip", "dst_ip", "dst_port", "bytes_in", "bytes_out", "packets_in",
                 "packets_out", "connections"]
-        doc["net"] = members(draw, keys, counts, {"src_ip": strings, "dst_ip": strings, "dst_port": ports})
+        doc["net"] = members(draw, keys, counts, {"src_ip": addresses, "dst_ip": addresses,
+                                               "dst_port": ports})
     if draw(st.booleans()):
-        doc["auth"] = members(draw, ["failures", "successes", "principal"], counts, {"principal": strings})
+        doc["auth"] = members(draw, ["failures", "successes", "principal"], counts, {"principal": principals})
     if draw(st.booleans()):
         firmware = sorted(TYPES.firmware[TYPES.index[t]]) if t in TYPES.index else []
-        doc["fw"] = draw(mostly(st.sampled_from([*firmware, "9.9.9", None]), strings))
+        doc["fw"] = draw(mostly(st.sampled_from([*firmware, "9.9.9", None]),
+                                st.one_of(strings, versions)))
     if draw(st.integers(0, 9)) == 0:
         doc[draw(st.sampled_from(["extra", "net", "auth", "sig"]))] = draw(
             st.sampled_from([None, 1, [], {}, "x"]))
@@ -224,3 +236,33 @@ def test_invalid_utf8_inside_a_string_is_a_dead_letter_not_a_crash() -> None:
     value = signed(thermostat()).replace(b'"thermostat-1"', b'"thermostat-\xff"')
     out = assert_same([value])
     assert len(out.errs) == 1 and "malformed JSON" in json.loads(out.errs[0].value)["reason"]
+
+
+def test_addresses_firmware_and_principals_out_of_contract_are_dead_lettered_alike() -> None:
+    ok = [signed(thermostat(net=Net(src_ip="10.1.2.3", dst_ip="10.0.0.10"), fw="4.2.0",
+                            auth=Auth(1, 0, "op.jdoe@site-2")))]
+    base = signed(thermostat(net=Net(src_ip="10.1.2.3"), fw="4.2.0", auth=Auth(1, 0, "root")))
+    hostile = [base.replace(b'"10.1.2.3"', b'"' + b"1" * 600 + b'"'),
+               base.replace(b'"10.1.2.3"', b'"010.1.2.3"'),
+               base.replace(b'"10.1.2.3"', b'"10.1.2.3\\n"'),
+               base.replace(b'"4.2.0"', b'"4.2.0\\u001b]0;pwned\\u0007"'),
+               base.replace(b'"4.2.0"', b'"4.2.0 | forged row"'),
+               base.replace(b'"root"', b'"' + b"r" * 129 + b'"'),
+               base.replace(b'"root"', b'"ro\\u202eot"')]
+    assert parsed_status(ok) == [fj.OK]
+    assert parsed_status(hostile) == [fj.FALLBACK] * len(hostile)
+    out = assert_same(ok + hostile, [b"thermostat-1"] * (len(hostile) + 1))
+    assert len(out.oks) == 1 and out.oks.principals == ["op.jdoe@site-2"]
+    reasons = [json.loads(e.value)["reason"] for e in out.errs]
+    assert reasons[0] == "schema: Expected `str` of length <= 45 - at `$.net.src_ip`"
+    assert "that is an IPv4 (dotted quad, no leading zeros) or IPv6 address - at `$.net.src_ip`" \
+        in reasons[1]
+    assert all("regex" not in r and len(r) < 200 for r in reasons), reasons
+    assert [r.rsplit("at ", 1)[1] for r in reasons[3:]] == ["`$.fw`", "`$.fw`", "`$.auth.principal`",
+                                                          "`$.auth.principal`"]
+
+
+def test_ipv6_addresses_take_the_reference_and_are_accepted() -> None:
+    values = [signed(thermostat(net=Net(src_ip=a))) for a in ("fd00::1", "::ffff:10.1.2.3")]
+    assert parsed_status(values) == [fj.FALLBACK] * 2
+    assert assert_same(values).oks.src_ips == ["fd00::1", "::ffff:10.1.2.3"]

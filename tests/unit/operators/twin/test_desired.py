@@ -218,3 +218,49 @@ def test_reaching_a_set_point_moves_the_signals_own_baseline_there(rt: Runtime) 
     assert base[0, K.B_SIG0 + k, 0] == 20.0
     sh.report(62, 23.5)
     assert base[0, K.B_SIG0 + k, 0] == 23.5
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_commands_for_devices_without_a_twin_expire_after_the_ttl_as_dead_letters(rt: Runtime) -> None:
+    clock = Clock()
+    sh = Shard(rt)
+    sh.engine = ShardEngine.fresh(replace(rt.engine, now=clock))
+    sh.tracker = DesiredTracker(rt.types, ControlTable.from_types(rt.types), pending_ttl_s=60.0)
+    sh.engine.on_batch.append(sh.tracker)
+    assert sh.command(0, {}, action="view", device="thermostat-000404") == []
+    clock.t += 30
+    assert sh.command(0, {}, action="view", device="thermostat-000405") == []
+    assert sh.tracker.expire(sh.engine) == []  # neither waited 60 s yet
+    clock.t += 31
+    out = sh.tracker.expire(sh.engine)
+    assert [json.loads(m.value)["key"] for m in out] == ["thermostat-000404"]
+    reason = json.loads(out[0].value)["reason"]
+    assert "waited 61 s (activity.pending_command_ttl_s=60)" in reason and "no twin" in reason
+    assert [a.device_ids[0] for a in sh.engine.store.unresolved] == ["thermostat-000405"]
+    assert len(sh.engine.store.unresolved_at) == 1
+
+
+def test_at_most_max_pending_commands_wait_the_oldest_go_first(rt: Runtime) -> None:
+    sh = Shard(rt)
+    sh.tracker.max_pending = 3
+    out: list[OutMsg] = []
+    for k in range(5):
+        out += sh.command(0, {}, action="view", device=f"thermostat-{k:06d}")
+    assert [json.loads(m.value)["key"] for m in out] == ["thermostat-000000", "thermostat-000001"]
+    assert "activity.max_pending_commands=3" in json.loads(out[0].value)["reason"]
+    assert len(sh.engine.store.unresolved) == 3 == len(sh.engine.store.unresolved_at)
+
+
+def test_a_restored_store_from_before_the_wait_was_timed_starts_the_clock_now(rt: Runtime) -> None:
+    sh = Shard(rt)
+    sh.command(0, {}, action="view", device="thermostat-000404")
+    sh.engine.store.unresolved_at = []  # as an older snapshot restores
+    assert sh.tracker.expire(sh.engine) == []
+    assert len(sh.engine.store.unresolved_at) == 1

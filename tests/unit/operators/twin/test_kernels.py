@@ -89,7 +89,8 @@ def reference(events: list[MeterEvent]) -> dict[tuple[str, int], dict[str, float
             out[(dev, wstart)] = {
                 "count_10s": len(items), "count_60s": sum(longer),
                 "log_bytes_out_10s": math.log1p(sum(e.bytes_out for e, *_ in items)),
-                "auth_fail_10s": sum(e.auth for e, *_ in items),
+                # login counts of forged or (signatures required) unsigned messages are not believed
+                "auth_fail_10s": sum(e.auth for e, *_ in items if e.sig_state == 0),
                 "replays_10s": sum(rep for _, rep, *_ in items),
                 "seq_gaps_10s": sum(gap for *_, gap in items),
                 "late_10s": sum(late for _, _, late, _ in items),

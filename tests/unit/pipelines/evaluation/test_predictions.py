@@ -124,3 +124,14 @@ def test_cli_prints_table_and_writes_json(tmp_path: Path, capsys: pytest.Capture
 def test_cli_evaluate_without_a_mode_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate"]) == 2
     assert "--predictions" in capsys.readouterr().err
+
+
+def test_label_names_from_a_table_are_escaped_in_the_printed_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    evil = "dos\x1b[2J\nforged"
+    rows = [(i * 1000, "a", int(i == 2), "dos" if i == 2 else "normal", evil if i == 2 else "normal")
+            for i in range(5)]
+    assert main(["evaluate", "--predictions", str(_write(tmp_path, rows))]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\nforged" not in printed
+    assert "dos\\x1b[2j\\x0aforged" in printed  # (labels are normalised to lower case)

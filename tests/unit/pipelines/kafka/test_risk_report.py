@@ -61,3 +61,25 @@ def test_cli_ranks_a_twins_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["risk", "--twins", str(path), "--type", "toaster"]) == 2
     assert "no twins of type 'toaster'" in capsys.readouterr().err
     assert main(["risk", "--twins", str(tmp_path / "none.jsonl")]) == 2
+
+
+def test_device_controlled_strings_cannot_act_on_the_terminal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Firmware, reasons (intel notes, indicators) and even the type and status of a twin record are
+    escaped in the table: no ESC/OSC/bidi reaches the terminal and no line is forged."""
+    evil = TwinState(device_id="cam-9", device_type="ip_\x1b[2Jcamera", version=1, last_seen=1, seq=1,
+                     fw="5.51.2\x1b]0;owned\x07\n   1  100.0  fake-1", src_ip=None, reported={},
+                     status="normal", threats_total=0, last_threat=None, baseline_windows=3,
+                     updated_at=1, risk=50.0,
+                     risk_reasons=["traffic with intel-listed 203.0.113.9 (high: \x1b[31mC2\x1b[0m)"])
+    path = tmp_path / "twins.jsonl"
+    path.write_bytes(msgspec.json.encode(evil) + b"\n" + twin("t-1", 3.0) + b"\n")
+    assert main(["risk", "--twins", str(path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) == 5  # head, rule, two devices, footer: no forged row
+    assert not any(c in out for c in "\x1b\x07\x9b\u202e\r")
+    assert "5.51.2\\x1b]0;owned\\x07\\x0a   1  100.0  fake-1" in lines[2]
+    assert "(high: \\x1b[31mC2\\x1b[0m)" in lines[2] and "ip_\\x1b[2Jcamera" in lines[2]
+    assert main(["risk", "--twins", str(path), "--json"]) == 0
+    assert "\x1b" not in capsys.readouterr().out  # JSON escapes control characters itself
