@@ -6,9 +6,12 @@ STAMP  := $(VENV)/.installed
 LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
 
-.PHONY: install deps kafka-jars demo test lint unit wheel-check lock clean
+.PHONY: install system-packages deps kafka-jars demo test lint unit wheel-check lock clean
 
-install: deps kafka-jars  ## venv + the locked Python dependencies + Kafka broker jars
+install: system-packages deps kafka-jars  ## Debian packages, venv + the locked Python dependencies, Kafka jars
+
+system-packages:  ## Mosquitto, promtool and headless Chromium for the tests (apt-get, when missing)
+	bash deploy/system-packages.sh
 
 # Exactly the versions in the lock (what CI tested), then twinguard itself in editable mode.
 deps: $(STAMP)
