@@ -15,7 +15,7 @@ from twinguard.pipelines.fuzz import FuzzConfig, format_table, run_fuzz
 # Kinds whose fixes live on other branches of issue 18 (hostile-a: items 1-4, hostile-c: 7-9).
 # While one still fails here the test is an expected failure; once it passes, this test fails
 # until it is removed from the list, so a fixed kind can never silently regress.
-PENDING = {"huge_numbers", "deep_nesting", "oversized", "intel", "identity", "terminal"}
+PENDING = {"huge_numbers", "deep_nesting", "oversized", "intel"}
 # random mutations hit the same crashes at random; judged strictly once nothing is pending
 MUTATIONS = "mutation"
 
