@@ -1,4 +1,5 @@
-"""Peers suite: the Bytewax-naive and Quix Streams baselines on the same input topic as e2e.
+"""Peers suite: naive (Bytewax, Quix Streams) and expert (Bytewax batched, micro-batch consumer)
+peers on the same input topic as e2e.
 
 Each peer runs as its own process over every message of the topic; the harness checks that it
 processed them all (its per-event counter must equal the topic's message count). Throughput uses
@@ -87,38 +88,41 @@ def _run_peer(name: str, cmd: list[str], stats: Path, log_path: Path, expected: 
     return res
 
 
+# name -> (script, how it works); the naive ones as the docs teach, the expert ones as a data
+# engineer writes them (batched parsing, vectorised windows, one predict per batch of closed windows)
+PEERS = {
+    "bytewax_naive": ("bytewax_naive.py", "Bytewax as its docs teach: per-event state, 1-row predict"),
+    "quix": ("quix_app.py", "Quix Streams as its docs teach: per-event state, 1-row predict"),
+    "bytewax_expert": ("bytewax_expert.py", "Bytewax stateful_batch per partition, polars windows, "
+                       "batch predict per closed windows"),
+    "microbatch": ("microbatch.py", "confluent-kafka consume(10000) + polars windows + batch predict"),
+}
+NAIVE = ("bytewax_naive", "quix")
+
+
 def run(cfg: Config, brokers: str, topic: str, expected: int, logdir: Path, partitions: int,
-        which: tuple[str, ...] = ("bytewax_naive", "quix")) -> dict[str, Any]:
+        which: tuple[str, ...] = tuple(PEERS)) -> dict[str, Any]:
     spec = write_peer_spec(cfg, logdir / "peer-spec.json")
-    # per-event 1-row predict runs ~2-3k events/s: allow for that and a loaded machine
-    timeout = 300 + expected / 500
     out: dict[str, Any] = {}
-    if "bytewax_naive" in which:
-        o = broker.output_topics(brokers, "peer-bytewax", partitions)["threats"]
-        log(f"peers: bytewax_naive over {expected:,} messages")
-        stats = logdir / "peer-bytewax.json"
-        out["bytewax_naive"] = _run_peer(
-            "bytewax_naive", [PYTHON, str(PEERS_DIR / "bytewax_naive.py"), "--spec", str(spec),
-                              "--brokers", brokers, "--topic", topic, "--out-topic", o,
-                              "--stats", str(stats)],
-            stats, logdir / "peer-bytewax.log", expected, timeout)
-        out["bytewax_naive"]["threats"] = broker.message_count(brokers, o)
-    if "quix" in which:
-        py, how = quix_python()
+    for name in which:
+        script, how = PEERS[name]
+        py, venv = quix_python() if name == "quix" else (PYTHON, "")
         if py is None:
-            out["quix"] = {"error": how}
-        else:
-            o = broker.output_topics(brokers, "peer-quix", partitions)["threats"]
-            log(f"peers: quix over {expected:,} messages ({how})")
-            stats = logdir / "peer-quix.json"
-            out["quix"] = _run_peer(
-                "quix", [py, str(PEERS_DIR / "quix_app.py"), "--spec", str(spec),
-                         "--brokers", brokers, "--topic", topic, "--out-topic", o,
-                         "--stats", str(stats), "--idle", "5"],
-                stats, logdir / "peer-quix.log", expected, timeout)
-            out["quix"]["venv"] = how
-            out["quix"]["env_versions"] = quix_env_versions(py)
-            out["quix"]["threats"] = broker.message_count(brokers, o)
+            out[name] = {"error": venv}
+            continue
+        # per-event 1-row predict runs ~2-3k events/s: allow for that and a loaded machine
+        timeout = 300 + expected / (500 if name in NAIVE else 20_000)
+        o = broker.output_topics(brokers, f"peer-{name}", partitions)["threats"]
+        log(f"peers: {name} over {expected:,} messages{f' ({venv})' if venv else ''}")
+        stats = logdir / f"peer-{name}.json"
+        extra = ["--idle", "5"] if name == "quix" else []
+        res = _run_peer(name, [py, str(PEERS_DIR / script), "--spec", str(spec), "--brokers", brokers,
+                               "--topic", topic, "--out-topic", o, "--stats", str(stats), *extra],
+                        stats, logdir / f"peer-{name}.log", expected, timeout)
+        res.update(how=how, threats=broker.message_count(brokers, o), threats_topic=o)
+        if name == "quix":
+            res.update(venv=venv, env_versions=quix_env_versions(py))
+        out[name] = res
     for res in out.values():
         if "events_per_s" in res:
             res["events_per_s"] = round(res["events_per_s"])

@@ -135,8 +135,8 @@ class Progress:
         if self.first_t is None:
             self.first_t = self.clock()
 
-    def done(self) -> None:
-        self.count += 1
+    def done(self, n: int = 1) -> None:
+        self.count += n
         self.last_t = self.clock()
 
     def write(self, path: str | Path, **extra: Any) -> None:
