@@ -5,12 +5,12 @@ schema built from the device types); a batch is folded into per-(device, window)
 aggregates with one `group_by`; those merge into the open windows; a device's window closes once
 the device reports in a later one (the naive peers' semantics: a late event joins the device's
 current window), and at the end of the input; the closed windows are scored with one
-`inplace_predict` call. The verdicts are those of the naive peers' model over each window's complete contents (`PeerModel.features` on the
-window's final state): `reference_verdicts` computes them event by event, and the tests check that
-both expert peers agree with it.
+`inplace_predict` call. The verdicts are those of the naive peers' model over each window's
+complete contents (`PeerModel.features` on the window's final state): `reference_verdicts`
+computes them event by event, and the tests check that both expert peers agree with it.
 
-Only numpy, polars and the model object are used (no twinguard): the peers run as scripts, and this
-module is their sibling.
+Only numpy, pyarrow, polars and the model object are used (no twinguard): the peers run as
+scripts, and this module is their sibling.
 """
 
 from __future__ import annotations
