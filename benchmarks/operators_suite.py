@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 
 from twinguard.benchmarks.harness import Stat, log, timed
-from twinguard.benchmarks.workload import Workload
+from twinguard.benchmarks.workload import Workload, generate
 from twinguard.operators.batches import OutMsg, RawBatch
 from twinguard.operators.decode.fast import decode_batch
 from twinguard.operators.decode.telemetry import _decoder
@@ -202,7 +202,26 @@ def decode_parts(rt: Runtime, w: Workload, limit: int = 30_000) -> dict[str, Any
     return out
 
 
-def run(rt: Runtime, w: Workload, n_trials: int) -> dict[str, Any]:
+def by_fleet_size(rt: Runtime, sizes: tuple[int, ...], duration_s: float,
+                  n_trials: int) -> dict[str, Any]:
+    """Cost per event as the fleet grows over the same event-time span (several windows per device):
+    what a user sizing a deployment needs, and where per-device state starts to cost cache misses."""
+    out: dict[str, Any] = {}
+    for devices in sizes:
+        log(f"operators: fleet of {devices:,} devices x {duration_s:.0f} s")
+        w = generate(rt, devices, duration_s)
+        res = throughput(rt, w, n_trials)
+        per_cpu_s = res["events_per_cpu_s"]["median"]
+        out[str(devices)] = {"events": len(w), "events_per_cpu_s": res["events_per_cpu_s"],
+                             "us_cpu_per_event": round(1e6 / per_cpu_s, 3) if per_cpu_s else None,
+                             "all_accounted": res["accounting"]["all_accounted"],
+                             "generate_s": round(w.generate_s, 1)}
+        del w
+    return out
+
+
+def run(rt: Runtime, w: Workload, n_trials: int, fleet_sizes: tuple[int, ...] = (),
+        fleet_duration_s: float = 60.0) -> dict[str, Any]:
     res = throughput(rt, w, n_trials)
     log("operators: per-stage breakdown (instrumented pass)")
     res["breakdown"] = breakdown(rt, w)
@@ -212,4 +231,9 @@ def run(rt: Runtime, w: Workload, n_trials: int) -> dict[str, Any]:
                          "XGBoost + encoded twins/threats/actions); XGBoost nthread=1, one thread")
     res["workload"] = w.describe()
     res["chunk"] = CHUNK
+    if fleet_sizes:
+        sizes = by_fleet_size(rt, fleet_sizes, fleet_duration_s, n_trials)
+        res["by_devices"] = sizes
+        res["events_per_cpu_s_by_devices"] = {k: v["events_per_cpu_s"]["median"]
+                                              for k, v in sizes.items()}
     return res

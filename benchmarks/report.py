@@ -10,6 +10,8 @@ from typing import Any
 TARGETS: list[tuple[str, str, str, float, str]] = [
     # key, description, comparison, threshold, unit
     ("operators_events_per_s_per_core", "operators: events/s per core", ">=", 1_000_000, "ev/s"),
+    ("operators_events_per_cpu_s_10k", "operators at 10k devices: events per CPU-second", ">=",
+     400_000, "ev/s"),
     ("e2e_events_per_s", "end to end through Kafka: events/s", ">=", 400_000, "ev/s"),
     ("vs_bytewax_naive", "ours e2e / Bytewax-naive peer", ">=", 20, "x"),
     ("vs_quix", "ours e2e / Quix Streams peer", ">=", 10, "x"),
@@ -32,6 +34,7 @@ def _get(d: dict[str, Any], *path: str) -> Any:
 def measured(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "operators_events_per_s_per_core": _get(r, "operators", "events_per_s_per_core"),
+        "operators_events_per_cpu_s_10k": _get(r, "operators", "events_per_cpu_s_by_devices", "10000"),
         "e2e_events_per_s": _get(r, "e2e", "events_per_s"),
         "vs_bytewax_naive": _get(r, "peers", "bytewax_naive", "ratio_ours_over_peer"),
         "vs_quix": _get(r, "peers", "quix", "ratio_ours_over_peer"),
@@ -125,6 +128,14 @@ def markdown(r: dict[str, Any]) -> str:
         dp = b["decode_parts"]
         L += ["", "decode micro-benchmarks (µs/event): " + ", ".join(
             f"{k[:-3]} {v:.2f}" for k, v in dp.items() if k.endswith("_us"))]
+        if "by_devices" in ops:
+            L += ["", "Cost as the fleet grows (same event-time span, median of the trials):", "",
+                  "| devices | events | events per CPU-second | µs CPU/event | accounted |",
+                  "|---:|---:|---:|---:|:---:|"]
+            for devices, f in ops["by_devices"].items():
+                L.append(f"| {int(devices):,} | {f['events']:,} | "
+                         f"{_fmt(f['events_per_cpu_s']['median'])} | {f['us_cpu_per_event']} | "
+                         f"{f['all_accounted']} |")
     e2e = r.get("e2e")
     if isinstance(e2e, dict) and "throughput" in e2e:
         th = e2e["throughput"]

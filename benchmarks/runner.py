@@ -34,12 +34,15 @@ class Plan:
     scaling_trials: int
     memory_sizes: tuple[int, ...]
     profile_s: float
+    fleet_sizes: tuple[int, ...] = ()  # operators' cost per event as the fleet grows
+    fleet_duration_s: float = 60.0  # event time of each of those fleets (several windows/device)
     latency_rate: float | None = None  # None: half the measured sustained rate
 
 
 # the latency run needs >= 60 s: shorter fleets start identity attacks before login profiles exist
-QUICK = Plan(1_500, 40, 3, 2, 60, 1, (10_000, 100_000), 5)
-FULL = Plan(10_000, 45, 5, 3, 75, 2, (10_000, 100_000, 1_000_000), 15)
+QUICK = Plan(1_500, 40, 3, 2, 60, 1, (10_000, 100_000), 5, fleet_sizes=(1_000,))
+FULL = Plan(10_000, 45, 5, 3, 75, 2, (10_000, 100_000, 1_000_000), 15,
+            fleet_sizes=(1_000, 10_000, 100_000))
 
 
 def run_bench(config_path: str | None, suites: list[str], quick: bool, out: Path,
@@ -97,7 +100,8 @@ def run_bench(config_path: str | None, suites: list[str], quick: bool, out: Path
         wl = w
 
         def ops() -> None:
-            r["operators"] = operators_suite.run(rt, wl, plan.operator_trials)
+            r["operators"] = operators_suite.run(rt, wl, plan.operator_trials, plan.fleet_sizes,
+                                                 plan.fleet_duration_s)
             prof = _profile_operators(plan, out / "profile-operators.folded", logdir)
             profiles["operators (run_offline: decode -> shard engines, no Kafka)"] = prof
             texts.append(profiling.format_text("operators: run_offline in-process", prof))

@@ -421,7 +421,7 @@ def _parser() -> argparse.ArgumentParser:
     add("config", cmd_config, "print the resolved configuration (secrets masked)")
 
     b = add("bench", cmd_bench, "benchmarks: operators, end to end on a private Kafka broker, "
-            "peers (Bytewax, Quix Streams), scaling, memory")
+            "peers (naive and expert Bytewax, Quix Streams, a micro-batch consumer), scaling, memory")
     b.add_argument("--suite", choices=["operators", "e2e", "peers", "scaling", "memory", "all"],
                    default="all", help="which suite (default all)")
     b.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
