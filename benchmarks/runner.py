@@ -15,13 +15,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from twinguard.benchmarks import e2e_suite, memory, operators_suite, peers_suite, profiling, report, scaling
+from twinguard.benchmarks import (
+    e2e_suite,
+    memory,
+    operators_suite,
+    peers_suite,
+    profiling,
+    report,
+    scaling,
+    sustained,
+)
 from twinguard.benchmarks.harness import PYTHON, loadavg, log, machine, versions
 from twinguard.benchmarks.workload import Workload, generate
 from twinguard.pipelines.config import Config, load_config
 from twinguard.pipelines.flow import Runtime
 
-SUITES = ("operators", "e2e", "peers", "scaling", "memory")
+SUITES = ("operators", "e2e", "peers", "scaling", "memory", "sustained")
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,17 @@ class Plan:
     profile_s: float
     fleet_sizes: tuple[int, ...] = ()  # operators' cost per event as the fleet grows
     fleet_duration_s: float = 60.0  # event time of each of those fleets (several windows/device)
+    sustained_start_rate: float = 30_000  # first rate of the sustained search (ev/s)
+    sustained_duration_s: float = 180.0  # each step of it (>= 3 minutes for a result)
+    sustained_refine: int = 2  # halvings between the last held and the first failed rate
+    sustained_max_steps: int = 8
     latency_rate: float | None = None  # None: half the measured sustained rate
 
 
 # the latency run needs >= 60 s: shorter fleets start identity attacks before login profiles exist
-QUICK = Plan(1_500, 40, 3, 2, 60, 1, (10_000, 100_000), 5, fleet_sizes=(1_000,))
+QUICK = Plan(1_500, 40, 3, 2, 60, 1, (10_000, 100_000), 5, fleet_sizes=(1_000,),
+             sustained_start_rate=5_000, sustained_duration_s=60.0, sustained_refine=0,
+             sustained_max_steps=2)
 FULL = Plan(10_000, 45, 5, 3, 75, 2, (10_000, 100_000, 1_000_000), 15,
             fleet_sizes=(1_000, 10_000, 100_000))
 
@@ -69,7 +84,7 @@ def run_bench(config_path: str | None, suites: list[str], quick: bool, out: Path
     }
     rt = Runtime.from_config(cfg)
     w: Workload | None = None
-    if set(suites) & {"operators", "e2e", "peers", "scaling"}:
+    if set(suites) & {"operators", "e2e", "peers", "scaling", "sustained"}:
         log(f"workload: {plan.devices:,} devices x {plan.duration_s:.0f} s simulated")
         w = generate(rt, plan.devices, plan.duration_s)
         r["workload"] = w.describe()
@@ -110,7 +125,7 @@ def run_bench(config_path: str | None, suites: list[str], quick: bool, out: Path
         def mem() -> None:
             r["memory"] = memory.run(list(plan.memory_sizes), logdir)
         guarded("memory", mem)
-    kafka_suites = [s for s in ("e2e", "peers", "scaling") if s in suites]
+    kafka_suites = [s for s in ("e2e", "peers", "scaling", "sustained") if s in suites]
     if kafka_suites and w is not None:
         _kafka(r, cfg, rt, w, plan, kafka_suites, config_path, logdir, out, profiles, texts,
                guarded)
@@ -130,6 +145,15 @@ def _kafka(r: dict[str, Any], cfg: Config, rt: Runtime, w: Workload, plan: Plan,
             r["settings"]["broker"] = "private local Apache Kafka (twinguard.pipelines.kafka.local), " \
                                       "same host"
             state: dict[str, Any] = {}
+            if "sustained" in suites:
+                def sus() -> None:
+                    r["sustained"] = sustained.run(
+                        brokers, rt, w.events_per_device_s, len(w) / max(w.generate_s, 1e-3), logdir,
+                        parts, config_path, plan.sustained_start_rate, plan.sustained_duration_s,
+                        refine=plan.sustained_refine, max_steps=plan.sustained_max_steps)
+                guarded("sustained", sus)
+                if set(suites) <= {"sustained"}:
+                    return
 
             def throughput() -> None:
                 trials = plan.e2e_trials if "e2e" in suites else 1
