@@ -11,7 +11,6 @@ open windows as polars aggregates: each batch is parsed in one Arrow JSON read, 
 
 from __future__ import annotations
 
-import argparse
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ from bytewax.operators import StatefulBatchLogic
 
 # sibling modules: peers run as scripts (by path), independent of twinguard
 from columnar import WindowBook
-from common import PeerModel, Progress
+from common import PeerModel, Progress, peer_arguments, warm_model
 
 BATCH = 10_000
 Msg = KafkaSourceMessage[bytes | None, bytes | None]
@@ -69,14 +68,8 @@ def build(model: PeerModel, brokers: str, topic: str, out_topic: str,
 def main() -> None:
     from bytewax._bytewax import cli_main
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--spec", required=True)
-    ap.add_argument("--brokers", required=True)
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--out-topic", required=True)
-    ap.add_argument("--stats", required=True)
-    a = ap.parse_args()
-    model = PeerModel(a.spec)
+    a = peer_arguments(__doc__)
+    model = warm_model(a.spec)
     progress = Progress()
     cli_main(build(model, a.brokers, a.topic, a.out_topic, progress),  # type: ignore[no-untyped-call]
              workers_per_process=1, epoch_interval=timedelta(seconds=10))

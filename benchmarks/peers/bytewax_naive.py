@@ -10,7 +10,6 @@ epoch (10 s, as `python -m bytewax.run` uses without -s).
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.dataflow import Dataflow
 
 # a sibling module: peers run as scripts (by path), independent of twinguard
-from common import PeerModel, Progress, State
+from common import PeerModel, Progress, State, peer_arguments, warm_model
 
 
 def build(model: PeerModel, brokers: str, topic: str, out_topic: str,
@@ -54,17 +53,8 @@ def build(model: PeerModel, brokers: str, topic: str, out_topic: str,
 def main() -> None:
     from bytewax._bytewax import cli_main
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spec", required=True)
-    ap.add_argument("--brokers", required=True)
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--out-topic", required=True)
-    ap.add_argument("--stats", required=True)
-    a = ap.parse_args()
-    model = PeerModel(a.spec)
-    warm = model.features(model.fresh(0, next(iter(model.types))))
-    for _ in range(200):
-        model.score(warm)
+    a = peer_arguments(__doc__)
+    model = warm_model(a.spec)
     progress = Progress()
     flow = build(model, a.brokers, a.topic, a.out_topic, progress)
     cli_main(flow, workers_per_process=1,  # type: ignore[no-untyped-call]

@@ -11,6 +11,7 @@ harness from the project's own schemas, so names and indices match the model.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -111,6 +112,25 @@ class PeerModel:
         out = {"device_id": ev["device_id"], "threat": self.classes[c], "score": round(p, 4),
                "window_start": st["ws"], "window_end": st["ws"] + WINDOW_MS, "ts": ev["ts"]}
         return st, json.dumps(out).encode()
+
+
+def peer_arguments(doc: str | None, idle: bool = False) -> argparse.Namespace:
+    """The options the harness passes to every peer (and `--idle` for peers that end on silence)."""
+    ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    for name in ("--spec", "--brokers", "--topic", "--out-topic", "--stats"):
+        ap.add_argument(name, required=True)
+    if idle:
+        ap.add_argument("--idle", type=float, default=5.0, help="stop after this many idle seconds")
+    return ap.parse_args()
+
+
+def warm_model(spec_path: str | Path) -> PeerModel:
+    """The model, with XGBoost's first calls (allocation, thread set-up) done before timing starts."""
+    model = PeerModel(spec_path)
+    warm = model.features(model.fresh(0, next(iter(model.types))))
+    for _ in range(200):
+        model.score(warm)
+    return model
 
 
 def write_spec(path: Path, feature_names: list[str], classes: list[str], threshold: float,

@@ -10,11 +10,9 @@ when every partition reports its end (`enable.partition.eof`).
 
 from __future__ import annotations
 
-import argparse
-
 # columnar, common: sibling modules (peers run as scripts, by path, independent of twinguard)
 from columnar import WindowBook
-from common import PeerModel, Progress
+from common import PeerModel, Progress, peer_arguments, warm_model
 from confluent_kafka import Consumer, KafkaError, Producer
 
 BATCH = 10_000
@@ -62,14 +60,8 @@ def run(model: PeerModel, brokers: str, topic: str, out_topic: str, progress: Pr
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--spec", required=True)
-    ap.add_argument("--brokers", required=True)
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--out-topic", required=True)
-    ap.add_argument("--stats", required=True)
-    a = ap.parse_args()
-    model = PeerModel(a.spec)
+    a = peer_arguments(__doc__)
+    model = warm_model(a.spec)
     progress = Progress()
     threats = run(model, a.brokers, a.topic, a.out_topic, progress)
     from importlib.metadata import version

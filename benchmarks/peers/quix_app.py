@@ -12,31 +12,20 @@ Runs from its own virtualenv (quixstreams pins confluent-kafka < 2.13):
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import uuid
 from typing import Any
 
 # a sibling module: peers run as scripts (by path), independent of twinguard
-from common import PeerModel, Progress
+from common import Progress, peer_arguments, warm_model
 
 
 def main() -> None:
     from quixstreams import Application  # type: ignore[import-not-found, unused-ignore]
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spec", required=True)
-    ap.add_argument("--brokers", required=True)
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--out-topic", required=True)
-    ap.add_argument("--stats", required=True)
-    ap.add_argument("--idle", type=float, default=5.0)
-    a = ap.parse_args()
-    model = PeerModel(a.spec)
-    warm = model.features(model.fresh(0, next(iter(model.types))))
-    for _ in range(200):
-        model.score(warm)
+    a = peer_arguments(__doc__, idle=True)
+    model = warm_model(a.spec)
     progress = Progress()
     with tempfile.TemporaryDirectory(prefix="quix-state-") as state_dir:
         app = Application(broker_address=a.brokers, consumer_group=f"bench-quix-{uuid.uuid4()}",
