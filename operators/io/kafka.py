@@ -51,6 +51,10 @@ PRODUCER_TUNING = {
 }
 
 
+LAG_EVERY_S = 1.0
+LagObserver = Callable[[str, int, int], None]  # (topic, partition, messages behind)
+
+
 class KafkaFatalError(RuntimeError):
     """The broker refused us for good (auth, unknown topic, ...); restarting will not help."""
 
@@ -68,10 +72,37 @@ class _Reporter:
                         err.str())
 
 
+class _RateLimit(logging.Filter):
+    """librdkafka's own log lines, at most one per facility per `every_s`. Connection failures
+    (FAIL, ERROR) are left out: the error callback already says them once, readably."""
+
+    REPORTED = frozenset({"FAIL", "ERROR"})
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self.last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # confluent-kafka logs ("%s [%s] %s", facility, client name, text)
+        args = record.args if isinstance(record.args, tuple) else ()
+        facility = str(args[0]) if args else ""
+        if facility in self.REPORTED:
+            return False
+        now = time.monotonic()
+        if now - self.last.get(facility, -self.every_s) < self.every_s:
+            return False
+        self.last[facility] = now
+        return True
+
+
 def quiet_settings(who: str) -> dict[str, Any]:
-    """Route librdkafka's own logs through Python logging (errors only) and report errors once."""
+    """Route librdkafka's own logs through Python logging (warnings and up, rate-limited) and
+    report errors once per 10 s instead of a line per retry."""
     raw = logging.getLogger(f"librdkafka.{who}")
-    raw.setLevel(logging.CRITICAL)  # per-retry FAIL lines; _Reporter says it once, readably
+    raw.setLevel(logging.WARNING)
+    if not any(isinstance(f, _RateLimit) for f in raw.filters):
+        raw.addFilter(_RateLimit())
     return {"error_cb": _Reporter(who), "logger": raw}
 
 
@@ -127,6 +158,8 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
     idle: IdleStop | None
     next_offset: int = 0  # what snapshot() records: resume here
     awake: datetime | None = None
+    lag: LagObserver | None = None
+    lag_at: float = 0.0  # monotonic time of the last lag report
 
     def next_batch(self) -> list[RawBatch]:
         if self.idle is not None and self.idle.stopped:
@@ -138,6 +171,11 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
         # costs (decode set-up, a model call) that tiny batches would pay per handful of events.
         msgs = self.consumer.consume(self.batch_size, 0)
         good = [m for m in msgs if _ok(m)]
+        last = good[-1].offset() if good else None
+        if last is not None:
+            self.next_offset = last + 1
+        if self.lag is not None and time.monotonic() - self.lag_at >= LAG_EVERY_S:
+            self._report_lag()
         self.awake = None if len(msgs) >= self.batch_size else (
             datetime.now(UTC) + timedelta(seconds=self.poll_timeout_s))
         if not good:
@@ -148,9 +186,19 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
         if self.idle is not None:
             self.idle.data((self.topic, self.partition))
         offsets = np.fromiter((m.offset() for m in good), dtype=np.int64, count=len(good))
-        self.next_offset = int(offsets[-1]) + 1
         return [RawBatch(self.topic, self.partition, offsets, [m.key() for m in good],
                          [m.value() for m in good])]
+
+    def _report_lag(self) -> None:
+        """High watermark (as of the last fetch response: no broker call) minus our position."""
+        self.lag_at = time.monotonic()
+        try:
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, self.partition), cached=True)
+        except KafkaException:
+            return
+        if high >= 0 and self.lag is not None:
+            self.lag(self.topic, self.partition, max(0, high - max(self.next_offset, low)))
 
     def _drained(self) -> bool:
         """Connected and at the end of the partition (an outage or a backlog is not idleness)."""
@@ -192,9 +240,10 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
 
     def __init__(self, settings: dict[str, Any], topic: str, batch_size: int = 2000,
                  poll_timeout_s: float = 0.05, idle: IdleStop | None = None,
-                 group_id: str = "twinguard") -> None:
+                 group_id: str = "twinguard", lag: LagObserver | None = None) -> None:
         self.settings, self.topic, self.group_id = settings, topic, group_id
         self.batch_size, self.poll_timeout_s, self.idle = batch_size, poll_timeout_s, idle
+        self.lag = lag  # told each partition's lag at most every LAG_EVERY_S (metrics)
 
     def list_parts(self) -> list[str]:
         where = self.settings.get("bootstrap.servers")
@@ -223,7 +272,7 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
         if self.idle is not None:
             self.idle.register((self.topic, p))
         return _Partition(consumer, self.topic, p, self.batch_size, self.poll_timeout_s,
-                          self.idle, next_offset=resume_state or 0)
+                          self.idle, next_offset=resume_state or 0, lag=self.lag)
 
 
 class _ProducerPartition(StatelessSinkPartition[OutMsg]):
