@@ -116,7 +116,6 @@ def kafka_sink(cfg: Config, recovery: bool | None = None) -> KafkaOutSink:
 
 def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
     """Telemetry or activity by the batch's topic: one path, so a shard sees both in input order."""
-    count_input(raw)
     if raw.topic == rt.cfg.topics.activity:
         out: DecodeOut | ActivityOut = decode_activity(raw, rt.decode)
     else:
@@ -125,6 +124,13 @@ def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
     if notes:
         out.errs = mark_quarantined(out.errs, notes)
     return out
+
+
+def _counted_decode(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
+    """decode_step with the batch counted as input (here, not in decode_step: the offline flow
+    and the start-up warm-up share decode_step and must not count)."""
+    count_input(raw)
+    return decode_step(rt, raw)
 
 
 def by_shard(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ShardItem]]:
@@ -157,7 +163,7 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
         acts_in = op.input("activity_in", flow, activity or activity_source(cfg))
         raw = op.merge("inputs", raw, acts_in)
     n = rt.cfg.pipeline.shards
-    decoded = op.map("decode", raw, timed("decode", partial(decode_step, rt)))
+    decoded = op.map("decode", raw, timed("decode", partial(_counted_decode, rt)))
     dead = op.flat_map("dead_letters", decoded, lambda d: d.errs)
     shards = op.flat_map("shard", decoded, partial(by_shard, n))
 
