@@ -60,16 +60,24 @@ class KafkaFatalError(RuntimeError):
 
 
 class _Reporter:
-    """librdkafka error callback: one clear, rate-limited line instead of a log line per retry."""
+    """librdkafka error callback: one clear line per kind of error per `every_s` for the whole
+    process, instead of a line per retry and client (a run has a consumer per partition, a
+    producer, intel readers: an outage would otherwise print the same news a dozen times)."""
+
+    _last: dict[int, float] = {}  # error code -> when it was last reported, shared by all clients
+    _lock = threading.Lock()
 
     def __init__(self, who: str, every_s: float = 10.0) -> None:
-        self.who, self.every_s, self.last = who, every_s, 0.0
+        self.who, self.every_s = who, every_s
 
     def __call__(self, err: Any) -> None:
-        if time.monotonic() - self.last >= self.every_s:
-            self.last = time.monotonic()
-            log.warning("Kafka %s: %s — retrying (brokers unreachable or restarting?)", self.who,
-                        err.str())
+        now, code = time.monotonic(), int(err.code())
+        with self._lock:
+            if now - self._last.get(code, -self.every_s) < self.every_s:
+                return
+            self._last[code] = now
+        log.warning("Kafka %s: %s — retrying (brokers unreachable or restarting?)", self.who,
+                    err.str())
 
 
 class _RateLimit(logging.Filter):
@@ -266,7 +274,7 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
         p = int(for_part)
         consumer = Consumer({**self.settings, "group.id": self.group_id, **CONSUMER_TUNING,
-                             **quiet_settings(f"consumer[{for_part}]")})
+                             **quiet_settings(f"consumer {self.topic}[{for_part}]")})
         start = OFFSET_BEGINNING if resume_state is None else resume_state
         consumer.assign([TopicPartition(self.topic, p, start)])
         if self.idle is not None:
