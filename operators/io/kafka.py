@@ -59,7 +59,7 @@ class KafkaFatalError(RuntimeError):
     """The broker refused us for good (auth, unknown topic, ...); restarting will not help."""
 
 
-class _Reporter:
+class ErrorReporter:
     """librdkafka error callback: one clear line per kind of error per `every_s` for the whole
     process, instead of a line per retry and client (a run has a consumer per partition, a
     producer, intel readers: an outage would otherwise print the same news a dozen times)."""
@@ -80,7 +80,7 @@ class _Reporter:
                     err.str())
 
 
-class _RateLimit(logging.Filter):
+class LogRateLimit(logging.Filter):
     """librdkafka's own log lines, at most one per facility per `every_s`. Connection failures
     (FAIL, ERROR) are left out: the error callback already says them once, readably."""
 
@@ -109,9 +109,9 @@ def quiet_settings(who: str) -> dict[str, Any]:
     report errors once per 10 s instead of a line per retry."""
     raw = logging.getLogger(f"librdkafka.{who}")
     raw.setLevel(logging.WARNING)
-    if not any(isinstance(f, _RateLimit) for f in raw.filters):
-        raw.addFilter(_RateLimit())
-    return {"error_cb": _Reporter(who), "logger": raw}
+    if not any(isinstance(f, LogRateLimit) for f in raw.filters):
+        raw.addFilter(LogRateLimit())
+    return {"error_cb": ErrorReporter(who), "logger": raw}
 
 
 class IdleStop:
