@@ -32,6 +32,7 @@ from twinguard.operators.twin.store import TwinStore
 from twinguard.operators.users.insider import Reorder, UserLogic, UserStore
 from twinguard.pipelines import heap
 from twinguard.pipelines.config import Config, load_config
+from twinguard.pipelines.kafka.admin import require_topics
 from twinguard.pipelines.metrics.counting import (
     CENSUS,
     TimedLogic,
@@ -154,7 +155,9 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     cfg = cfg or load_config(os.environ.get("TWINGUARD_CONFIG"))
     rt = runtime or Runtime.from_config(cfg, live=source is None)
     standalone = runtime is None and source is None  # `python -m bytewax.run`: the whole process
-    if standalone:
+    if standalone:  # as `twinguard run`: a wrong broker or topic fails now, in one line
+        require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity],
+                       cfg.startup.broker_timeout_s)
         follow_intel(cfg, rt)
         serve(cfg.metrics, rt.engine.scorer)
     flow = Dataflow("twinguard")

@@ -4,6 +4,9 @@ command that creates it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.cli import twinguard, write_config
@@ -45,3 +48,16 @@ def test_a_missing_topic_names_the_command_that_creates_it(kafka_brokers: str, c
     assert "'twinguard.never-created.telemetry', 'twinguard.never-created.activity' not found" in (
         lines[0]) and "`twinguard topics create`" in lines[0], lines
     assert not any(raw in res.stderr for raw in RAW_LIBRDKAFKA), res.stderr
+
+
+def test_bytewax_run_fails_on_unreachable_brokers_with_the_same_line() -> None:
+    env = {**os.environ, "TWINGUARD__KAFKA__BROKERS": "127.0.0.1:1",
+           "TWINGUARD__STARTUP__BROKER_TIMEOUT_S": "2",
+           "TWINGUARD__INTEGRITY__INSECURE_DEV_KEY": "true"}
+    res = subprocess.run([sys.executable, "-m", "bytewax.run",
+                          "twinguard.pipelines.flow:build_flow()"], capture_output=True, text=True,
+                         env=env, timeout=120, check=False)
+    assert res.returncode != 0, res.stderr
+    assert ("Kafka at 127.0.0.1:1 did not answer within 2 s ([startup] broker_timeout_s)"
+            in res.stderr), res.stderr[-2000:]
+    assert not any(raw in res.stderr for raw in RAW_LIBRDKAFKA), res.stderr[-2000:]
