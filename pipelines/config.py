@@ -19,6 +19,8 @@ from twinguard.operators.settings import (
     ResponseConfig,
     RiskConfig,
 )
+from twinguard.pipelines.kafka.startup import StartupConfig
+from twinguard.pipelines.metrics.settings import MetricsConfig
 
 ENV_PREFIX = "TWINGUARD__"
 # librdkafka keys (and ours) whose values are secrets; `*.location`/`*_env` only name where they live
@@ -87,6 +89,8 @@ class Config:
     activity: ActivityConfig = field(default_factory=ActivityConfig)
     intel: IntelConfig = field(default_factory=IntelConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    startup: StartupConfig = field(default_factory=StartupConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

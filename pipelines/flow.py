@@ -32,6 +32,16 @@ from twinguard.operators.twin.store import TwinStore
 from twinguard.operators.users.insider import Reorder, UserLogic, UserStore
 from twinguard.pipelines import heap
 from twinguard.pipelines.config import Config, load_config
+from twinguard.pipelines.kafka.admin import require_topics
+from twinguard.pipelines.metrics.counting import (
+    CENSUS,
+    TimedLogic,
+    count_input,
+    counting_sink,
+    record_lag,
+    timed,
+)
+from twinguard.pipelines.metrics.server import serve
 from twinguard.schemas.device_types import DeviceTypeTable, load_device_types
 
 log = logging.getLogger(__name__)
@@ -81,13 +91,13 @@ def load_scorer(model_dir: str) -> Scorer:
 def kafka_source(cfg: Config, idle: IdleStop | None = None) -> KafkaBatchSource:
     return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.telemetry,
                             cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle,
-                            cfg.kafka.group_id)
+                            cfg.kafka.group_id, lag=record_lag)
 
 
 def activity_source(cfg: Config, idle: IdleStop | None = None) -> KafkaBatchSource:
     return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.activity,
                             cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle,
-                            cfg.kafka.group_id)
+                            cfg.kafka.group_id, lag=record_lag)
 
 
 def follow_intel(cfg: Config, rt: Runtime) -> IntelReader | None:
@@ -117,6 +127,13 @@ def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
     return out
 
 
+def _counted_decode(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
+    """decode_step with the batch counted as input (here, not in decode_step: the offline flow
+    and the start-up warm-up share decode_step and must not count)."""
+    count_input(raw)
+    return decode_step(rt, raw)
+
+
 def by_shard(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ShardItem]]:
     if isinstance(out, ActivityOut):
         return list(out.by_device(shards))
@@ -138,31 +155,38 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     cfg = cfg or load_config(os.environ.get("TWINGUARD_CONFIG"))
     rt = runtime or Runtime.from_config(cfg, live=source is None)
     standalone = runtime is None and source is None  # `python -m bytewax.run`: the whole process
-    if standalone:
+    if standalone:  # as `twinguard run`: a wrong broker or topic fails now, in one line
+        require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity],
+                       cfg.startup.broker_timeout_s)
         follow_intel(cfg, rt)
+        serve(cfg.metrics, rt.engine.scorer)
     flow = Dataflow("twinguard")
     raw = op.input("telemetry_in", flow, source or kafka_source(cfg))
     if activity is not None or source is None:
         acts_in = op.input("activity_in", flow, activity or activity_source(cfg))
         raw = op.merge("inputs", raw, acts_in)
     n = rt.cfg.pipeline.shards
-    decoded = op.map("decode", raw, partial(decode_step, rt))
+    decoded = op.map("decode", raw, timed("decode", partial(_counted_decode, rt)))
     dead = op.flat_map("dead_letters", decoded, lambda d: d.errs)
     shards = op.flat_map("shard", decoded, partial(by_shard, n))
 
-    def builder(resume: TwinStore | None) -> ShardLogic:
-        return ShardLogic(rt.engine, resume, rt.control, rt.cfg.activity)
+    def builder(resume: TwinStore | None) -> TimedLogic[ShardItem, OutMsg, TwinStore]:
+        logic = ShardLogic(rt.engine, resume, rt.control, rt.cfg.activity)
+        CENSUS.add(logic)
+        return TimedLogic("twin_shards", logic)
 
     analysed = op.stateful_batch("twin_shards", shards, builder)
     results = op.map("unkey", analysed, lambda kv: kv[1])
     users = op.stateful_batch("user_shards", op.flat_map("by_user", decoded, partial(by_user, n)),
                               partial(_user_logic, rt))
     insider = op.map("unkey_users", users, lambda kv: kv[1])
-    op.output("out", op.merge("all_out", results, dead, insider), sink or kafka_sink(cfg))
+    op.output("out", op.merge("all_out", results, dead, insider),
+              counting_sink(sink or kafka_sink(cfg)))
     if standalone:
         heap.settle()
     return flow
 
 
-def _user_logic(rt: Runtime, resume: tuple[UserStore, Reorder] | None) -> UserLogic:
-    return UserLogic(rt.cfg.activity, rt.cfg.response.dry_run, resume)
+def _user_logic(rt: Runtime, resume: tuple[UserStore, Reorder] | None
+                ) -> TimedLogic[ActivityBatch, OutMsg, tuple[UserStore, Reorder]]:
+    return TimedLogic("user_shards", UserLogic(rt.cfg.activity, rt.cfg.response.dry_run, resume))

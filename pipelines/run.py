@@ -19,6 +19,7 @@ from twinguard.pipelines.flow import (
     kafka_source,
 )
 from twinguard.pipelines.kafka.admin import require_topics
+from twinguard.pipelines.metrics.server import serve
 from twinguard.pipelines.offline import warm_up
 from twinguard.pipelines.recovery import recovery_config
 
@@ -32,7 +33,9 @@ def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) ->
              cfg.topics.telemetry, workers, cfg.recovery.dir or "off",
              f" until idle {until_idle}s" if until_idle else "")
     rt = Runtime.from_config(cfg, live=True)  # refuses the development key before Kafka is asked
-    require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity])
+    require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity],
+                   cfg.startup.broker_timeout_s)
+    serve(cfg.metrics, rt.engine.scorer)
     warm_up(rt)
     reader = follow_intel(cfg, rt)
     idle = IdleStop(until_idle) if until_idle else None  # one decision for both topics

@@ -51,28 +51,67 @@ PRODUCER_TUNING = {
 }
 
 
+LAG_EVERY_S = 1.0
+LagObserver = Callable[[str, int, int], None]  # (topic, partition, messages behind)
+
+
 class KafkaFatalError(RuntimeError):
     """The broker refused us for good (auth, unknown topic, ...); restarting will not help."""
 
 
-class _Reporter:
-    """librdkafka error callback: one clear, rate-limited line instead of a log line per retry."""
+class ErrorReporter:
+    """librdkafka error callback: one clear line per kind of error per `every_s` for the whole
+    process, instead of a line per retry and client (a run has a consumer per partition, a
+    producer, intel readers: an outage would otherwise print the same news a dozen times)."""
+
+    _last: dict[int, float] = {}  # error code -> when it was last reported, shared by all clients
+    _lock = threading.Lock()
 
     def __init__(self, who: str, every_s: float = 10.0) -> None:
-        self.who, self.every_s, self.last = who, every_s, 0.0
+        self.who, self.every_s = who, every_s
 
     def __call__(self, err: Any) -> None:
-        if time.monotonic() - self.last >= self.every_s:
-            self.last = time.monotonic()
-            log.warning("Kafka %s: %s — retrying (brokers unreachable or restarting?)", self.who,
-                        err.str())
+        now, code = time.monotonic(), int(err.code())
+        with self._lock:
+            if now - self._last.get(code, -self.every_s) < self.every_s:
+                return
+            self._last[code] = now
+        log.warning("Kafka %s: %s — retrying (brokers unreachable or restarting?)", self.who,
+                    err.str())
+
+
+class LogRateLimit(logging.Filter):
+    """librdkafka's own log lines, at most one per facility per `every_s`. Connection failures
+    (FAIL, ERROR) are left out: the error callback already says them once, readably."""
+
+    REPORTED = frozenset({"FAIL", "ERROR"})
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self.last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # confluent-kafka logs ("%s [%s] %s", facility, client name, text)
+        args = record.args if isinstance(record.args, tuple) else ()
+        facility = str(args[0]) if args else ""
+        if facility in self.REPORTED:
+            return False
+        now = time.monotonic()
+        if now - self.last.get(facility, -self.every_s) < self.every_s:
+            return False
+        self.last[facility] = now
+        return True
 
 
 def quiet_settings(who: str) -> dict[str, Any]:
-    """Route librdkafka's own logs through Python logging (errors only) and report errors once."""
+    """Route librdkafka's own logs through Python logging (warnings and up, rate-limited) and
+    report errors once per 10 s instead of a line per retry."""
     raw = logging.getLogger(f"librdkafka.{who}")
-    raw.setLevel(logging.CRITICAL)  # per-retry FAIL lines; _Reporter says it once, readably
-    return {"error_cb": _Reporter(who), "logger": raw}
+    raw.setLevel(logging.WARNING)
+    if not any(isinstance(f, LogRateLimit) for f in raw.filters):
+        raw.addFilter(LogRateLimit())
+    return {"error_cb": ErrorReporter(who), "logger": raw}
 
 
 class IdleStop:
@@ -127,6 +166,8 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
     idle: IdleStop | None
     next_offset: int = 0  # what snapshot() records: resume here
     awake: datetime | None = None
+    lag: LagObserver | None = None
+    lag_at: float = 0.0  # monotonic time of the last lag report
 
     def next_batch(self) -> list[RawBatch]:
         if self.idle is not None and self.idle.stopped:
@@ -138,6 +179,11 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
         # costs (decode set-up, a model call) that tiny batches would pay per handful of events.
         msgs = self.consumer.consume(self.batch_size, 0)
         good = [m for m in msgs if _ok(m)]
+        last = good[-1].offset() if good else None
+        if last is not None:
+            self.next_offset = last + 1
+        if self.lag is not None and time.monotonic() - self.lag_at >= LAG_EVERY_S:
+            self._report_lag()
         self.awake = None if len(msgs) >= self.batch_size else (
             datetime.now(UTC) + timedelta(seconds=self.poll_timeout_s))
         if not good:
@@ -148,9 +194,19 @@ class _Partition(StatefulSourcePartition[RawBatch, int]):
         if self.idle is not None:
             self.idle.data((self.topic, self.partition))
         offsets = np.fromiter((m.offset() for m in good), dtype=np.int64, count=len(good))
-        self.next_offset = int(offsets[-1]) + 1
         return [RawBatch(self.topic, self.partition, offsets, [m.key() for m in good],
                          [m.value() for m in good])]
+
+    def _report_lag(self) -> None:
+        """High watermark (as of the last fetch response: no broker call) minus our position."""
+        self.lag_at = time.monotonic()
+        try:
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, self.partition), cached=True)
+        except KafkaException:
+            return
+        if high >= 0 and self.lag is not None:
+            self.lag(self.topic, self.partition, max(0, high - max(self.next_offset, low)))
 
     def _drained(self) -> bool:
         """Connected and at the end of the partition (an outage or a backlog is not idleness)."""
@@ -192,9 +248,10 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
 
     def __init__(self, settings: dict[str, Any], topic: str, batch_size: int = 2000,
                  poll_timeout_s: float = 0.05, idle: IdleStop | None = None,
-                 group_id: str = "twinguard") -> None:
+                 group_id: str = "twinguard", lag: LagObserver | None = None) -> None:
         self.settings, self.topic, self.group_id = settings, topic, group_id
         self.batch_size, self.poll_timeout_s, self.idle = batch_size, poll_timeout_s, idle
+        self.lag = lag  # told each partition's lag at most every LAG_EVERY_S (metrics)
 
     def list_parts(self) -> list[str]:
         where = self.settings.get("bootstrap.servers")
@@ -217,13 +274,13 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
         p = int(for_part)
         consumer = Consumer({**self.settings, "group.id": self.group_id, **CONSUMER_TUNING,
-                             **quiet_settings(f"consumer[{for_part}]")})
+                             **quiet_settings(f"consumer {self.topic}[{for_part}]")})
         start = OFFSET_BEGINNING if resume_state is None else resume_state
         consumer.assign([TopicPartition(self.topic, p, start)])
         if self.idle is not None:
             self.idle.register((self.topic, p))
         return _Partition(consumer, self.topic, p, self.batch_size, self.poll_timeout_s,
-                          self.idle, next_offset=resume_state or 0)
+                          self.idle, next_offset=resume_state or 0, lag=self.lag)
 
 
 class _ProducerPartition(StatelessSinkPartition[OutMsg]):

@@ -75,7 +75,7 @@ def require_topics(settings: dict[str, Any], names: Iterable[str], timeout_s: fl
     except KafkaException as e:
         err = e.args[0]
         raise KafkaAdminError(
-            f"Kafka at {where} did not answer within {timeout_s:.0f} s "
+            f"Kafka at {where} did not answer within {timeout_s:g} s ([startup] broker_timeout_s) "
             f"({err.str() if isinstance(err, KafkaError) else err}): start it (`twinguard kafka "
             "up`) or fix [kafka] brokers and [kafka.extra] (TLS/SASL)") from None
     missing = [n for n in names if n not in topics or topics[n].error is not None]
