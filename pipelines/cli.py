@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
+from twinguard.pipelines.consume import command as threats_command
 from twinguard.pipelines.fatal import describe
 from twinguard.pipelines.tables.read import add_table_arguments
 from twinguard.pipelines.text import PrintableFormatter, printable_lines
@@ -260,6 +261,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--intel", default=str(DEMO_INTEL), metavar="FILE",
                    help="threat intel, JSON lines of the Intel schema (default: a small demo feed; "
                         "'' for none)")
+
+    threats_command.add_arguments(add("threats", threats_command.run, "print the threats topic as a "
+                                      "table or JSON lines, de-duplicated by id (--follow: live)"))
 
     r = add("run", cmd_run, "run the dataflow: telemetry + activity topics -> "
             "twins/threats/actions/deadletter")
