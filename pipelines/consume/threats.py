@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from twinguard.operators.detect.policy import SEVERITIES
 from twinguard.operators.io.kafka import KafkaFatalError, quiet_settings
@@ -124,20 +124,31 @@ class ThreatReader:
                    "`twinguard topics`, or check [topics] threats in the config)")
             raise KafkaFatalError(msg)
         parts = sorted(meta.partitions)
-        ends = {p: c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=30)[1]
-                for p in parts}
+        ends = {} if self.follow and self.match.since_ms is None else self._ends(c, parts)
         starts = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts]
         if self.match.since_ms is not None:
             at = max(self.match.since_ms - SEEK_SLACK_MS, 0)
             found = c.offsets_for_times([TopicPartition(self.topic, p, at) for p in parts],
                                         timeout=30)
             starts = [TopicPartition(self.topic, tp.partition,
-                                     tp.offset if tp.offset >= 0 else ends[tp.partition])
+                                     tp.offset if tp.offset >= 0 else ends.get(tp.partition, OFFSET_END))
                       for tp in found]
         for tp in starts:
             self.stats.positions[tp.partition] = max(tp.offset, 0)
         c.assign(starts)
         return ends
+
+    def _ends(self, c: Consumer, parts: list[int], attempts: int = 10) -> dict[int, int]:
+        """High watermarks, retried briefly: a topic created a moment ago has no leader yet."""
+        for attempt in range(attempts):
+            try:
+                return {p: c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=30)[1]
+                        for p in parts}
+            except KafkaException:
+                if attempt == attempts - 1:
+                    raise
+                self.stop.wait(0.5)
+        return {}
 
     def _accept(self, m: Any, ends: dict[int, int]) -> ThreatEvent | None:
         """The message's threat if it is new, readable and wanted; counts it either way."""
