@@ -15,6 +15,7 @@ from twinguard.pipelines.config import Config, ConfigError, load_config, masked
 from twinguard.pipelines.consume import command as threats_command
 from twinguard.pipelines.dashboard import command as dashboard_command
 from twinguard.pipelines.fatal import describe
+from twinguard.pipelines.forensics import command as forensics_command
 from twinguard.pipelines.tables.read import add_table_arguments
 from twinguard.pipelines.text import PrintableFormatter, printable_lines
 
@@ -272,6 +273,10 @@ def _parser() -> argparse.ArgumentParser:
 
     dashboard_command.add_arguments(add("dashboard", dashboard_command.run, "serve a live page: "
                                         "fleet, threat feed, risk, threats over time, lag"))
+
+    forensics_command.add_arguments(add("forensics", forensics_command.run, "collect one threat's "
+                                        "evidence (twin, features, raw messages, model, actions) "
+                                        "into a directory"))
 
     r = add("run", cmd_run, "run the dataflow: telemetry + activity topics -> "
             "twins/threats/actions/deadletter")
