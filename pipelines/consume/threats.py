@@ -121,7 +121,7 @@ class ThreatReader:
         meta = c.list_topics(self.topic, timeout=30).topics.get(self.topic)
         if meta is None or meta.error is not None:
             msg = (f"topic {self.topic!r} not found on the brokers (create the topics with "
-                   "`twinguard topics`, or check [topics] threats in the config)")
+                   "`twinguard topics create`, or check [topics] threats in the config)")
             raise KafkaFatalError(msg)
         parts = sorted(meta.partitions)
         ends = {} if self.follow and self.match.since_ms is None else self._ends(c, parts)

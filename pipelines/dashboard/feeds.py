@@ -71,7 +71,7 @@ def _follow_twins(cfg: Config, state: DashboardState, stop: threading.Event) -> 
     try:
         meta = c.list_topics(topic, timeout=30).topics.get(topic)
         if meta is None or meta.error is not None:
-            msg = f"topic {topic!r} not found (create the topics with `twinguard topics`)"
+            msg = f"topic {topic!r} not found (create the topics with `twinguard topics create`)"
             raise KafkaFatalError(msg)
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
         while not stop.is_set():
