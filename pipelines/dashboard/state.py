@@ -21,8 +21,10 @@ from twinguard.schemas.messages import ThreatEvent, TwinState
 
 RECENT_THREATS = 200  # rows the feed keeps
 RISK_ROWS = 15
-BUCKET_MS = 10_000  # threats-over-time resolution (event time, window end)
-BUCKETS_SHOWN = 60  # ten minutes of event time
+SECOND_MS = 1000  # threats over time are counted per second of event time (window end) ...
+KEEP_MS = 10 * 60 * SECOND_MS  # ... for the last ten minutes (older seconds are dropped) ...
+BARS = 30  # ... and drawn as at most this many bars of a readable width:
+BAR_WIDTHS_MS = (1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 SUBSCRIBER_BACKLOG = 1000  # a page that stops reading is dropped rather than growing memory
 
 
@@ -52,7 +54,7 @@ class DashboardState:
                 return
             self._counts["threats"] += 1
             self._recent.appendleft(doc)
-            self._per_bucket[(ev.window_end // BUCKET_MS * BUCKET_MS, ev.threat)] += 1
+            self._count_in_time(ev.window_end // SECOND_MS * SECOND_MS, ev.threat)
             pages = list(self._pages)
             self.updated_at = time.time()
         for q in pages:
@@ -60,6 +62,16 @@ class DashboardState:
                 q.put_nowait(doc)
             except queue.Full:
                 self.unsubscribe(q)
+
+    def _count_in_time(self, second: int, threat: str) -> None:
+        """Count per second; forget seconds older than KEEP_MS before the newest (bounded memory)."""
+        newest = max((b for b, _ in self._per_bucket), default=second)
+        if second < newest - KEEP_MS:
+            return
+        self._per_bucket[(second, threat)] += 1
+        if second > newest:
+            for old in [k for k in self._per_bucket if k[0] < second - KEEP_MS]:
+                del self._per_bucket[old]
 
     def put_twin(self, device_id: str, twin: TwinState | None) -> None:
         """The latest twin of a device (None: a tombstone, the device was removed)."""
@@ -111,13 +123,16 @@ class DashboardState:
                     "threats": list(self._recent)}
 
     def _series(self) -> dict[str, Any]:
-        """Threats per class per bucket over the last BUCKETS_SHOWN buckets with any threat."""
+        """Threats per class per bar, from the first counted second to the newest; the bar width is
+        the smallest of BAR_WIDTHS_MS that needs at most BARS bars."""
         if not self._per_bucket:
-            return {"bucket_ms": BUCKET_MS, "starts": [], "classes": {}}
-        last = max(b for b, _ in self._per_bucket)
-        starts = [last - i * BUCKET_MS for i in range(BUCKETS_SHOWN - 1, -1, -1)]
-        first_used = min((b for b, _ in self._per_bucket if b >= starts[0]), default=last)
-        starts = [s for s in starts if s >= first_used]
-        classes = sorted({c for _, c in self._per_bucket})
-        return {"bucket_ms": BUCKET_MS, "starts": starts,
-                "classes": {c: [self._per_bucket.get((s, c), 0) for s in starts] for c in classes}}
+            return {"bucket_ms": BAR_WIDTHS_MS[0], "starts": [], "classes": {}}
+        first, last = min(b for b, _ in self._per_bucket), max(b for b, _ in self._per_bucket)
+        width = next((w for w in BAR_WIDTHS_MS if (last - first) // w < BARS), BAR_WIDTHS_MS[-1])
+        start = first // width * width
+        starts = list(range(start, last + 1, width))
+        classes: dict[str, list[int]] = {c: [0] * len(starts)
+                                         for c in sorted({c for _, c in self._per_bucket})}
+        for (second, threat), n in self._per_bucket.items():
+            classes[threat][(second - start) // width] += n
+        return {"bucket_ms": width, "starts": starts, "classes": classes}
