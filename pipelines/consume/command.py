@@ -74,10 +74,10 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                          parse_since(args.since, now_ms) if args.since else None)
     reader = threats(cfg, match=match, follow=args.follow)
     shown = 0
-    if not args.json:
-        print(header(), flush=True)
     try:
         for ev in reader:
+            if shown == 0 and not args.json:
+                print(header())
             shown += 1
             print(msgspec.json.encode(ev).decode() if args.json else row(ev), flush=args.follow)
     except KeyboardInterrupt:

@@ -118,7 +118,12 @@ class ThreatReader:
 
     def _start(self, c: Consumer) -> dict[int, int]:
         """Assign every partition from its start (or `since`); the high watermarks now."""
-        meta = c.list_topics(self.topic, timeout=30).topics.get(self.topic)
+        try:
+            meta = c.list_topics(self.topic, timeout=30).topics.get(self.topic)
+        except KafkaException as e:
+            msg = (f"cannot read {self.topic} from {self.settings.get('bootstrap.servers')}: "
+                   f"{e.args[0].str() if e.args else e} (is Kafka up? check --brokers)")
+            raise KafkaFatalError(msg) from None  # the one line that says what to fix
         if meta is None or meta.error is not None:
             msg = (f"topic {self.topic!r} not found on the brokers (create the topics with "
                    "`twinguard topics create`, or check [topics] threats in the config)")
