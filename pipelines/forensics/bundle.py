@@ -11,6 +11,7 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import msgspec
 from confluent_kafka import Consumer, TopicPartition
 from tqdm import tqdm
 
-from twinguard.operators.detect.scoring import META_FILE, default_model_dir
+from twinguard.operators.detect.rule_threats import RULES_VERSION
+from twinguard.operators.detect.scoring import META_FILE, NO_MODEL, default_model_dir
 from twinguard.operators.io.kafka import quiet_settings, scan_topic
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.consume.threats import threats
@@ -114,6 +116,28 @@ def source_messages(cfg: Config, ev: ThreatEvent) -> list[dict[str, Any]]:
         c.close()
 
 
+def activity_messages(cfg: Config, ev: ThreatEvent) -> list[dict[str, Any]]:
+    """Rule threats from operator activity carry no offsets: the device's activity messages whose
+    event time falls in the threat's window, found by scanning the activity topic."""
+    key, found = ev.device_id.encode(), []
+    for m in _scan(cfg, cfg.topics.activity):
+        if m.key() == key and ev.window_start <= _event_ms(m.value()) <= ev.window_end:
+            found.append(_raw(m))
+    return found
+
+
+def _event_ms(value: bytes | None) -> int:
+    """A message's `ts` in epoch ms (-1 when it has none that reads)."""
+    try:
+        ts = json.loads(value or b"").get("ts")
+        if isinstance(ts, str):
+            t = datetime.fromisoformat(ts)
+            return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
+        return int(ts)
+    except (ValueError, TypeError, AttributeError):
+        return -1
+
+
 def _raw(m: Any) -> dict[str, Any]:
     """A message as JSON: the value parsed if it is JSON, else base64 (kept byte-exact either way)."""
     value: bytes = m.value() or b""
@@ -141,6 +165,8 @@ def threat_actions(cfg: Config, threat_id: str) -> list[Action]:
 
 def model_metadata(cfg: Config, version: str) -> tuple[dict[str, Any] | None, str]:
     """The metadata of the model that scored the threat, if this config still serves it."""
+    if version in (RULES_VERSION, NO_MODEL):
+        return {"version": version, "note": "rule-based detection: no learned model involved"}, ""
     d = Path(cfg.detection.model_dir) if cfg.detection.model_dir else default_model_dir()
     path = d / META_FILE
     if not path.is_file():
@@ -162,13 +188,14 @@ def collect(cfg: Config, threat_id: str) -> Bundle:
         b.notes.append(f"no twin of {ev.device_id} is left in {cfg.topics.twins}")
     if unreadable:
         b.notes.append(f"{unreadable} twin records of the device could not be read")
-    b.source = source_messages(cfg, ev)
-    if ev.source is None:
-        b.notes.append("the threat carries no source range: no raw messages to fetch")
-    elif not b.source:
+    src = ev.source
+    b.source = source_messages(cfg, ev) if src else activity_messages(cfg, ev)
+    if src is None and not b.source:
+        b.notes.append(f"the threat carries no source range and {cfg.topics.activity} holds no "
+                       f"message of {ev.device_id} in its window")
+    elif src is not None and not b.source:
         b.notes.append(f"no messages of {ev.device_id} left in {cfg.topics.telemetry} partition "
-                       f"{ev.source.partition} offsets {ev.source.first_offset}-"
-                       f"{ev.source.last_offset} (retention?)")
+                       f"{src.partition} offsets {src.first_offset}-{src.last_offset} (retention?)")
     b.actions = threat_actions(cfg, ev.id)
     b.model, note = model_metadata(cfg, ev.model_version)
     if note:

@@ -20,7 +20,9 @@ def readme(ev: ThreatEvent, topics: TopicsConfig, twins: int, twin_choice: str, 
     README is read in terminals too."""
     p = printable
     src = (f"{p(topics.telemetry)} partition {ev.source.partition}, offsets "
-           f"{ev.source.first_offset}-{ev.source.last_offset}" if ev.source else "none recorded")
+           f"{ev.source.first_offset}-{ev.source.last_offset}" if ev.source else
+           f"no offsets recorded (a rule threat): the device's {p(topics.activity)} messages in "
+           "the window")
     lines = [
         f"# Forensic bundle: threat {p(ev.id)}",
         "",

@@ -14,6 +14,7 @@ import msgspec
 from tests.support.cli import twinguard, write_config
 from tests.support.kafka import produce
 from tests.support.threats import encoded, encoded_twin, threat_event, twin_state
+from twinguard.operators.detect.rule_threats import RULES_VERSION
 from twinguard.operators.detect.scoring import META_FILE, default_model_dir
 from twinguard.operators.io.kafka import producer
 from twinguard.pipelines.config import Config
@@ -92,3 +93,30 @@ def test_bundle_holds_the_threats_evidence(unique_topics: Config, tmp_path: Path
     unknown = twinguard("--config", conf, "forensics", "f" * 24, "--out", str(tmp_path / "x"))
     assert unknown.returncode == 2 and "not found in" in unknown.stderr
     assert "`twinguard threats`" in unknown.stderr
+
+
+def test_a_rule_threat_bundles_the_activity_in_its_window(unique_topics: Config,
+                                                          tmp_path: Path) -> None:
+    cfg = unique_topics
+    tid = "3" * 24
+    insider = msgspec.structs.replace(
+        threat_event(tid, "pump-001", "insider", "high", T0), user="op.0005",
+        model_version=RULES_VERSION)
+    produce(cfg, cfg.topics.threats, [encoded(insider)])
+    window = (insider.window_start, insider.window_end)
+
+    def command(ts: int | str, device: str = "pump-001") -> tuple[bytes, bytes]:
+        doc = {"device_id": device, "ts": ts, "user": "op.0005", "action": "set"}
+        return device.encode(), json.dumps(doc).encode()
+
+    produce(cfg, cfg.topics.activity, [
+        command(window[0] - 1), command(window[0] + 100), command("2025-06-15T15:06:35"),
+        command(window[0] + 200, "pump-002"), command(window[1] + 1)])
+    out = tmp_path / "bundle"
+    done = twinguard("--config", str(write_config(cfg, tmp_path / "t.toml")), "forensics", tid,
+                     "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    raw = [json.loads(line) for line in (out / "source_messages.jsonl").read_text().splitlines()]
+    assert [m["value"]["ts"] for m in raw] == [window[0] + 100, "2025-06-15T15:06:35"]
+    assert "rule-based detection" in _read(out / "model.json")["note"]
+    assert "operator `op.0005`" in (out / "README.md").read_text()
