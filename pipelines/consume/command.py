@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from twinguard.operators.detect.policy import SEVERITIES
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.text import printable
-from twinguard.schemas.features import THREAT_CLASSES
+from twinguard.schemas.features import SEVERITIES, THREAT_CLASSES
 from twinguard.schemas.messages import ThreatEvent
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -67,7 +66,7 @@ def row(ev: ThreatEvent) -> str:
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
-    from twinguard.pipelines.consume.threats import ThreatFilter, threats
+    from twinguard.pipelines.consume.reader import ThreatFilter, threats
 
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     match = ThreatFilter(args.severity, args.threat, args.device,

@@ -14,7 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from twinguard.operators.io.kafka import KafkaFatalError, consumer_lag, quiet_settings
 from twinguard.pipelines.config import Config
-from twinguard.pipelines.consume.threats import threats
+from twinguard.pipelines.consume.reader import threats
 from twinguard.pipelines.dashboard.state import DashboardState
 from twinguard.schemas.messages import ThreatEvent, TwinState
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from twinguard.pipelines.consume.threats import ReadStats, SeenIds
+from twinguard.pipelines.consume.reader import ReadStats, SeenIds
 from twinguard.pipelines.kafka.risk_report import rank
 from twinguard.schemas.messages import ThreatEvent, TwinState
 

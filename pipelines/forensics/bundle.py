@@ -23,7 +23,7 @@ from twinguard.operators.detect.rule_threats import RULES_VERSION
 from twinguard.operators.detect.scoring import META_FILE, NO_MODEL, default_model_dir
 from twinguard.operators.io.kafka import quiet_settings, scan_topic
 from twinguard.pipelines.config import Config
-from twinguard.pipelines.consume.threats import threats
+from twinguard.pipelines.consume.reader import threats
 from twinguard.pipelines.forensics.readme import readme
 from twinguard.schemas.messages import Action, ThreatEvent, TwinState
 

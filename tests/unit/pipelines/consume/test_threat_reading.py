@@ -6,7 +6,7 @@ import pytest
 
 from tests.support.threats import threat_event
 from twinguard.pipelines.consume.command import parse_since, row
-from twinguard.pipelines.consume.threats import SeenIds, ThreatFilter
+from twinguard.pipelines.consume.reader import SeenIds, ThreatFilter
 
 NOW = 1_750_000_000_000
 

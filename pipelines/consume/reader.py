@@ -18,9 +18,9 @@ from typing import Any
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
-from twinguard.operators.detect.policy import SEVERITIES
 from twinguard.operators.io.kafka import KafkaFatalError, quiet_settings
 from twinguard.pipelines.config import Config
+from twinguard.schemas.features import SEVERITIES
 from twinguard.schemas.messages import ThreatEvent
 
 log = logging.getLogger(__name__)
