@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import queue
@@ -39,6 +40,14 @@ class DashboardServer(ThreadingHTTPServer):
         self.closing = threading.Event()
         self.page = page()
 
+    def host_allowed(self, host_header: str) -> bool:
+        """On loopback, only requests addressed to loopback: a web page elsewhere cannot read the
+        fleet by pointing its own domain at 127.0.0.1 (DNS rebinding)."""
+        host, port = str(self.server_address[0]), self.server_address[1]
+        if not ipaddress.ip_address(host).is_loopback:
+            return True  # exposed on purpose (--host): the operator's proxy decides
+        return host_header in {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
@@ -56,7 +65,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         path = self.path.split("?", 1)[0]
-        if path == "/":
+        if not self.server.host_allowed(self.headers.get("Host", "")):
+            self._send(403, "text/plain; charset=utf-8", b"unexpected Host header: open the "
+                       b"dashboard by the address it printed\n")
+        elif path == "/":
             self._send(200, "text/html; charset=utf-8", self.server.page)
         elif path == "/api/state":
             self._send(200, "application/json", json.dumps(self.server.state.snapshot()).encode())

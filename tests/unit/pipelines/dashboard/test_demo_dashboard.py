@@ -5,6 +5,7 @@ error for a folder that is not a demo's."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,3 +73,21 @@ def test_threats_over_time_use_wider_bars_for_longer_spans_and_forget_old_second
     series = state.snapshot()["series"]
     assert sum(series["classes"]["brute_force"]) == 3  # the first minute's threat was forgotten
     assert series["starts"][0] >= T0 + 120_000
+
+
+def test_a_foreign_host_name_is_refused_on_loopback(tmp_path: Path) -> None:
+    state = DashboardState("demo")
+    load_demo(_demo_dir(tmp_path), state)
+    server = serve(state, "127.0.0.1", 0)
+    port = server.server_address[1]
+    try:
+        asked = urllib.request.Request(server.url + "api/state",  # noqa: S310 - http
+                                       headers={"Host": f"attacker.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(asked, timeout=10)  # noqa: S310 - http
+        local = urllib.request.Request(server.url + "api/state",  # noqa: S310 - http
+                                       headers={"Host": f"localhost:{port}"})
+        with urllib.request.urlopen(local, timeout=10) as r:  # noqa: S310 - http
+            assert json.load(r)["devices"] == 3
+    finally:
+        server.close()
