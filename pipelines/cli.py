@@ -12,7 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
+from twinguard.pipelines.consume import command as threats_command
+from twinguard.pipelines.dashboard import command as dashboard_command
 from twinguard.pipelines.fatal import describe
+from twinguard.pipelines.forensics import command as forensics_command
 from twinguard.pipelines.tables.read import add_table_arguments
 from twinguard.pipelines.text import PrintableFormatter, printable_lines
 
@@ -39,7 +42,7 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     from twinguard.pipelines.demo import DemoConfig, run_demo
 
     run_demo(cfg, DemoConfig(args.devices, args.duration, args.seed, Path(args.out), args.workers))
-    return 0
+    return dashboard_command.serve_demo(Path(args.out), port=args.port) if args.dashboard else 0
 
 
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
@@ -257,9 +260,23 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--workers", type=int, default=1, help="Bytewax workers (threads)")
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    d.add_argument("--dashboard", action="store_true", help="then show the run on the dashboard "
+                   "page (http://127.0.0.1:PORT/) until Ctrl-C")
+    d.add_argument("--port", type=int, default=dashboard_command.DEFAULT_PORT,
+                   help="--dashboard's port")
     d.add_argument("--intel", default=str(DEMO_INTEL), metavar="FILE",
                    help="threat intel, JSON lines of the Intel schema (default: a small demo feed; "
                         "'' for none)")
+
+    threats_command.add_arguments(add("threats", threats_command.run, "print the threats topic as a "
+                                      "table or JSON lines, de-duplicated by id (--follow: live)"))
+
+    dashboard_command.add_arguments(add("dashboard", dashboard_command.run, "serve a live page: "
+                                        "fleet, threat feed, risk, threats over time, lag"))
+
+    forensics_command.add_arguments(add("forensics", forensics_command.run, "collect one threat's "
+                                        "evidence (twin, features, raw messages, model, actions) "
+                                        "into a directory"))
 
     r = add("run", cmd_run, "run the dataflow: telemetry + activity topics -> "
             "twins/threats/actions/deadletter")

@@ -1,4 +1,4 @@
-"""Names that leak outside the process (feature columns, threat classes) declared once."""
+"""Names that leak outside the process (feature columns, threat classes, severities) declared once."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 from twinguard.schemas.device_types import MAX_SIGNALS
 
 NORMAL = "normal"
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")  # ThreatEvent.severity, ascending
 # Threat classes; index = XGBoost class id (0 = normal). A class may have no training examples.
 THREAT_CLASSES: tuple[str, ...] = (
     NORMAL,

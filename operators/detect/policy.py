@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from twinguard.operators.detect.detectors import DETECTORS, PRIORITY
 from twinguard.operators.settings import DetectionConfig
-from twinguard.schemas.features import THREAT_CLASSES
+from twinguard.schemas.features import SEVERITIES, THREAT_CLASSES
 from twinguard.schemas.messages import Action
 
 F64 = npt.NDArray[np.float64]
@@ -19,7 +19,6 @@ I64 = npt.NDArray[np.int64]
 CLASS_INDEX = {c: i for i, c in enumerate(THREAT_CLASSES)}
 ANOMALY = CLASS_INDEX["anomaly"]
 DETECTOR_CONFIDENCE = 0.95
-SEVERITIES = ("low", "medium", "high", "critical")
 BASE_SEVERITY = {"dos": 1, "scan": 0, "brute_force": 1, "exfiltration": 2,
                  "false_data_injection": 2, "replay": 2, "tampering": 2, "firmware_tampering": 3,
                  "cloning": 3, "unauthorized_access": 2, "hijack": 3, "insider": 2, "drift": 1,

@@ -1,0 +1,1 @@
+"""`twinguard forensics`: everything about one threat, collected into one directory."""
