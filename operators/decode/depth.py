@@ -11,6 +11,9 @@ import numpy.typing as npt
 from numba import njit
 
 MAX_DEPTH = 16  # telemetry nests 3 levels (message, net/auth/signals), activity 2, intel 1
+_STEP = np.zeros(256, dtype=np.int64)  # nesting change per byte outside strings
+_STEP[[ord("["), ord("{")]] = 1
+_STEP[[ord("]"), ord("}")]] = -1
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
@@ -26,14 +29,12 @@ def _depth(buf: npt.NDArray[np.uint8], limit: int) -> int:
                 in_string = False
         elif c == 34:
             in_string = True
-        elif c == 91 or c == 123:  # [ {
-            depth += 1
+        else:
+            depth += int(_STEP[c])
             if depth > deepest:
                 deepest = depth
                 if deepest > limit:
                     return deepest  # deep enough to reject: no need to read on
-        elif c == 93 or c == 125:  # ] }
-            depth -= 1
     return deepest
 
 
