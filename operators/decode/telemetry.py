@@ -79,7 +79,8 @@ def reject_reason(error: Exception) -> str:
 def decode_checked(decoder: msgspec.json.Decoder[M], value: bytes | None, key: bytes | None,
                    cfg: DecodeConfig, what: str) -> M:
     """One message through the checks every input topic shares: present, within the size limit,
-    valid JSON of the schema, and keyed by its own device_id; a RejectError says which failed."""
+    not nested too deep (checked before parsing: the parser recurses), valid JSON of the schema,
+    and keyed by its own device_id; a RejectError says which failed."""
     if value is None or len(value) == 0:
         raise RejectError(f"empty message (no value): expected a JSON {what} object")
     if len(value) > cfg.max_message_bytes:
