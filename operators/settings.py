@@ -6,6 +6,8 @@ import functools
 import ipaddress
 from dataclasses import dataclass
 
+from twinguard.operators.intel.table import IntelLimits
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -113,3 +115,9 @@ class IntelConfig:
     file: str = ""  # JSON lines of twinguard.schemas.messages.Intel, loaded at start
     read_topic: bool = True  # `twinguard run` follows the intel topic in a background reader
     catch_up_timeout_s: float = 30.0  # wait this long at start for the topic to be read
+    max_record_bytes: int = 4096  # a longer intel record is dead-lettered
+    max_note_chars: int = 500  # a record with a longer note is dead-lettered
+    allow_broad_cidrs: bool = False  # accept IPv4 CIDRs shorter than /8 and IPv6 shorter than /32
+
+    def limits(self) -> IntelLimits:
+        return IntelLimits(self.max_record_bytes, self.max_note_chars, self.allow_broad_cidrs)

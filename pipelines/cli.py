@@ -153,7 +153,7 @@ def cmd_intel(args: argparse.Namespace, cfg: Config) -> int:
     from twinguard.pipelines.kafka.intel_publish import feed_messages, indicator_key, send
 
     if args.action == "publish":
-        items = [m for f in args.items for m in feed_messages(Path(f))]
+        items = [m for f in args.items for m in feed_messages(Path(f), cfg.intel.limits())]
     else:  # a tombstone (empty value) per indicator: compaction removes it, readers drop it
         items = [(indicator_key(i), b"") for i in args.items]
     done = "published to" if args.action == "publish" else "withdrawn from"

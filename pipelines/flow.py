@@ -71,7 +71,8 @@ class Runtime:
         if scorer is None:
             scorer = load_scorer(cfg.detection.model_dir)
         p = cfg.pipeline
-        intel = IntelTable.from_file(cfg.intel.file) if cfg.intel.file else IntelTable()
+        intel = (IntelTable.from_file(cfg.intel.file, cfg.intel.limits()) if cfg.intel.file
+                 else IntelTable())
         return cls(cfg, types, keys,
                    EngineContext(types, scorer, p, cfg.detection, cfg.response, intel=intel,
                                  risk=cfg.risk, mark_lead_ms=p.max_mark_lead_ms if live else None,
@@ -105,7 +106,7 @@ def follow_intel(cfg: Config, rt: Runtime) -> IntelReader | None:
     if not cfg.intel.read_topic:
         return None
     return start_intel_reader(cfg.kafka.client_settings(), cfg.topics.intel, cfg.topics.deadletter,
-                              rt.engine.intel, cfg.intel.catch_up_timeout_s)
+                              rt.engine.intel, cfg.intel.catch_up_timeout_s, cfg.intel.limits())
 
 
 def kafka_sink(cfg: Config, recovery: bool | None = None) -> KafkaOutSink:
@@ -117,6 +118,8 @@ def kafka_sink(cfg: Config, recovery: bool | None = None) -> KafkaOutSink:
 
 def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
     """Telemetry or activity by the batch's topic: one path, so a shard sees both in input order."""
+    if rt.engine.intel.failure is not None:  # never run on silently with intel frozen or empty
+        raise RuntimeError(f"{rt.engine.intel.failure}; restart `twinguard run` once the cause is fixed")
     if raw.topic == rt.cfg.topics.activity:
         out: DecodeOut | ActivityOut = decode_activity(raw, rt.decode)
     else:

@@ -49,4 +49,6 @@ def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) ->
     finally:
         if reader is not None:
             reader.stop()
+    if rt.engine.intel.failure is not None:  # the run ended before a batch could report it
+        raise RuntimeError(rt.engine.intel.failure)
     log.info("twinguard run: finished")

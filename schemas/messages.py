@@ -195,7 +195,9 @@ class TwinState(Struct):
 
 
 class DeadLetter(Struct):
-    """twinguard.deadletter: a rejected input message, original bytes included."""
+    """twinguard.deadletter: a rejected input message, its original bytes (or, for a long one, their
+    first `value_b64` bytes plus the whole message's length and sha256: a dead letter must fit the
+    broker's message size whatever the input was)."""
 
     topic: str
     partition: int
@@ -207,6 +209,9 @@ class DeadLetter(Struct):
     value_preview: str
     rejected_at: EpochMs
     schema_version: int = SCHEMA_VERSION
+    value_length: int | None = None  # bytes of the original message (absent in older dead letters)
+    value_sha256: str | None = None  # hex sha256 of the whole original message
+    truncated: bool = False  # value_b64 holds only a prefix of the original
 
 
 TOPIC_SCHEMAS: dict[str, type[Struct]] = {

@@ -18,11 +18,13 @@ import numpy.typing as npt
 
 from twinguard.operators.batches import OutMsg, RawBatch
 from twinguard.operators.decode.telemetry import (
+    MAX_SIGNAL_ABS,
     DecodeConfig,
     RejectError,
     dead_letter,
     decode_checked,
     epoch_ms,
+    reject_reason,
 )
 from twinguard.schemas.messages import Activity
 
@@ -93,8 +95,8 @@ def decode_activity(raw: RawBatch, cfg: DecodeConfig, now_ms: int | None = None)
     for i, value in enumerate(raw.values):
         try:
             a, ts = _parse(value, raw.keys[i], cfg, now_ms)
-        except RejectError as e:
-            reason = str(e)
+        except Exception as e:  # noqa: BLE001 - bad input never stops the flow: reason, dead letter
+            reason = reject_reason(e)
             errs.append(dead_letter(raw, i, STAGE, reason, now_ms))
             rejected[i] = True
             continue
@@ -127,6 +129,6 @@ def _check_set(params: dict[str, float | str]) -> None:
     if not params:
         raise RejectError("action 'set' needs params {signal: set-point}, got none")
     for name, v in params.items():
-        if isinstance(v, str) or not math.isfinite(v):
-            raise RejectError(f"action 'set': set-point for {name!r} must be a finite number, "
-                              f"got {v!r}")
+        if isinstance(v, str) or not math.isfinite(v) or abs(v) > MAX_SIGNAL_ABS:
+            raise RejectError(f"action 'set': set-point for {name!r} must be a finite number within "
+                              f"±{MAX_SIGNAL_ABS:.0e}, got {v!r}")

@@ -36,6 +36,7 @@ MAX_PORT = 65535
 MAX_DEVICE_ID, MAX_SIG = 128, 128  # twinguard.schemas.messages length limits
 MAX_FW, MAX_NAME = 64, 128  # twinguard.schemas.fields
 MAX_SIG_DIGITS = 18  # significant digits an int64 mantissa holds exactly
+MAX_SIGNAL_ABS = 1e12  # twinguard.operators.decode.telemetry.MAX_SIGNAL_ABS (beyond: the reference rejects)
 
 
 def name_table(names: list[bytes]) -> tuple[U8, npt.NDArray[np.int64]]:
@@ -451,7 +452,7 @@ def _signals(buf: U8, p: int, end: int, sn: np.ndarray, sv: np.ndarray) -> tuple
         if p >= end or buf[p] != _COLON:
             return -1, 0
         v, p = _number(buf, _ws(buf, p + 1, end), end)
-        if p < 0:
+        if p < 0 or abs(v) > MAX_SIGNAL_ABS:
             return -1, 0
         sv[count] = v
         count += 1

@@ -5,7 +5,6 @@ Every message ends either as a row of the batch or as a dead letter with a reaso
 
 from __future__ import annotations
 
-import base64
 import math
 import time
 import zlib
@@ -16,17 +15,21 @@ from typing import TypeVar
 import msgspec
 
 from twinguard.operators.batches import ColumnBuilder, OutMsg, RawBatch, TelemetryBatch
+from twinguard.operators.deadletters import bounded_dead_letter, preview
+from twinguard.operators.decode.depth import depth_reason
 from twinguard.operators.decode.hashing import string_hash
 from twinguard.operators.integrity.signatures import SIG_MISSING, SIG_OK, KeyRing
 from twinguard.schemas.device_types import MAX_SIGNALS, DeviceTypeTable
 from twinguard.schemas.fields import PATTERN_MEANING
-from twinguard.schemas.messages import DeadLetter, Telemetry, canonical_bytes
+from twinguard.schemas.messages import Telemetry, canonical_bytes
 
 STAGE = "decode"
 M = TypeVar("M")  # the message Struct a decoder yields
 _decoder = msgspec.json.Decoder(Telemetry)
-_encoder = msgspec.json.Encoder()
 _NAN_ROW = [math.nan] * MAX_SIGNALS
+# Any signal's magnitude bound: far beyond every physical reading, small enough that squares and
+# sums of squares over windows stay finite even in float32 (the model scores float32)
+MAX_SIGNAL_ABS = 1e12
 
 
 class RejectError(ValueError):
@@ -58,22 +61,34 @@ def decode_batch(raw: RawBatch, types: DeviceTypeTable, keys: KeyRing, cfg: Deco
         try:
             ev = _parse(value, raw.keys[i], cfg, types, now_ms)
             _append(cols, ev, value or b"", raw.partition, offset, types, keys, cfg)
-        except RejectError as e:
-            reason = str(e)
+        except Exception as e:  # noqa: BLE001 - bad input never stops the flow: reason, dead letter
+            reason = reject_reason(e)
             errs.append(dead_letter(raw, i, STAGE, reason, now_ms))
             rejected[i] = True
     return DecodeOut(cols.build(), errs, rejected, reason)
 
 
+def reject_reason(error: Exception) -> str:
+    """The dead-letter reason for an exception raised while decoding one message: a RejectError's
+    own text, else what failed (a decoder bug must dead-letter the message, not stop the flow)."""
+    if isinstance(error, RejectError):
+        return str(error)
+    return f"decoder failed on this message: {type(error).__name__}: {str(error)[:200]}"
+
+
 def decode_checked(decoder: msgspec.json.Decoder[M], value: bytes | None, key: bytes | None,
                    cfg: DecodeConfig, what: str) -> M:
     """One message through the checks every input topic shares: present, within the size limit,
-    valid JSON of the schema, and keyed by its own device_id; a RejectError says which failed."""
+    not nested too deep (checked before parsing: the parser recurses), valid JSON of the schema,
+    and keyed by its own device_id; a RejectError says which failed."""
     if value is None or len(value) == 0:
         raise RejectError(f"empty message (no value): expected a JSON {what} object")
     if len(value) > cfg.max_message_bytes:
         raise RejectError(f"message of {len(value)} bytes exceeds pipeline.max_message_bytes="
                           f"{cfg.max_message_bytes}")
+    too_deep = depth_reason(value)
+    if too_deep is not None:
+        raise RejectError(too_deep)
     try:
         msg = decoder.decode(value)
     except msgspec.ValidationError as e:
@@ -82,7 +97,7 @@ def decode_checked(decoder: msgspec.json.Decoder[M], value: bytes | None, key: b
         raise RejectError(f"malformed JSON: {e}") from None
     device_id: str = getattr(msg, "device_id")  # noqa: B009 - every keyed schema has one
     if key is not None and key != device_id.encode():
-        raise RejectError(f"message key {_preview(key, 64)!r} does not match device_id "
+        raise RejectError(f"message key {preview(key, 64)!r} does not match device_id "
                           f"{device_id!r}")
     return msg
 
@@ -158,6 +173,9 @@ def _signal_row(ev: Telemetry, index: dict[str, int]) -> list[float]:
                               f"(known: {', '.join(index)})")
         if not math.isfinite(v):
             raise RejectError(f"signal {name!r} is not a finite number: {v!r}")
+        if abs(v) > MAX_SIGNAL_ABS:
+            raise RejectError(f"signal {name!r} = {v!r} is beyond ±{MAX_SIGNAL_ABS:.0e}, the bound "
+                              "on any signal (no sensor reads that; features would overflow)")
         row[k] = v
     return row
 
@@ -171,15 +189,7 @@ def epoch_ms(ts: int | datetime) -> int:
     return int(ts.timestamp() * 1000)
 
 
-def _preview(value: bytes, limit: int = 200) -> str:
-    return value[:limit].decode("utf-8", "backslashreplace")
-
-
 def dead_letter(raw: RawBatch, i: int, stage: str, reason: str, now_ms: int) -> OutMsg:
-    """A dead-letter message carrying the original bytes and where they came from."""
-    value, key = raw.values[i] or b"", raw.keys[i]
-    dl = DeadLetter(topic=raw.topic, partition=raw.partition, offset=int(raw.offsets[i]),
-                    key=_preview(key) if key is not None else None, stage=stage,
-                    reason=reason[:500], value_b64=base64.b64encode(value).decode(),
-                    value_preview=_preview(value), rejected_at=now_ms)
-    return OutMsg("deadletter", key or b"", _encoder.encode(dl))
+    """A dead-letter message for message i: where it came from, its (bounded) original bytes."""
+    return bounded_dead_letter(raw.topic, raw.partition, int(raw.offsets[i]), raw.keys[i],
+                               raw.values[i] or b"", stage, reason, now_ms)

@@ -80,6 +80,7 @@ Mask = npt.NDArray[np.bool_]
 LEARN, CALIBRATE, LIVE = 0, 1, 2
 STAT_NAMES = ("T2", "Q", "drift", "var")
 S_T2, S_Q, S_DRIFT, S_VAR = range(N_MV_STATS)
+MAX_MEAN_ABS = 1e12  # a window mean beyond any decodable signal (decode's bound) is treated as missing
 MIN_LEARN = 30  # fewer learning windows than this: no model (per-signal baselines judge alone)
 FIT_SHARE = 0.6  # of the learning windows fit the model; the rest calibrate its limits
 MIN_CALIBRATE = 12  # a `train` that ends with fewer calibration windows leaves the device learning
@@ -164,6 +165,9 @@ def judge(arrays: dict[str, np.ndarray], istate: I64, nsig: I64, slots: I64, fin
         skip = left_out[istate[slots, K.I_TYPE]][:, : means.shape[1]]
         means = np.where(skip, np.nan, means[:, : skip.shape[1]])
     z_q = NormalDist().inv_cdf(1.0 - cfg.risk)
+    # inf (or a mean beyond any decoded signal) counts as missing: the float32 co-moments would
+    # turn it into inf and NaN for every later window of the device
+    means = np.where(np.abs(means) <= MAX_MEAN_ABS, means, np.nan)
     step(slots, final, clean, np.ascontiguousarray(means), istate, nsig, arrays["commands"],
          arrays["mv_i"], arrays["mv_mu"], arrays["mv_vec"], arrays["mv_mat"], arrays["mv_cal"],
          cfg.learn_windows, cfg.risk, z_q, out)

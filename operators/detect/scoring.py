@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 F64 = npt.NDArray[np.float64]
 MODEL_FILE, META_FILE = "model.ubj", "metadata.json"
+# |feature| bound before scoring: XGBoost refuses inf, and float32 (what it scores) overflows past
+# 3.4e38; real features stay many orders below. NaN stays NaN (XGBoost's "missing").
+FEATURE_LIMIT = 1e30
 NO_MODEL = "rules-only"
 
 
@@ -78,6 +81,7 @@ class Scorer:
         """[rows, classes] probabilities (columns in THREAT_CLASSES order), as inplace_predict."""
         if self.booster is None or x.shape[0] == 0:
             return all_normal(x.shape[0])
+        x = finite_features(x)
         if self.forest is not None:
             return self.forest.predict(x)
         out = self.booster.inplace_predict(np.ascontiguousarray(x, dtype=np.float32))
@@ -91,11 +95,17 @@ class Scorer:
 
         # nthread=1: a DMatrix for a handful of rows otherwise spends ~25 ms starting threads.
         # No feature names (load() verified the model's): naming and checking them costs ~0.15 ms
-        dm = xgb.DMatrix(np.ascontiguousarray(x, dtype=np.float32), nthread=1)
+        dm = xgb.DMatrix(np.ascontiguousarray(finite_features(x), dtype=np.float32), nthread=1)
         c = self.booster.predict(dm, pred_contribs=True, approx_contribs=True,
                                  validate_features=False)
         c = np.asarray(c).reshape(x.shape[0], len(THREAT_CLASSES), x.shape[1] + 1)
         return np.asarray(c[np.arange(x.shape[0]), classes, :-1], dtype=np.float64)
+
+
+def finite_features(x: F64) -> F64:
+    """`x` with every value within ±FEATURE_LIMIT (inf clipped to it, NaN kept as missing)."""
+    out: F64 = np.clip(x, -FEATURE_LIMIT, FEATURE_LIMIT)
+    return out
 
 
 def all_normal(rows: int) -> F64:

@@ -2,8 +2,10 @@
 
 One reader per process (operators/intel/table.py says why intel is not part of the keyed dataflow). It
 reads every partition from the beginning on each start, so the table needs no recovery state. A
-malformed intel message goes to the dead-letter topic with a reason and is otherwise ignored; a
-tombstone removes its key. Every process re-reads the topic, so a malformed message is dead-lettered
+malformed intel message (or one that fails in any way) goes to the dead-letter topic with a reason
+and the reader goes on; a tombstone removes its key. If the reader itself stops for good, it says
+so in `table.failure`, which the dataflow checks on every batch (a run never goes on silently
+without intel). Every process re-reads the topic, so a malformed message is dead-lettered
 once per process start: consumers de-duplicate dead letters by (topic, partition, offset).
 """
 
@@ -19,7 +21,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from twinguard.operators.batches import OutMsg, RawBatch
 from twinguard.operators.decode.telemetry import dead_letter
-from twinguard.operators.intel.table import IntelRejectError, IntelTable, parse_intel
+from twinguard.operators.intel.table import (
+    DEFAULT_LIMITS,
+    IntelLimits,
+    IntelRejectError,
+    IntelTable,
+    parse_intel,
+)
 from twinguard.operators.io.kafka import CONSUMER_TUNING, PRODUCER_TUNING, quiet_settings
 
 log = logging.getLogger(__name__)
@@ -31,10 +39,10 @@ class IntelReader(threading.Thread):
     """Daemon thread: consume intel -> table.apply -> table.publish; dead letters to Kafka."""
 
     def __init__(self, settings: dict[str, Any], topic: str, deadletter_topic: str,
-                 table: IntelTable, poll_s: float = 0.5) -> None:
+                 table: IntelTable, poll_s: float = 0.5, limits: IntelLimits = DEFAULT_LIMITS) -> None:
         super().__init__(name="twinguard-intel", daemon=True)
         self.settings, self.topic, self.deadletter_topic = settings, topic, deadletter_topic
-        self.table, self.poll_s = table, poll_s
+        self.table, self.poll_s, self.limits = table, poll_s, limits
         self.caught_up = threading.Event()  # set once the messages present at start are applied
         self._halt = threading.Event()
         self.applied = self.rejected = 0
@@ -43,6 +51,15 @@ class IntelReader(threading.Thread):
         self._halt.set()
 
     def run(self) -> None:
+        try:
+            self._read()
+        except Exception as e:  # noqa: BLE001 - reported through the table: the flow stops on it
+            self.table.failure = (f"intel reader for {self.topic} stopped: {type(e).__name__}: "
+                                  f"{str(e)[:300]}")
+            log.error("%s", self.table.failure)
+            self.caught_up.set()
+
+    def _read(self) -> None:
         consumer = Consumer({**self.settings, "group.id": "twinguard-intel", **CONSUMER_TUNING,
                              "enable.auto.commit": False, **quiet_settings("intel")})
         dead = Producer({**PRODUCER_TUNING, **self.settings, **quiet_settings("intel-dlq")})
@@ -99,10 +116,12 @@ class IntelReader(threading.Thread):
         for m in msgs:
             key, value = m.key(), m.value()
             try:
-                entry = parse_intel(value, key)
-            except IntelRejectError as e:
+                entry = parse_intel(value, key, self.limits)
+            except Exception as e:  # noqa: BLE001 - one bad record never stops the reader
                 self.rejected += 1
-                self._dead_letter(dead, m, str(e), now_ms)
+                reason = str(e) if isinstance(e, IntelRejectError) else (
+                    f"intel record failed: {type(e).__name__}: {str(e)[:200]}")
+                self._dead_letter(dead, m, reason, now_ms)
                 continue
             self.applied += 1
             name = key.decode("utf-8", "replace") if key is not None else None
@@ -122,9 +141,10 @@ class IntelReader(threading.Thread):
 
 
 def start_intel_reader(settings: dict[str, Any], topic: str, deadletter_topic: str,
-                       table: IntelTable, catch_up_timeout_s: float) -> IntelReader:
+                       table: IntelTable, catch_up_timeout_s: float,
+                       limits: IntelLimits = DEFAULT_LIMITS) -> IntelReader:
     """Start following `topic`; wait (bounded) until what it held at start is in the table."""
-    reader = IntelReader(settings, topic, deadletter_topic, table)
+    reader = IntelReader(settings, topic, deadletter_topic, table, limits=limits)
     reader.start()
     if not reader.caught_up.wait(catch_up_timeout_s):
         log.warning("intel: %s not fully read after %.0f s; continuing, it keeps loading in the "

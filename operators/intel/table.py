@@ -29,12 +29,27 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from twinguard.operators.decode.depth import depth_reason
 from twinguard.schemas.messages import Intel
 
 log = logging.getLogger(__name__)
 _decoder = msgspec.json.Decoder(Intel)
 MEMO_LIMIT = 100_000  # distinct addresses remembered per index (cleared when full)
 IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class IntelLimits:
+    """What one intel record may be: a 2 MB note made every matching twin unwritable, and one
+    `0.0.0.0/0` entry put every device at risk."""
+
+    max_record_bytes: int = 4096
+    max_note_chars: int = 500
+    allow_broad_cidrs: bool = False  # accept IPv4 networks shorter than /8, IPv6 shorter than /32
+
+
+DEFAULT_LIMITS = IntelLimits()
+BROADEST_PREFIX = {4: 8, 6: 32}  # ip version -> shortest prefix accepted without allow_broad_cidrs
 
 
 class IntelRejectError(ValueError):
@@ -66,33 +81,51 @@ class IntelHit:
     entry: IntelEntry
 
 
-def parse_intel(value: bytes | None, key: bytes | None = None) -> IntelEntry | None:
+def parse_intel(value: bytes | None, key: bytes | None = None,
+                limits: IntelLimits = DEFAULT_LIMITS) -> IntelEntry | None:
     """The entry an intel message carries; None for a tombstone. Raises IntelRejectError."""
     if not value:
         if key is None:
             raise IntelRejectError("empty intel message without a key: nothing to delete")
         return None
+    if len(value) > limits.max_record_bytes:
+        raise IntelRejectError(f"intel record of {len(value)} bytes exceeds "
+                               f"intel.max_record_bytes={limits.max_record_bytes}")
+    too_deep = depth_reason(value)
+    if too_deep is not None:
+        raise IntelRejectError(too_deep)
     try:
         msg = _decoder.decode(value)
     except msgspec.ValidationError as e:
         raise IntelRejectError(f"schema: {e}") from None
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
         raise IntelRejectError(f"malformed JSON: {e}") from None
-    entry = _normalise(msg)
+    if len(msg.note) > limits.max_note_chars:
+        raise IntelRejectError(f"note of {len(msg.note)} characters exceeds "
+                               f"intel.max_note_chars={limits.max_note_chars}")
+    entry = _normalise(msg, limits.allow_broad_cidrs)
     if key is not None and key.decode("utf-8", "replace") not in (msg.indicator, entry.indicator):
         raise IntelRejectError(f"message key {key[:64]!r} does not match indicator "
                                f"{msg.indicator!r} (the compacted topic is keyed by indicator)")
     return entry
 
 
-def _normalise(msg: Intel) -> IntelEntry:
+def _normalise(msg: Intel, allow_broad_cidrs: bool) -> IntelEntry:
     ind = msg.indicator.strip()
     try:
         if msg.kind == "ip":
             ind = str(ipaddress.ip_address(ind))
         elif msg.kind == "cidr":
-            ind = str(ipaddress.ip_network(ind, strict=False))
+            net = ipaddress.ip_network(ind, strict=False)
+            ind = str(net)
+            shortest = BROADEST_PREFIX[net.version]
+            if net.prefixlen < shortest and not allow_broad_cidrs:
+                raise IntelRejectError(
+                    f"cidr {ind} is broader than /{shortest} (IPv{net.version}): it would flag "
+                    "nearly every address; set intel.allow_broad_cidrs = true if meant")
     except ValueError as e:
+        if isinstance(e, IntelRejectError):
+            raise
         raise IntelRejectError(f"indicator {msg.indicator!r} is not a valid {msg.kind}: {e}") from None
     if not ind or (msg.kind == "firmware" and ind.endswith(":")):
         raise IntelRejectError(f"{msg.kind} indicator {msg.indicator!r} is empty; firmware "
@@ -206,6 +239,7 @@ class IntelTable:
         self._entries: dict[str, IntelEntry] = {e.indicator: e for e in entries}
         self._lock = threading.Lock()
         self.current = IntelIndex.build(self._entries.values())
+        self.failure: str | None = None  # set when the reader keeping it current stopped for good
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -229,18 +263,18 @@ class IntelTable:
         self.current = IntelIndex.build(entries)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> IntelTable:
+    def from_file(cls, path: str | Path, limits: IntelLimits = DEFAULT_LIMITS) -> IntelTable:
         """Entries from a JSON-lines file ('#' comments and blank lines allowed)."""
         p = Path(path)
         table = cls()
-        for _, entry in read_feed(p):
+        for _, entry in read_feed(p, limits):
             table.apply(entry.indicator, entry)
         table.publish()
         log.info("loaded %d intel entries from %s", len(table), p)
         return table
 
 
-def read_feed(path: Path) -> Iterator[tuple[bytes, IntelEntry]]:
+def read_feed(path: Path, limits: IntelLimits = DEFAULT_LIMITS) -> Iterator[tuple[bytes, IntelEntry]]:
     """(line, entry) per entry of a JSON-lines intel file ('#' comments and blank lines skipped);
     a bad line stops it with IntelFileError naming file and line."""
     if not path.is_file():
@@ -249,7 +283,7 @@ def read_feed(path: Path) -> Iterator[tuple[bytes, IntelEntry]]:
         if not line.strip() or line.lstrip().startswith(b"#"):
             continue
         try:
-            entry = parse_intel(line)
+            entry = parse_intel(line, limits=limits)
         except IntelRejectError as e:
             raise IntelFileError(f"{path}:{n}: {e}") from None
         assert entry is not None  # noqa: S101 - a non-empty line is never a tombstone

@@ -29,6 +29,7 @@ from confluent_kafka import (
 )
 
 from twinguard.operators.batches import OutMsg, RawBatch
+from twinguard.operators.deadletters import bounded_dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -283,30 +284,86 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
                           self.idle, next_offset=resume_state or 0, lag=self.lag)
 
 
+# Errors that refuse one message for what it is (too large, invalid): the flow must not stop for it
+PER_MESSAGE_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE,
+                                KafkaError.INVALID_MSG, KafkaError.INVALID_RECORD,
+                                KafkaError.RECORD_LIST_TOO_LARGE})
+SINK_STAGE = "sink"
+
+
 class _ProducerPartition(StatelessSinkPartition[OutMsg]):
     def __init__(self, settings: dict[str, Any], topics: dict[str, str], confirm: bool) -> None:
         self.producer = Producer({**PRODUCER_TUNING, **settings, **quiet_settings("producer")})
         self.topics, self.confirm = topics, confirm
         self.errors: list[str] = []
+        self.refused: list[tuple[str, bytes | None, bytes, str]] = []  # topic, key, value, why
+        self.replaced = self.lost = 0  # outputs replaced by a dead letter; refused even so
 
-    def _delivered(self, err: Any, _msg: Any) -> None:
-        if err is not None:
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is None:
+            return
+        if err.code() in PER_MESSAGE_ERRORS:
+            self.refused.append((msg.topic(), msg.key(), msg.value() or b"", err.str()))
+        else:
             self.errors.append(err.str())
 
+    def _replacement_delivered(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self._lose(f"its dead letter was refused too ({err.str()})")
+
+    def _produce(self, topic: str, value: bytes, key: bytes | None,
+                 on_delivery: Callable[[Any, Any], None]) -> str | None:
+        """Queue one message; the broker's per-message refusal as text (None: queued)."""
+        while True:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=on_delivery)
+                return None
+            except BufferError:  # local queue full: let librdkafka drain, then retry
+                self.producer.poll(0.1)
+            except KafkaException as e:
+                err = e.args[0] if e.args else None
+                if not isinstance(err, KafkaError) or err.code() not in PER_MESSAGE_ERRORS:
+                    raise
+                return str(err.str())
+
     def write_batch(self, items: list[OutMsg]) -> None:
-        produce, topics = self.producer.produce, self.topics
+        topics = self.topics
         for m in items:
-            while True:
-                try:
-                    produce(topics[m.role], m.value, m.key, on_delivery=self._delivered)
-                    break
-                except BufferError:  # local queue full: let librdkafka drain, then retry
-                    self.producer.poll(0.1)
+            topic = topics[m.role]
+            why = self._produce(topic, m.value, m.key, self._delivered)
+            if why is not None:
+                self.refused.append((topic, m.key, m.value, why))
+        self._replace_refused()
         if self.confirm:  # recovery: the epoch's snapshot must not get ahead of its output
             self.producer.flush()
+            if self._replace_refused():
+                self.producer.flush()
         else:  # a restart re-reads the topics from the start: no need to wait for the broker
             self.producer.poll(0)  # delivery reports so far (errors raise below)
         self._raise_errors()
+
+    def _replace_refused(self) -> int:
+        """Each output the broker refused (e.g. MSG_SIZE_TOO_LARGE) becomes a bounded dead letter
+        saying so; the flow goes on. Returns how many were replaced."""
+        done, now_ms = 0, int(time.time() * 1000)
+        while self.refused:
+            topic, key, value, why = self.refused.pop()
+            reason = (f"output of {len(value)} bytes to {topic} refused by Kafka: {why}; raise the "
+                      "broker's message.max.bytes or lower pipeline.max_message_bytes")
+            dl = bounded_dead_letter(topic, -1, -1, key, value, SINK_STAGE, reason, now_ms)
+            log.warning("Kafka sink: %s", reason)
+            failed = self._produce(self.topics["deadletter"], dl.value, dl.key,
+                                   self._replacement_delivered)
+            if failed is not None:
+                self._lose(f"its dead letter was refused too ({failed})")
+                continue
+            self.replaced += 1
+            done += 1
+        return done
+
+    def _lose(self, why: str) -> None:
+        self.lost += 1
+        log.error("Kafka sink: an output the broker refused is lost: %s (%d so far)", why, self.lost)
 
     def _raise_errors(self) -> None:
         if self.errors:
@@ -315,6 +372,11 @@ class _ProducerPartition(StatelessSinkPartition[OutMsg]):
 
     def close(self) -> None:
         self.producer.flush()
+        if self._replace_refused():
+            self.producer.flush()
+        if self.replaced or self.lost:
+            log.warning("Kafka sink: %d refused outputs replaced by dead letters, %d lost",
+                        self.replaced, self.lost)
         self._raise_errors()
 
 

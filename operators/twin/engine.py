@@ -28,7 +28,7 @@ from twinguard.operators.detect.policy import (
     response_actions,
     severity,
 )
-from twinguard.operators.detect.scoring import Scorer, all_normal
+from twinguard.operators.detect.scoring import Scorer, all_normal, finite_features
 from twinguard.operators.integrity.signatures import authentic
 from twinguard.operators.intel.table import IntelTable
 from twinguard.operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
@@ -205,7 +205,8 @@ class ShardEngine:
                            st.peer, st.peer_n, t.nominal_hz, t.lo, t.hi, t.zfloor,
                            t.n_signals, ctx.pipeline.window_ms,
                            ctx.detection.warmup_windows, feats, meta)
-        return self._judge(Windows.of(feats[:rows], meta[:rows]))
+        # features finite before anything judges them: the model refuses inf (item 1 of issue 18)
+        return self._judge(Windows.of(finite_features(feats[:rows]), meta[:rows]))
 
     def _judge(self, w: Windows) -> list[OutMsg]:
         if len(w) == 0:

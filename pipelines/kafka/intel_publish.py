@@ -8,14 +8,15 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from twinguard.operators.intel.table import read_feed
+from twinguard.operators.intel.table import DEFAULT_LIMITS, IntelLimits, read_feed
 from twinguard.operators.io.kafka import produce_all, producer
 from twinguard.pipelines.config import Config
 
 
-def feed_messages(path: Path) -> list[tuple[bytes, bytes]]:
-    """(key, value) per entry of a JSON-lines feed; keys are the normalised indicators."""
-    out = [(entry.indicator.encode(), line) for line, entry in read_feed(path)]
+def feed_messages(path: Path, limits: IntelLimits = DEFAULT_LIMITS) -> list[tuple[bytes, bytes]]:
+    """(key, value) per entry of a JSON-lines feed; keys are the normalised indicators. A line the
+    reader would reject (too long, too broad a network) stops it here, before anything is sent."""
+    out = [(entry.indicator.encode(), line) for line, entry in read_feed(path, limits)]
     return out
 
 

@@ -7,17 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.fuzz import FuzzConfig, format_table, run_fuzz
-
-# Kinds whose fixes live on other branches of issue 18 (hostile-a: items 1-4, hostile-c: 7-9).
-# While one still fails here the test is an expected failure; once it passes, this test fails
-# until it is removed from the list, so a fixed kind can never silently regress.
-PENDING = {"huge_numbers", "deep_nesting", "oversized", "intel"}
-# random mutations hit the same crashes at random; judged strictly once nothing is pending
-MUTATIONS = "mutation"
 
 
 def test_hostile_input_never_stops_the_pipeline(kafka_brokers: str, unique_topics: Config,
@@ -26,16 +17,11 @@ def test_hostile_input_never_stops_the_pipeline(kafka_brokers: str, unique_topic
     report = run_fuzz(cfg, FuzzConfig(size=200, seed=11, max_restarts=1, until_idle_s=2.0,
                                       keep_dir=tmp_path / "fuzz"))
     table = format_table(report)
-    failed = set(report["failed_kinds"])
-    tolerated = PENDING | ({MUTATIONS} if PENDING & failed else set())
-    assert not failed - tolerated, table
-    assert not PENDING - failed, f"{sorted(PENDING - failed)} pass now: remove from PENDING\n{table}"
+    assert not report["failed_kinds"], table  # every item of issue 18 is fixed: judged strictly
     kinds = report["kinds"]
     assert kinds["brake_flood"]["dead_letter_reasons"].get("quarantined", 0) >= 5_000, table
     assert kinds["base"]["processed"] == kinds["base"]["produced"] > 0, table
     assert report["inputs_tried"] >= 6_500 and report["peak_rss_mb"], table
-    if failed:
-        pytest.xfail(f"kinds fixed on other branches still fail: {sorted(failed)}\n{table}")
     assert report["ok"] and report["crashes"] == 0 and report["lost"] == 0, table
 
 

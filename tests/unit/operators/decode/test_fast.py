@@ -46,7 +46,8 @@ device_ids = mostly(st.from_regex(r"[A-Za-z0-9._:/-]{1,12}", fullmatch=True),
 numbers = mostly(
     st.one_of(st.floats(min_value=-1e6, max_value=1e6).map(lambda x: round(x, 6)),
               st.integers(min_value=-(2**40), max_value=2**40),
-              st.sampled_from([0.0, -0.0, 0, 1e-7, 1e16, 2.5e-3])),
+              st.sampled_from([0.0, -0.0, 0, 1e-7, 1e16, 2.5e-3, 1e12, -1e12, 1000000000001,
+                               1e13, -1e20, 9e37, 1e40, -1e50])),
     st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none(), st.text(max_size=2),
               st.sampled_from([5e-324, 1.7976931348623157e308, 123456789012345678, -0, 2**64])))
 counts = mostly(st.integers(min_value=0, max_value=2**20),
@@ -193,6 +194,28 @@ def test_rfc3339_and_number_forms_match_the_reference() -> None:
                          b"01", b"1.", b"-", b"0.000000000000000000000001")]
     assert_same(values)
     assert parsed_status(values[:4]) == [fj.OK] * 4
+
+
+def test_signals_beyond_the_magnitude_bound_are_dead_lettered_by_both_decoders() -> None:
+    base = signed(thermostat())
+    values = [base.replace(b'"temperature_c":21.25', b'"temperature_c":' + x)
+              for x in (b"1e12", b"-1e12", b"1000000000001", b"1e13", b"-9e37", b"1e40", b"-1e50",
+                        b"1.7976931348623157e308")]
+    out = assert_same(values)
+    assert out.rejected == [False, False] + [True] * 6
+    assert all("beyond" in json.loads(e.value)["reason"] for e in out.errs)
+
+
+def test_deep_nesting_is_dead_lettered_by_both_decoders_not_a_recursion_error() -> None:
+    base = signed(thermostat())
+    deep = b"[" * 300 + b"]" * 300  # within the 1 KB test size limit
+    values = [base.replace(b'"seq":1', b'"seq":1,"x":' + deep),
+              base.replace(b'"seq":1', b'"seq":1,"net":{"extra":' + deep + b"}"),
+              base.replace(b'"seq":1', b'"seq":1,"x":"' + b"[" * 300 + b'"')]  # brackets in a string
+    out = assert_same(values)
+    assert out.rejected == [True, True, False]  # a string full of brackets is not nesting
+    reasons = [json.loads(e.value)["reason"] for e in out.errs]
+    assert all("nested more than" in r for r in reasons), reasons
 
 
 def test_unknown_keys_escapes_and_duplicates_fall_back_to_the_reference() -> None:

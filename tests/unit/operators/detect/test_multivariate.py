@@ -242,3 +242,17 @@ def test_score_is_half_at_the_limit() -> None:
     out[:, MV.O_RATIO] = [1.0, 3.0]
     assert MV.score(out).tolist() == [0.5, 0.75]
     assert math.isclose(MV.EWMA_NOISE, math.sqrt(0.1 / 1.9))
+
+
+def test_infinite_or_huge_means_count_as_missing_and_leave_the_model_finite() -> None:
+    """An inf mean would have turned the float32 co-moments into inf/NaN for good (issue 18, item 1)."""
+    rng = np.random.default_rng(5)
+    dev = Device(3, 100)
+    x = correlated(rng, 101)
+    x[10, 0], x[20, 1], x[30, 2] = np.inf, -1e300, 1e40
+    dev.feed(x)
+    assert dev.phase == MV.LIVE
+    for name in ("mv_mu", "mv_vec", "mv_mat", "mv_cal"):
+        assert np.isfinite(dev.arrays[name]).all(), name
+    out = dev.feed(np.array([[np.inf, 50.0, 20.0], [100.0, 50.0, 20.0]]))
+    assert np.isfinite(out).all()

@@ -52,3 +52,19 @@ def test_missing_directory_says_how_to_build_one(tmp_path: Path) -> None:
 def test_rules_only_scores_everything_normal() -> None:
     p = Scorer.rules_only().predict(np.ones((2, N_FEATURES)))
     assert (p[:, 0] == 1).all() and (p[:, 1:] == 0).all()
+
+
+@pytest.mark.parametrize("walker", [True, False])
+def test_infinite_and_huge_features_score_instead_of_raising(walker: bool) -> None:
+    """XGBoost raised `Input data contains inf` on such rows and stopped the flow (issue 18, item 1)."""
+    s = Scorer.load()
+    if not walker:
+        s = Scorer(s.version, s.booster, s.metadata, forest=None)  # XGBoost's own predictor
+    x = np.zeros((4, N_FEATURES))
+    x[0, :] = np.inf
+    x[1, :] = -np.inf
+    x[2, :] = 1e300
+    x[3, :] = np.nan
+    p = s.predict(x)
+    assert np.isfinite(p).all() and np.allclose(p.sum(axis=1), 1.0, atol=1e-4)
+    assert np.isfinite(s.contributions(x, np.array([1, 2, 3, 4]))).all()

@@ -131,3 +131,40 @@ def test_publish_validates_the_whole_feed_and_keys_by_normalised_indicator(tmp_p
     assert indicator_key(" 2001:DB8::1 ") == b"2001:db8::1"
     assert indicator_key("198.51.100.7/24") == b"198.51.100.0/24"
     assert indicator_key("ip_camera:5.51.2") == b"ip_camera:5.51.2"
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (json.dumps({"indicator": "192.0.2.9", "kind": "ip", "note": "N" * 5000}).encode(),
+     "exceeds intel.max_record_bytes=4096"),
+    (json.dumps({"indicator": "192.0.2.9", "kind": "ip", "note": "N" * 501}).encode(),
+     "note of 501 characters exceeds intel.max_note_chars=500"),
+    (b'{"indicator": "192.0.2.9", "kind": "ip", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+     "nested more than"),
+    (b'{"indicator": "0.0.0.0/0", "kind": "cidr"}', r"broader than /8 \(IPv4\)"),
+    (b'{"indicator": "10.0.0.0/7", "kind": "cidr"}', r"broader than /8"),
+    (b'{"indicator": "::/0", "kind": "cidr"}', r"broader than /32 \(IPv6\)"),
+    (b'{"indicator": "2001:db8::/31", "kind": "cidr"}', r"broader than /32"),
+])
+def test_oversized_deep_and_over_broad_intel_is_rejected(value: bytes, reason: str) -> None:
+    with pytest.raises(IntelRejectError, match=reason):
+        parse_intel(value)
+
+
+def test_broad_networks_are_accepted_at_the_limit_or_when_allowed() -> None:
+    from twinguard.operators.intel.table import IntelLimits
+
+    assert parse_intel(b'{"indicator": "10.0.0.0/8", "kind": "cidr"}') is not None
+    assert parse_intel(b'{"indicator": "2001:db8::/32", "kind": "cidr"}') is not None
+    allowed = parse_intel(b'{"indicator": "0.0.0.0/0", "kind": "cidr"}',
+                          limits=IntelLimits(allow_broad_cidrs=True))
+    assert allowed is not None and allowed.indicator == "0.0.0.0/0"
+
+
+def test_a_feed_with_an_over_broad_network_is_refused_before_publishing(tmp_path: Path) -> None:
+    from twinguard.pipelines.kafka.intel_publish import feed_messages
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"indicator": "192.0.2.1", "kind": "ip"}\n'
+                    '{"indicator": "0.0.0.0/0", "kind": "cidr"}\n')
+    with pytest.raises(IntelFileError, match=r"feed\.jsonl:2: cidr 0\.0\.0\.0/0 is broader"):
+        feed_messages(feed)
