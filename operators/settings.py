@@ -45,6 +45,7 @@ class DetectionConfig:
     anomaly_volume_z: float = 10.0
     multivariate_windows: int = 0  # live: off until it holds on simulated fleets (README)
     multivariate_fa_rate: float = 0.0001
+    multivariate_limits: str = "dspot"  # quantile | spot | dspot (operators/detect/spot.py)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from twinguard.pipelines.text import PrintableFormatter, printable_lines
 
 Handler = Callable[[argparse.Namespace, Config], int]
 DEMO_INTEL = Path(__file__).with_name("demo_intel.jsonl")
+# the multivariate model's limit methods (operators/detect/spot.py METHODS; numba stays unloaded for --help)
+LIMIT_METHODS = ("quantile", "spot", "dspot")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -71,6 +73,7 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
     output_format(args.out)
     model = load_table_model(args.model) if args.model else None
     table = read_table(args.input, table_options(args))
+    cfg = _with_limits(cfg, args.limits)
     res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window,
                                                  deltas=args.deltas, fa_rate=args.fa_rate),
                        scorer=model.scorer if model else None,
@@ -99,6 +102,11 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _with_limits(cfg: Config, limits: str | None) -> Config:
+    """The config with `--limits` (if given) as the multivariate model's limit method."""
+    return cfg if limits is None else cfg.replace(detection={"multivariate_limits": limits})
+
+
 def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
     from twinguard.pipelines.tables.read import table_options
     from twinguard.pipelines.tables.train import train_tables
@@ -107,6 +115,7 @@ def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
         print("twinguard train: error: training from tables needs --out MODEL_DIR (the shipped "
               "simulator model is not overwritten)", file=sys.stderr)
         return 2
+    cfg = _with_limits(cfg, args.limits)
     meta = train_tables(args.inputs, table_options(args), cfg, args.warmup_rows, Path(args.out),
                         args.rounds, args.deltas, args.fa_rate)
     print(f"model {meta['version']} written to {args.out}: {meta['summary']}")
@@ -306,6 +315,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--fa-rate", type=_rate, default=None, metavar="P", help="tables: target "
                    "share of normal windows over the multivariate model's limits (default "
                    "0.004: 99.9 %% limits on each of its four statistics)")
+    t.add_argument("--limits", choices=LIMIT_METHODS, default=None, help="tables: how the "
+                   "multivariate model's limits meet --fa-rate without labels (default: "
+                   "[detection] multivariate_limits, dspot)")
 
     rp = add("replay", cmd_replay, "stream a CSV/parquet table through the detection engine: "
              "one score, flag and threat class per row")
@@ -325,6 +337,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--fa-rate", type=_rate, default=None, metavar="P",
                     help="target share of normal windows over the multivariate model's limits, "
                     "for devices that learn here (default 0.004; a --model keeps its limits)")
+    rp.add_argument("--limits", choices=LIMIT_METHODS, default=None,
+                    help="how the multivariate model's limits meet the rate: quantile, spot (peaks "
+                    "over threshold), dspot (spot, refined by windows judged normal; default)")
     rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
     e = add("evaluate", cmd_evaluate, "score detections against labels: a replay's predictions "

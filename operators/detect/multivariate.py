@@ -22,15 +22,27 @@ e = z - P t the residual, u_j = e_j over its learned spread sqrt(1 - sum_i lambd
   one signal against the others, which no single window shows (EWMA chart, alpha = EWMA_ALPHA).
 - var = max_j EWMA(u_j^2): one signal much noisier than the relationships allow (oscillation, jitter).
 
-Limits without labels (calibrate): the cube root of each statistic is close to normal whatever its
-degrees of freedom (Wilson-Hilferty: within 10 % of the exact chi-square quantile even at 1 degree),
-so its mean and spread over the calibration windows give the quantile for the per-statistic risk
-q = fa_rate / 4, widened Student-style for short calibrations (the EWMA charts need EWMA_MIN_CAL
-calibration windows, else only T2 and Q judge). The tail is checked peaks-over-threshold
-style (SPOT, Siffer et al. 2017): exceedances of the 99 % level and their mean excess give an
-exponential-tail quantile, and the larger of the two is the limit, so heavier-than-normal tails raise
-it. Values beyond 6 spreads are clipped while calibrating, so a few unlabelled incidents in the
-learning data cannot inflate the limits.
+Limits without labels (calibrate), for the per-statistic risk q = fa_rate / 4, by one of three
+methods (`detection.multivariate_limits`; tables: `--limits`), all on the cube root of each statistic,
+which is close to normal whatever its degrees of freedom (Wilson-Hilferty: within 10 % of the exact
+chi-square quantile even at 1 degree) and keeps the order of the values, so its quantiles are the
+statistic's:
+
+- quantile: the mean and spread of the calibration windows give the normal quantile, widened
+  Student-style for short calibrations; exceedances of the 99 % level and their mean excess give an
+  exponential-tail quantile, and the larger of the two is the limit.
+- spot: peaks over threshold (SPOT, Siffer et al. KDD 2017; operators/detect/spot.py): a generalised
+  Pareto tail fitted to the excesses over a high level of the calibration scores gives the quantile
+  (the normal one while there are too few peaks), so the tail's own shape sets the limit.
+- dspot: spot, and the limits keep learning from live windows judged normal (clean, below every
+  limit, device not in alarm) with a forgetting horizon (spot.horizon), so they follow a slow change
+  of normal operation. The paper's DSPOT subtracts a local mean instead; here that would absorb the
+  slow ramps the drift chart exists to catch, while a horizon of several calibrations cannot be moved
+  by one incident (windows above a limit never feed it).
+
+The EWMA charts need EWMA_MIN_CAL calibration windows, else only T2 and Q judge. Values beyond 6
+spreads are clipped while calibrating, so a few unlabelled incidents in the learning data cannot
+inflate the limits.
 
 Alarm (hysteresis in time): raised when RAISE_AFTER windows in a row exceed a limit, or one exceeds it
 STRONG times; held while windows stay above, cleared after CLEAR_AFTER windows below. So one window
@@ -50,14 +62,17 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from twinguard.operators.detect import spot
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin.layout import (
     MV_ABOVE,
     MV_BELOW,
     MV_CEXC,
+    MV_CEXC2,
     MV_CM2,
     MV_CMDS,
     MV_CMEAN,
+    MV_CN,
     MV_CNU,
     MV_K,
     MV_LIMIT,
@@ -108,17 +123,35 @@ O_VALUE = O_SHARE + TOP
 N_OUT = O_VALUE + TOP
 
 
+DEFAULT_LIMITS = "dspot"
+
+
 @dataclass(frozen=True)
 class MultivariateConfig:
-    """Learning length (windows per device) and the target false-alarm rate per window."""
+    """Learning length (windows per device), the target false-alarm rate per window and how the
+    limits for it are found (spot.METHODS)."""
 
     learn_windows: int
     fa_rate: float
+    limits: str = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fa_rate < 0.5:
             msg = f"detection.multivariate_fa_rate must be in (0, 0.5), got {self.fa_rate}"
             raise ValueError(msg)
+        if self.limits not in spot.METHODS:
+            msg = (f"detection.multivariate_limits must be one of {', '.join(spot.METHODS)}, "
+                   f"got {self.limits!r}")
+            raise ValueError(msg)
+
+    @property
+    def method(self) -> int:
+        return spot.METHODS[self.limits]
+
+    @property
+    def calibration_windows(self) -> int:
+        """Windows of the learning period that calibrate the limits."""
+        return max(self.learn_windows - fit_windows(self.learn_windows), MIN_CALIBRATE)
 
     @property
     def enabled(self) -> bool:
@@ -164,21 +197,23 @@ def judge(arrays: dict[str, np.ndarray], istate: I64, nsig: I64, slots: I64, fin
         skip = left_out[istate[slots, K.I_TYPE]][:, : means.shape[1]]
         means = np.where(skip, np.nan, means[:, : skip.shape[1]])
     z_q = NormalDist().inv_cdf(1.0 - cfg.risk)
+    n_cal = cfg.calibration_windows
     step(slots, final, clean, np.ascontiguousarray(means), istate, nsig, arrays["commands"],
          arrays["mv_i"], arrays["mv_mu"], arrays["mv_vec"], arrays["mv_mat"], arrays["mv_cal"],
-         cfg.learn_windows, cfg.risk, z_q, out)
+         cfg.learn_windows, cfg.risk, z_q, cfg.method, spot.level_z(n_cal), spot.horizon(n_cal),
+         out)
     return out
 
 
-def finish_learning(arrays: dict[str, np.ndarray], size: int, fa_rate: float) -> int:
+def finish_learning(arrays: dict[str, np.ndarray], size: int, cfg: MultivariateConfig) -> int:
     """End of a `train`: devices still calibrating get their limits from the windows they had
     (at least MIN_CALIBRATE); returns how many devices have a live model."""
-    risk = fa_rate / N_MV_STATS
-    z_q = NormalDist().inv_cdf(1.0 - risk)
+    z_q = NormalDist().inv_cdf(1.0 - cfg.risk)
+    tail_z = spot.level_z(cfg.calibration_windows)
     mv_i = arrays["mv_i"]
     for s in range(size):
         if mv_i[s, MV_PHASE] == CALIBRATE and mv_i[s, MV_N] >= MIN_CALIBRATE:
-            _set_limits(s, mv_i, arrays["mv_cal"], risk, z_q)
+            _set_limits(s, mv_i, arrays["mv_cal"], cfg.risk, z_q, cfg.method, tail_z)
     return int(np.sum(mv_i[:size, MV_PHASE] == LIVE))
 
 
@@ -212,9 +247,10 @@ def explain(row: F64, names: Sequence[str]) -> str:
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
 def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I64, commands: I64,
          mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F32, mv_cal: F32, learn_windows: int,
-         risk: float, z_q: float, out: F64) -> None:
+         risk: float, z_q: float, method: int, tail_z: float, keep: float, out: F64) -> None:
     """Every final window in order: learn, calibrate or score its device (state in place; the
-    verdicts of live devices into out[r])."""
+    verdicts of live devices into out[r]). method: spot.METHODS; tail_z: where peaks start (spreads
+    of the cube root above its mean); keep: the DSPOT horizon in windows."""
     n_fit = max(int(math.ceil(FIT_SHARE * learn_windows)), 2)
     n_cal = max(learn_windows - n_fit, MIN_CALIBRATE)
     for r in range(slots.shape[0]):
@@ -243,11 +279,17 @@ def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I6
         _score(s, x, m, mv_i, mv_mu, mv_vec, mv_mat, mv_cal, stats, contrib, value)
         if phase == CALIBRATE:
             if clean[r]:
-                _calibrate(s, stats, mv_i, mv_cal)
+                if method == spot.QUANTILE:
+                    _calibrate(s, stats, mv_i, mv_cal, TAIL_Z, EXCESS_CAP_SD)
+                else:  # the GPD fit needs the excesses as they are (CLIP_SD still bounds them)
+                    _calibrate(s, stats, mv_i, mv_cal, tail_z, CLIP_SD)
                 if mv_i[s, MV_N] >= n_cal:
-                    _set_limits(s, mv_i, mv_cal, risk, z_q)
+                    _set_limits(s, mv_i, mv_cal, risk, z_q, method, tail_z)
             continue
+        quiet = mv_i[s, MV_ON] == 0  # before this window: no incident under way
         _verdict(s, stats, contrib, value, mv_i, mv_cal, out[r])
+        if method == spot.DSPOT and clean[r] and quiet and mv_i[s, MV_ON] == 0:
+            _follow(s, stats, mv_cal, risk, z_q, tail_z, keep)
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
@@ -394,26 +436,34 @@ def _score(s: int, x: F64, m: int, mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def _calibrate(s: int, stats: F64, mv_i: I64, mv_cal: F32) -> None:
+def _calibrate(s: int, stats: F64, mv_i: I64, mv_cal: F32, tail_z: float, cap_sd: float) -> None:
     """Fold one calibration window's statistics into the moments of their cube roots, clipped,
-    and count the exceedances of the tail level (peaks over threshold)."""
+    and count the exceedances of the tail level tail_z (peaks over threshold; each excess at most
+    cap_sd spreads)."""
     n = mv_i[s, MV_N]
     for j in range(N_MV_STATS):
-        c = max(stats[j], 0.0) ** (1.0 / 3.0)
-        cal = mv_cal[s, j]
-        mean = float(cal[MV_CMEAN])
-        if n >= CAL_BURN:
-            sd = math.sqrt(float(cal[MV_CM2]) / (n - 1))
-            c = min(c, mean + CLIP_SD * sd)
-            level = mean + TAIL_Z * sd
-            if c > level:
-                cal[MV_CNU] += 1.0
-                cal[MV_CEXC] += min(c - level, EXCESS_CAP_SD * sd)
-        d = c - mean
-        mean += d / (n + 1)
-        cal[MV_CMEAN] = mean
-        cal[MV_CM2] += d * (c - mean)
+        _fold(mv_cal[s, j], max(stats[j], 0.0) ** (1.0 / 3.0), n, tail_z, cap_sd)
     mv_i[s, MV_N] = n + 1
+
+
+@njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
+def _fold(cal: F32, c: float, n: int, tail_z: float, cap_sd: float) -> None:
+    """One cube-rooted value into a statistic's moments (n values so far) and peaks."""
+    mean = float(cal[MV_CMEAN])
+    if n >= CAL_BURN:
+        sd = math.sqrt(float(cal[MV_CM2]) / (n - 1))
+        c = min(c, mean + CLIP_SD * sd)
+        level = mean + tail_z * sd
+        if c > level:
+            excess = min(c - level, cap_sd * sd)
+            cal[MV_CNU] += 1.0
+            cal[MV_CEXC] += excess
+            cal[MV_CEXC2] += excess * excess
+    d = c - mean
+    mean += d / (n + 1)
+    cal[MV_CMEAN] = mean
+    cal[MV_CM2] += d * (c - mean)
+    cal[MV_CN] = n + 1
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
@@ -435,17 +485,65 @@ def limit(n: int, mean: float, m2: float, nu: float, excess: float, risk: float,
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def _set_limits(s: int, mv_i: I64, mv_cal: F32, risk: float, z_q: float) -> None:
+def tail_limit(n: int, mean: float, m2: float, nu: float, s1: float, s2: float, risk: float,
+               z_q: float, n_eff: float, tail_z: float) -> float:
+    """A statistic's limit by peaks over threshold: the GPD quantile of its cube root fitted to
+    the nu excesses over mean + tail_z spreads (sum s1, squares s2), cubed back; with too few
+    peaks, the quantile method's limit."""
+    sd = max(math.sqrt(m2 / max(n - 1, 1)), SD_FLOOR * mean)
+    top = spot.gpd_quantile(mean + tail_z * sd, float(n - CAL_BURN), nu, s1, s2, risk)
+    if math.isnan(top):
+        return limit(n, mean, m2, 0.0, 0.0, risk, z_q, n_eff)
+    return max(top, 0.0) ** 3
+
+
+@njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
+def _stat_limit(cal: F32, j: int, risk: float, z_q: float, method: int, tail_z: float) -> float:
+    n = int(cal[MV_CN])
+    n_eff = n * EWMA_ALPHA / (2.0 - EWMA_ALPHA) if j >= S_DRIFT else float(n)
+    if method == spot.QUANTILE:
+        return limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
+                     float(cal[MV_CEXC]), risk, z_q, n_eff)
+    return tail_limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
+                      float(cal[MV_CEXC]), float(cal[MV_CEXC2]), risk, z_q, n_eff, tail_z)
+
+
+@njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
+def _set_limits(s: int, mv_i: I64, mv_cal: F32, risk: float, z_q: float, method: int,
+                tail_z: float) -> None:
     n = mv_i[s, MV_N]
     for j in range(N_MV_STATS):
         cal = mv_cal[s, j]
-        n_eff = n * EWMA_ALPHA / (2.0 - EWMA_ALPHA) if j >= S_DRIFT else float(n)
-        cal[MV_LIMIT] = limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
-                              float(cal[MV_CEXC]), risk, z_q, n_eff)
+        cal[MV_CN] = n
+        cal[MV_LIMIT] = _stat_limit(cal, j, risk, z_q, method, tail_z)
         if j >= S_DRIFT and n < EWMA_MIN_CAL:  # too short to know an EWMA's spread: no limit
             cal[MV_LIMIT] = 0.0
     mv_i[s, MV_PHASE] = LIVE
     mv_i[s, MV_N] = 0
+
+
+@njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
+def _follow(s: int, stats: F64, mv_cal: F32, risk: float, z_q: float, tail_z: float,
+            keep: float) -> None:
+    """DSPOT: a live window judged normal refines each limit; a value over its limit counts
+    as the limit (censored: leaving it out would thin the tail, lower the limit, leave out more,
+    a spiral down; taking it whole would let a stealthy incident lift the limit). Past `keep`
+    values the old ones fade (weights scaled by (keep - 1) / keep), so the limits follow a slow
+    change of normal operation but no short stretch of data can move them far."""
+    for j in range(N_MV_STATS):
+        cal = mv_cal[s, j]
+        if cal[MV_LIMIT] <= 0.0:
+            continue
+        n = int(cal[MV_CN])
+        if n >= keep:
+            fade = (keep - 1.0) / keep
+            cal[MV_CM2] *= fade
+            cal[MV_CNU] *= fade
+            cal[MV_CEXC] *= fade
+            cal[MV_CEXC2] *= fade
+            n = int(keep) - 1
+        _fold(cal, min(max(stats[j], 0.0), float(cal[MV_LIMIT])) ** (1.0 / 3.0), n, tail_z, CLIP_SD)
+        cal[MV_LIMIT] = _stat_limit(cal, j, risk, z_q, spot.DSPOT, tail_z)
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]

@@ -239,7 +239,8 @@ class ShardEngine:
         t = self.ctx.types
         return MV.judge(st.arrays, st.arrays["istate"], t.n_signals, w.meta[:, 0],
                         w.meta[:, 6] == 1, MV.clean_windows(w.features), means,
-                        MV.MultivariateConfig(d.multivariate_windows, d.multivariate_fa_rate),
+                        MV.MultivariateConfig(d.multivariate_windows, d.multivariate_fa_rate,
+                                              d.multivariate_limits),
                         MV.monotonic(t.roc_min, t.roc_max))
 
     def _predict(self, features: F64, rows: npt.NDArray[np.bool_]) -> F64:

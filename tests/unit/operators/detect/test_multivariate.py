@@ -226,7 +226,7 @@ def test_finish_learning_calibrates_what_it_has() -> None:
     dev = Device(3, 1000)
     dev.feed(correlated(rng, MV.fit_windows(1000) + 1 + MV.MIN_CALIBRATE))
     assert dev.phase == MV.CALIBRATE
-    assert MV.finish_learning(dev.arrays, 1, dev.cfg.fa_rate) == 1
+    assert MV.finish_learning(dev.arrays, 1, dev.cfg) == 1
     cal = dev.arrays["mv_cal"][0]
     assert (cal[: MV.S_DRIFT, MV_LIMIT] > cal[: MV.S_DRIFT, MV_CMEAN] ** 3).all()
     assert (cal[MV.S_DRIFT:, MV_LIMIT] == 0).all()  # too short for the EWMA charts: no limit
