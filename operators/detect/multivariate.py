@@ -34,11 +34,13 @@ statistic's:
 - spot: peaks over threshold (SPOT, Siffer et al. KDD 2017; operators/detect/spot.py): a generalised
   Pareto tail fitted to the excesses over a high level of the calibration scores gives the quantile
   (the normal one while there are too few peaks), so the tail's own shape sets the limit.
-- dspot: spot, and the limits keep learning from live windows judged normal (clean, below every
-  limit, device not in alarm) with a forgetting horizon (spot.horizon), so they follow a slow change
-  of normal operation. The paper's DSPOT subtracts a local mean instead; here that would absorb the
-  slow ramps the drift chart exists to catch, while a horizon of several calibrations cannot be moved
-  by one incident (windows above a limit never feed it).
+- dspot: spot, and the T2 and Q limits keep learning from live windows judged normal (clean, no
+  alarm, nor one at the next window) with a forgetting horizon (spot.horizon), so they follow a slow
+  change of normal operation. The paper's DSPOT subtracts a local mean instead; here that would
+  absorb the slow ramps the drift chart exists to catch, while a horizon of several calibrations
+  cannot be moved by one incident. The EWMA charts keep their calibrated limits: neighbouring values
+  share most of their data, so a tail refined from them while streaming counts one excursion many
+  times (measured: several times the target rate on clean data).
 
 The EWMA charts need EWMA_MIN_CAL calibration windows, else only T2 and Q judge. Values beyond 6
 spreads are clipped while calibrating, so a few unlabelled incidents in the learning data cannot
@@ -74,6 +76,7 @@ from twinguard.operators.twin.layout import (
     MV_CMEAN,
     MV_CN,
     MV_CNU,
+    MV_PEND,
     MV_K,
     MV_LIMIT,
     MV_N,
@@ -286,10 +289,9 @@ def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I6
                 if mv_i[s, MV_N] >= n_cal:
                     _set_limits(s, mv_i, mv_cal, risk, z_q, method, tail_z)
             continue
-        quiet = mv_i[s, MV_ON] == 0  # before this window: no incident under way
         _verdict(s, stats, contrib, value, mv_i, mv_cal, out[r])
-        if method == spot.DSPOT and clean[r] and quiet and mv_i[s, MV_ON] == 0:
-            _follow(s, stats, mv_cal, risk, z_q, tail_z, keep)
+        if method == spot.DSPOT:
+            _follow(s, stats, clean[r] and mv_i[s, MV_ON] == 0, mv_cal, risk, z_q, tail_z, keep)
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
@@ -515,6 +517,7 @@ def _set_limits(s: int, mv_i: I64, mv_cal: F32, risk: float, z_q: float, method:
     for j in range(N_MV_STATS):
         cal = mv_cal[s, j]
         cal[MV_CN] = n
+        cal[MV_PEND] = -1.0
         cal[MV_LIMIT] = _stat_limit(cal, j, risk, z_q, method, tail_z)
         if j >= S_DRIFT and n < EWMA_MIN_CAL:  # too short to know an EWMA's spread: no limit
             cal[MV_LIMIT] = 0.0
@@ -523,16 +526,20 @@ def _set_limits(s: int, mv_i: I64, mv_cal: F32, risk: float, z_q: float, method:
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def _follow(s: int, stats: F64, mv_cal: F32, risk: float, z_q: float, tail_z: float,
-            keep: float) -> None:
-    """DSPOT: a live window judged normal refines each limit; a value over its limit counts
-    as the limit (censored: leaving it out would thin the tail, lower the limit, leave out more,
-    a spiral down; taking it whole would let a stealthy incident lift the limit). Past `keep`
-    values the old ones fade (weights scaled by (keep - 1) / keep), so the limits follow a slow
-    change of normal operation but no short stretch of data can move them far."""
-    for j in range(N_MV_STATS):
+def _follow(s: int, stats: F64, normal: bool, mv_cal: F32, risk: float, z_q: float,
+            tail_z: float, keep: float) -> None:
+    """DSPOT: a live window judged normal (clean, no alarm after it) refines each limit once the
+    next window is judged normal too, so the first window of an incident, which hysteresis does not
+    yet call an alarm, never feeds them. A value over its limit counts as the limit (censored:
+    leaving it out would thin the tail, lower the limit, leave out more, a spiral down; taking it
+    whole would let a stealthy incident lift the limit). Past `keep` values the old ones fade
+    (weights scaled by (keep - 1) / keep), so the limits follow a slow change of normal operation
+    but no short stretch of data can move them far."""
+    for j in range(S_DRIFT):  # T2 and Q only: see the module's docstring
         cal = mv_cal[s, j]
-        if cal[MV_LIMIT] <= 0.0:
+        pending = float(cal[MV_PEND])
+        cal[MV_PEND] = max(stats[j], 0.0) if normal else -1.0
+        if not normal or pending < 0.0 or cal[MV_LIMIT] <= 0.0:
             continue
         n = int(cal[MV_CN])
         if n >= keep:
@@ -542,7 +549,7 @@ def _follow(s: int, stats: F64, mv_cal: F32, risk: float, z_q: float, tail_z: fl
             cal[MV_CEXC] *= fade
             cal[MV_CEXC2] *= fade
             n = int(keep) - 1
-        _fold(cal, min(max(stats[j], 0.0), float(cal[MV_LIMIT])) ** (1.0 / 3.0), n, tail_z, CLIP_SD)
+        _fold(cal, min(pending, float(cal[MV_LIMIT])) ** (1.0 / 3.0), n, tail_z, CLIP_SD)
         cal[MV_LIMIT] = _stat_limit(cal, j, risk, z_q, spot.DSPOT, tail_z)
 
 

@@ -28,11 +28,12 @@ N_MV_I = 8
 MV_SD, MV_ZS, MV_VS = range(3)
 N_MV_VEC = 3
 # arrays["mv_cal"][slot, statistic]: the limit, then mean and M2 of the cube root of the statistic,
-# exceedances of the tail level, their summed excess and summed squared excess, and how many values
-# the moments hold (peaks over threshold: operators/detect/spot.py)
+# exceedances of the tail level, their summed excess and summed squared excess, how many values
+# the moments hold (peaks over threshold: operators/detect/spot.py), and the last live value waiting
+# to refine the limit (dspot; -1: none)
 N_MV_STATS = 4
-MV_LIMIT, MV_CMEAN, MV_CM2, MV_CNU, MV_CEXC, MV_CEXC2, MV_CN = range(7)
-N_MV_CAL = 7
+MV_LIMIT, MV_CMEAN, MV_CM2, MV_CNU, MV_CEXC, MV_CEXC2, MV_CN, MV_PEND = range(8)
+N_MV_CAL = 8
 
 
 def window_arrays(cap: int, width: int, ring_len: int) -> dict[str, np.ndarray]:

@@ -109,6 +109,9 @@ class LearnedBaselines:
         for k, v in mv.items():
             if v.shape[0] != n or v.dtype != expect[k].dtype:
                 raise ModelError(f"{directory}/{BASELINES_FILE}: {k} does not match the metadata")
+            if k in ("mv_i", "mv_cal") and v.shape[1:] != expect[k].shape[1:]:
+                raise ModelError(f"{directory}/{BASELINES_FILE}: its multivariate model was made by "
+                                 "an older twinguard; run `twinguard train` again")
         return cls(int(info["window_ms"]), float(info["rows_per_window"]), tuple(info["signals"]),
                    tuple(info["device_ids"]),
                    base.astype(np.float64), base_n.astype(np.int64), peer.astype(np.float64),
