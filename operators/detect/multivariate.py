@@ -76,11 +76,11 @@ from twinguard.operators.twin.layout import (
     MV_CMEAN,
     MV_CN,
     MV_CNU,
-    MV_PEND,
     MV_K,
     MV_LIMIT,
     MV_N,
     MV_ON,
+    MV_PEND,
     MV_PHASE,
     MV_SD,
     MV_SEEN,
@@ -495,8 +495,8 @@ def tail_limit(n: int, mean: float, m2: float, nu: float, s1: float, s2: float, 
     sd = max(math.sqrt(m2 / max(n - 1, 1)), SD_FLOOR * mean)
     top = spot.gpd_quantile(mean + tail_z * sd, float(n - CAL_BURN), nu, s1, s2, risk)
     if math.isnan(top):
-        return limit(n, mean, m2, 0.0, 0.0, risk, z_q, n_eff)
-    return max(top, 0.0) ** 3
+        return float(limit(n, mean, m2, 0.0, 0.0, risk, z_q, n_eff))
+    return float(max(top, 0.0) ** 3)
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
@@ -504,10 +504,10 @@ def _stat_limit(cal: F32, j: int, risk: float, z_q: float, method: int, tail_z: 
     n = int(cal[MV_CN])
     n_eff = n * EWMA_ALPHA / (2.0 - EWMA_ALPHA) if j >= S_DRIFT else float(n)
     if method == spot.QUANTILE:
-        return limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
-                     float(cal[MV_CEXC]), risk, z_q, n_eff)
-    return tail_limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
-                      float(cal[MV_CEXC]), float(cal[MV_CEXC2]), risk, z_q, n_eff, tail_z)
+        return float(limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
+                           float(cal[MV_CEXC]), risk, z_q, n_eff))
+    return float(tail_limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
+                            float(cal[MV_CEXC]), float(cal[MV_CEXC2]), risk, z_q, n_eff, tail_z))
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]

@@ -60,5 +60,5 @@ def gpd_quantile(level: float, n: float, nu: float, s1: float, s2: float, risk: 
     sigma = mean * (1.0 - xi)  # the GPD's mean excess is sigma / (1 - xi)
     ratio = risk * n / nu
     if abs(xi) < 1e-6:
-        return level - sigma * math.log(ratio)
-    return level + sigma / xi * (ratio ** (-xi) - 1.0)
+        return float(level - sigma * math.log(ratio))
+    return float(level + sigma / xi * (ratio ** (-xi) - 1.0))
