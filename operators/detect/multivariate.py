@@ -13,6 +13,14 @@ features), in three phases:
   and each statistic's limit for the target false-alarm rate comes from these scores alone (no labels).
 - live: every closed window is scored and the alarm raised and cleared with hysteresis.
 
+Context: four more columns follow the signals, the sine and cosine of the window's time of day and
+day of week. The model learns them like signals, so where a signal follows the clock the learned
+relationship includes the hour: a morning peak fits it, the same peak at night breaks it (Q). A pair
+stays in the model only where the learning period shows the period (found automatically): the fit
+windows span at least CONTEXT_CYCLES cycles and some signal has at least CONTEXT_R2 of its variance
+explained by the pair (its squared correlation with sine plus cosine; a linear trend over three
+cycles reaches 0.07). Otherwise the pair is dropped like a constant signal.
+
 Statistics (z = window means standardised by the learning period, t = P'z the k principal scores,
 e = z - P t the residual, u_j = e_j over its learned spread sqrt(1 - sum_i lambda_i P_ji^2)):
 
@@ -86,6 +94,7 @@ from twinguard.operators.twin.layout import (
     MV_SEEN,
     MV_VS,
     MV_ZS,
+    N_MV_CONTEXT,
     N_MV_STATS,
 )
 from twinguard.schemas.features import FEATURE_INDEX as FI
@@ -117,6 +126,10 @@ POT_MIN = 5  # exceedances needed before the tail estimate is believed
 SD_FLOOR = 0.02  # of the mean cube root: a calibration that never varied still has a spread
 RAISE_AFTER, CLEAR_AFTER, STRONG = 2, 1, 2.0
 TOP = 3  # signals named in a threat
+DAY_MS, WEEK_MS = 86_400_000, 604_800_000
+CONTEXT_CYCLES = 3  # the learning period spans at least this many days (weeks) for time of day (week)
+CONTEXT_R2 = 0.1  # share of some signal's variance the time of day (week) must explain
+CONTEXT_NAMES = ("time of day", "time of day", "day of week", "day of week")
 
 # columns of the per-window output (one row per closed window given to `judge`)
 O_RATIO, O_ALARM, O_STAT, O_T2, O_Q, O_DRIFT, O_VAR, O_PHASE = range(8)
@@ -188,10 +201,21 @@ def monotonic(roc_min: F64, roc_max: F64) -> Mask:
     return np.asarray((roc_min >= 0.0) | (roc_max <= 0.0), dtype=bool)
 
 
+def context(mid_ms: I64) -> F64:
+    """[rows, N_MV_CONTEXT]: sine and cosine of the time of day and of the day of week (UTC) of
+    each window's middle."""
+    t = np.asarray(mid_ms, dtype=np.int64)
+    day = 2.0 * np.pi * (t % DAY_MS) / DAY_MS
+    week = 2.0 * np.pi * (t % WEEK_MS) / WEEK_MS
+    return np.column_stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)])
+
+
 def judge(arrays: dict[str, np.ndarray], istate: I64, nsig: I64, slots: I64, final: Mask,
-          clean: Mask, means: F64, cfg: MultivariateConfig, left_out: Mask | None = None) -> F64:
+          clean: Mask, means: F64, cfg: MultivariateConfig, left_out: Mask | None = None,
+          mid_ms: I64 | None = None, window_ms: int = 0) -> F64:
     """Learn from / score the closed windows (rows in closing order) in place: [rows, N_OUT].
-    left_out [types, signals]: signals the model ignores (`monotonic`)."""
+    left_out [types, signals]: signals the model ignores (`monotonic`); mid_ms: each window's
+    middle (event time), for the context columns; window_ms: the window length."""
     out = np.zeros((slots.shape[0], N_OUT))
     out[:, O_TOP:O_SHARE] = -1.0
     if slots.shape[0] == 0 or not cfg.enabled:
@@ -201,7 +225,11 @@ def judge(arrays: dict[str, np.ndarray], istate: I64, nsig: I64, slots: I64, fin
         means = np.where(skip, np.nan, means[:, : skip.shape[1]])
     z_q = NormalDist().inv_cdf(1.0 - cfg.risk)
     n_cal = cfg.calibration_windows
-    step(slots, final, clean, np.ascontiguousarray(means), istate, nsig, arrays["commands"],
+    clock = np.zeros((slots.shape[0], N_MV_CONTEXT)) if mid_ms is None else context(mid_ms)
+    span = fit_windows(cfg.learn_windows) * window_ms if mid_ms is not None else 0
+    cycles = np.array([span / DAY_MS, span / DAY_MS, span / WEEK_MS, span / WEEK_MS])
+    step(slots, final, clean, np.ascontiguousarray(means), clock, cycles, istate, nsig,
+         arrays["commands"],
          arrays["mv_i"], arrays["mv_mu"], arrays["mv_vec"], arrays["mv_mat"], arrays["mv_cal"],
          cfg.learn_windows, cfg.risk, z_q, cfg.method, spot.level_z(n_cal), spot.horizon(n_cal),
          out)
@@ -238,7 +266,8 @@ def explain(row: F64, names: Sequence[str]) -> str:
         k = int(row[O_TOP + j])
         if k < 0 or row[O_SHARE + j] < 0.05:
             continue
-        name = names[k] if k < len(names) else f"signal {k}"
+        name = (names[k] if k < len(names) else CONTEXT_NAMES[k - len(names)]
+                if k - len(names) < N_MV_CONTEXT else f"signal {k}")
         signals.append(f"{name} {100 * row[O_SHARE + j]:.0f}% ({row[O_VALUE + j]:+.1f} sd)")
     return (f"signals {what}: {', '.join(parts) or f'{stat} {row[O_RATIO]:.1f}x'} the device's "
             f"calibrated limit; carried by {', '.join(signals) or 'no single signal'}")
@@ -248,11 +277,13 @@ def explain(row: F64, names: Sequence[str]) -> str:
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I64, commands: I64,
+def step(slots: I64, final: Mask, clean: Mask, means: F64, clock: F64, cycles: F64, istate: I64,
+         nsig: I64, commands: I64,
          mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F32, mv_cal: F32, learn_windows: int,
          risk: float, z_q: float, method: int, tail_z: float, keep: float, out: F64) -> None:
     """Every final window in order: learn, calibrate or score its device (state in place; the
-    verdicts of live devices into out[r]). method: spot.METHODS; tail_z: where peaks start (spreads
+    verdicts of live devices into out[r]). clock: the context columns of each window; cycles: how
+    many days (weeks) the fit windows span; method: spot.METHODS; tail_z: where peaks start (spreads
     of the cube root above its mean); keep: the DSPOT horizon in windows."""
     n_fit = max(int(math.ceil(FIT_SHARE * learn_windows)), 2)
     n_cal = max(learn_windows - n_fit, MIN_CALIBRATE)
@@ -260,8 +291,11 @@ def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I6
         if not final[r]:
             continue
         s = slots[r]
-        m = nsig[istate[s, K.I_TYPE]]
-        x = means[r, :m]
+        n_sig = nsig[istate[s, K.I_TYPE]]
+        m = n_sig + N_MV_CONTEXT
+        x = np.empty(m)
+        x[:n_sig] = means[r, :n_sig]
+        x[n_sig:] = clock[r]
         if mv_i[s, MV_SEEN] == 0:  # a device's first window is partial
             mv_i[s, MV_SEEN] = 1
             mv_i[s, MV_CMDS] = commands[s]
@@ -274,7 +308,7 @@ def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I6
             if clean[r]:
                 _welford(s, x, mv_i, mv_mu, mv_mat)
                 if mv_i[s, MV_N] >= n_fit:
-                    _fit(s, m, mv_i, mv_mu, mv_vec, mv_mat)
+                    _fit(s, m, n_sig, cycles, mv_i, mv_mu, mv_vec, mv_mat)
             continue
         stats = np.zeros(N_MV_STATS)
         contrib = np.zeros((N_MV_STATS, m))
@@ -324,17 +358,31 @@ def _welford(s: int, x: F64, mv_i: I64, mv_mu: F64, mv_mat: F32) -> None:
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def _fit(s: int, m: int, mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F32) -> None:
-    """PCA of the learned correlation matrix; loadings and eigenvalues replace the co-moments."""
+def _fit(s: int, m: int, n_sig: int, cycles: F64, mv_i: I64, mv_mu: F64, mv_vec: F32,
+         mv_mat: F32) -> None:
+    """PCA of the learned correlation matrix; loadings and eigenvalues replace the co-moments.
+    Columns n_sig.. are the context pairs, kept only where they explain a signal (module doc)."""
     n = mv_i[s, MV_N]
     w = mv_mat.shape[1]
     sd = np.zeros(m)
+    for j in range(m):
+        sd[j] = math.sqrt(max(mv_mat[s, j, j] / max(n - 1, 1), 0.0))
+    keep = np.ones(m, dtype=np.bool_)
+    for p in range(n_sig, m, 2):
+        best = 0.0
+        if cycles[p - n_sig] >= CONTEXT_CYCLES and sd[p] > 0.0 and sd[p + 1] > 0.0:
+            for j in range(n_sig):
+                if sd[j] > CONSTANT * (1.0 + abs(mv_mu[s, j])):
+                    r2 = 0.0
+                    for c in (p, p + 1):
+                        r = mv_mat[s, j, c] / max(n - 1, 1) / (sd[j] * sd[c])
+                        r2 += r * r
+                    best = max(best, r2)
+        keep[p] = keep[p + 1] = best >= CONTEXT_R2
     active = np.zeros(m, dtype=np.int64)
     na = 0
     for j in range(m):
-        v = mv_mat[s, j, j] / max(n - 1, 1)
-        sd[j] = math.sqrt(max(v, 0.0))
-        if sd[j] > CONSTANT * (1.0 + abs(mv_mu[s, j])):
+        if keep[j] and sd[j] > CONSTANT * (1.0 + abs(mv_mu[s, j])):
             active[na] = j
             na += 1
     k = 0

@@ -241,7 +241,8 @@ class ShardEngine:
                         w.meta[:, 6] == 1, MV.clean_windows(w.features), means,
                         MV.MultivariateConfig(d.multivariate_windows, d.multivariate_fa_rate,
                                               d.multivariate_limits),
-                        MV.monotonic(t.roc_min, t.roc_max))
+                        MV.monotonic(t.roc_min, t.roc_max), (w.meta[:, 1] + w.meta[:, 2]) // 2,
+                        self.ctx.pipeline.window_ms)
 
     def _predict(self, features: F64, rows: npt.NDArray[np.bool_]) -> F64:
         """Class probabilities of `rows`, the others 'normal': `decide` reads the model only for

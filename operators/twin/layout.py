@@ -86,10 +86,16 @@ def risk_arrays(cap: int) -> dict[str, np.ndarray]:
     return {"risk": np.zeros((cap, N_RISK)), "risk_ports": np.zeros((cap, 2), dtype=np.uint64)}
 
 
-def multivariate_arrays(cap: int, width: int) -> dict[str, np.ndarray]:
+# the multivariate model's context columns after a device's signals: time of day and day of week as
+# the sine and cosine of their phase (operators/detect/multivariate.py keeps them where they matter)
+N_MV_CONTEXT = 4
+
+
+def multivariate_arrays(cap: int, signals: int) -> dict[str, np.ndarray]:
     """The multivariate model: learning sums, then the fitted PCA, limits and alarm state. Float32
     where precision allows (per-device bytes matter at a million devices); the running mean stays
     float64, since adding a tiny update to a large level would round away in float32."""
+    width = signals + N_MV_CONTEXT
     return {
         "mv_i": np.zeros((cap, N_MV_I), dtype=np.int64),
         "mv_mu": np.zeros((cap, width)),

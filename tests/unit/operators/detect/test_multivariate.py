@@ -284,3 +284,47 @@ def test_dspot_limits_are_not_lifted_by_an_incident() -> None:
     assert dev.feed(x)[:, MV.O_ALARM].mean() > 0.9
     after = dev.arrays["mv_cal"][0, :, MV_LIMIT]
     assert (after[: MV.S_DRIFT] <= before[: MV.S_DRIFT] * 1.01).all()
+
+
+HOUR_MS = 3_600_000
+
+
+def daily(rng: np.random.Generator, hours: np.ndarray, cycle: float = 4.0) -> np.ndarray:
+    """One signal that peaks every day at 06:00 UTC and is lowest at 18:00, plus noise."""
+    return (10.0 + cycle * np.sin(2 * np.pi * (hours % 24) / 24) + rng.normal(0, 0.3, hours.size))[:, None]
+
+
+def feed_at(dev: Device, x: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    n = x.shape[0]
+    means = np.full((n, WIDTH), np.nan)
+    means[:, : x.shape[1]] = x
+    mid = (hours * HOUR_MS + HOUR_MS // 2).astype(np.int64)
+    return MV.judge(dev.arrays, dev.istate, dev.nsig, np.zeros(n, dtype=np.int64),
+                    np.ones(n, dtype=bool), np.ones(n, dtype=bool), means, dev.cfg, None, mid, HOUR_MS)
+
+
+def test_time_of_day_makes_a_night_peak_an_alarm_and_the_morning_peak_normal() -> None:
+    """28 days of hourly windows teach the daily cycle; the morning level at 18:00 breaks it."""
+    rng = np.random.default_rng(13)
+    learn = 24 * 28
+    dev = Device(1, learn, fa_rate=0.001, limits="spot")
+    hours = np.arange(learn + 1, dtype=np.int64)
+    feed_at(dev, daily(rng, hours), hours)
+    assert dev.phase == MV.LIVE
+    day = learn + 1 + np.arange(24 * 7, dtype=np.int64)
+    assert feed_at(dev, daily(rng, day), day)[:, MV.O_ALARM].sum() == 0  # a normal week
+    at = np.array([day[-1] + 1 + (6 - (day[-1] + 1) % 24) % 24], dtype=np.int64)  # next 06:00
+    morning = feed_at(dev, np.array([[14.0]]), at)
+    night = feed_at(dev, np.array([[14.0], [14.0]]), at + 12 + np.arange(2))  # 18:00, 19:00
+    assert morning[0, MV.O_RATIO] < 1.0
+    assert night[-1, MV.O_ALARM] == 1
+    assert "time of day" in MV.explain(night[-1], ["level"])
+
+
+def test_time_of_day_stays_out_where_the_signals_do_not_follow_it() -> None:
+    rng = np.random.default_rng(14)
+    learn = 24 * 28
+    dev = Device(1, learn, limits="spot")
+    hours = np.arange(learn + 1, dtype=np.int64)
+    feed_at(dev, daily(rng, hours, cycle=0.0), hours)
+    assert (dev.arrays["mv_vec"][0, MV_SD, 1:1 + 4] == 0).all()  # context columns: not in the model
