@@ -45,7 +45,8 @@ class DetectionConfig:
     anomaly_volume_z: float = 10.0
     multivariate_windows: int = 0  # live: off until it holds on simulated fleets (README)
     multivariate_fa_rate: float = 0.0001
-    multivariate_limits: str = "dspot"  # quantile | spot | dspot (operators/detect/spot.py)
+    multivariate_limits: str = "spot"  # quantile | spot | dspot (operators/detect/spot.py)
+    multivariate_time_context: bool = True  # time of day / week columns where they matter
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
     output_format(args.out)
     model = load_table_model(args.model) if args.model else None
     table = read_table(args.input, table_options(args))
-    cfg = _with_limits(cfg, args.limits)
+    cfg = _with_limits(cfg, args)
     res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window,
                                                  deltas=args.deltas, fa_rate=args.fa_rate),
                        scorer=model.scorer if model else None,
@@ -102,9 +102,14 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def _with_limits(cfg: Config, limits: str | None) -> Config:
-    """The config with `--limits` (if given) as the multivariate model's limit method."""
-    return cfg if limits is None else cfg.replace(detection={"multivariate_limits": limits})
+def _with_limits(cfg: Config, args: argparse.Namespace) -> Config:
+    """The config with `--limits` and `--time-context` (if given) for the multivariate model."""
+    over: dict[str, object] = {}
+    if args.limits is not None:
+        over["multivariate_limits"] = args.limits
+    if args.time_context is not None:
+        over["multivariate_time_context"] = args.time_context == "auto"
+    return cfg.replace(detection=over) if over else cfg
 
 
 def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
@@ -115,7 +120,7 @@ def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
         print("twinguard train: error: training from tables needs --out MODEL_DIR (the shipped "
               "simulator model is not overwritten)", file=sys.stderr)
         return 2
-    cfg = _with_limits(cfg, args.limits)
+    cfg = _with_limits(cfg, args)
     meta = train_tables(args.inputs, table_options(args), cfg, args.warmup_rows, Path(args.out),
                         args.rounds, args.deltas, args.fa_rate)
     print(f"model {meta['version']} written to {args.out}: {meta['summary']}")
@@ -317,7 +322,10 @@ def _parser() -> argparse.ArgumentParser:
                    "0.004: 99.9 %% limits on each of its four statistics)")
     t.add_argument("--limits", choices=LIMIT_METHODS, default=None, help="tables: how the "
                    "multivariate model's limits meet --fa-rate without labels (default: "
-                   "[detection] multivariate_limits, dspot)")
+                   "[detection] multivariate_limits, spot)")
+    t.add_argument("--time-context", choices=("auto", "off"), default=None, help="tables: let "
+                   "time of day / day of week join the multivariate model where the learning "
+                   "period shows them (auto, the default) or never (off)")
 
     rp = add("replay", cmd_replay, "stream a CSV/parquet table through the detection engine: "
              "one score, flag and threat class per row")
@@ -339,7 +347,10 @@ def _parser() -> argparse.ArgumentParser:
                     "for devices that learn here (default 0.004; a --model keeps its limits)")
     rp.add_argument("--limits", choices=LIMIT_METHODS, default=None,
                     help="how the multivariate model's limits meet the rate: quantile, spot (peaks "
-                    "over threshold), dspot (spot, refined by windows judged normal; default)")
+                    "over threshold; default), dspot (spot, refined by windows judged normal)")
+    rp.add_argument("--time-context", choices=("auto", "off"), default=None,
+                    help="time of day / day of week in the multivariate model where the learning "
+                    "period shows them (auto, default) or never (off); a --model keeps what it learned")
     rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
     e = add("evaluate", cmd_evaluate, "score detections against labels: a replay's predictions "

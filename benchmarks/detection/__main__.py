@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limits", choices=("quantile", "spot", "dspot"), default=None,
                    help="variant: pass --limits to every train and replay (how the multivariate "
                         "model's limits are found; default: the product's default)")
+    p.add_argument("--time-context", choices=("auto", "off"), default=None,
+                   help="variant: pass --time-context to every train and replay")
     p.add_argument("--render", action="store_true",
                    help="only rewrite results.md from the results.json in --out")
     args = p.parse_args(argv)
@@ -49,10 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         (out / "results.md").write_text(render(json.loads((out / "results.json").read_text())))
         return 0
-    flags = (("--deltas",) if args.deltas else ()) + (("--limits", args.limits) if args.limits else ())
+    flags = ((("--deltas",) if args.deltas else ())
+             + (("--limits", args.limits) if args.limits else ())
+             + (("--time-context", args.time_context) if args.time_context else ()))
     extra = {"train": flags, "replay": flags} if flags else {}
-    work = work / "deltas" if args.deltas else work
-    work = work / args.limits if args.limits else work
+    work = work / "_".join(f.lstrip("-") for f in flags) if flags else work
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "git": _git_head(),

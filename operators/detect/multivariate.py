@@ -139,7 +139,7 @@ O_VALUE = O_SHARE + TOP
 N_OUT = O_VALUE + TOP
 
 
-DEFAULT_LIMITS = "dspot"
+DEFAULT_LIMITS = "spot"
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,7 @@ class MultivariateConfig:
     learn_windows: int
     fa_rate: float
     limits: str = DEFAULT_LIMITS
+    time_context: bool = True  # the context columns may join the model (kept where they matter)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fa_rate < 0.5:
@@ -225,6 +226,8 @@ def judge(arrays: dict[str, np.ndarray], istate: I64, nsig: I64, slots: I64, fin
         means = np.where(skip, np.nan, means[:, : skip.shape[1]])
     z_q = NormalDist().inv_cdf(1.0 - cfg.risk)
     n_cal = cfg.calibration_windows
+    if not cfg.time_context:
+        mid_ms = None
     clock = np.zeros((slots.shape[0], N_MV_CONTEXT)) if mid_ms is None else context(mid_ms)
     span = fit_windows(cfg.learn_windows) * window_ms if mid_ms is not None else 0
     cycles = np.array([span / DAY_MS, span / DAY_MS, span / WEEK_MS, span / WEEK_MS])

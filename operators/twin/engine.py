@@ -240,7 +240,7 @@ class ShardEngine:
         return MV.judge(st.arrays, st.arrays["istate"], t.n_signals, w.meta[:, 0],
                         w.meta[:, 6] == 1, MV.clean_windows(w.features), means,
                         MV.MultivariateConfig(d.multivariate_windows, d.multivariate_fa_rate,
-                                              d.multivariate_limits),
+                                              d.multivariate_limits, d.multivariate_time_context),
                         MV.monotonic(t.roc_min, t.roc_max), (w.meta[:, 1] + w.meta[:, 2]) // 2,
                         self.ctx.pipeline.window_ms)
 

@@ -92,7 +92,8 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
         if i == len(tables) - 1:  # the end of the learning period: calibrate what is left
             live = MV.finish_learning(res.engine.store.arrays, res.engine.store.size,
                                       MV.MultivariateConfig(mv_windows, table_fa_rate(ro),
-                                                            cfg.detection.multivariate_limits))
+                                                            cfg.detection.multivariate_limits,
+                                                            cfg.detection.multivariate_time_context))
         baselines = LearnedBaselines.from_store(res.engine.store, res.table.signal_names,
                                                 res.window_ms,
                                                 res.plan.rows_per_window)
@@ -127,7 +128,8 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
                     "window_ms": baselines.window_ms, "warmup_rows": warmup_rows,
                     "multivariate": {"learn_windows": mv_windows, "devices_live": live,
                                      "fa_rate": table_fa_rate(ReplayOptions(fa_rate=fa_rate)),
-                                     "limits": cfg.detection.multivariate_limits},
+                                     "limits": cfg.detection.multivariate_limits,
+                                     "time_context": cfg.detection.multivariate_time_context},
                     "windows": int(len(y) + len(yh)),
                     "class_counts": {c: int(n) for c, n in zip(THREAT_CLASSES, counts, strict=True)
                                      if n}}

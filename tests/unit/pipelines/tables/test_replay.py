@@ -118,7 +118,7 @@ def test_train_on_normal_table_then_replay_flags_from_the_first_rows(tmp_path: P
     assert meta["data"]["multivariate"]["devices_live"] == 1  # learned from all 1,500 windows
     assert load_table_model(model).baselines.mv["mv_i"].shape[0] == 1  # saved and verified
     test = sinusoid_table(200, 4, seed=9, step_at=30, step=25.0)
-    test = test.with_columns(pl.col("timestamp") + 1500 * HOUR_S)
+    test = test.with_columns(pl.col("timestamp") + 1512 * HOUR_S)  # whole weeks: same daily phase
     path = write_table(test, tmp_path / "test.csv")
     cold = replay_cli(tmp_path, path, "--device", "site", out="cold.csv")
     warm = replay_cli(tmp_path, path, "--device", "site", "--model", str(model), out="warm.csv")
