@@ -325,7 +325,7 @@ def _parser() -> argparse.ArgumentParser:
                    "[detection] multivariate_limits, spot)")
     t.add_argument("--time-context", choices=("auto", "off"), default=None, help="tables: let "
                    "time of day / day of week join the multivariate model where the learning "
-                   "period shows them (auto, the default) or never (off)")
+                   "period shows them (auto) or never (off, the default)")
 
     rp = add("replay", cmd_replay, "stream a CSV/parquet table through the detection engine: "
              "one score, flag and threat class per row")
@@ -350,7 +350,7 @@ def _parser() -> argparse.ArgumentParser:
                     "over threshold; default), dspot (spot, refined by windows judged normal)")
     rp.add_argument("--time-context", choices=("auto", "off"), default=None,
                     help="time of day / day of week in the multivariate model where the learning "
-                    "period shows them (auto, default) or never (off); a --model keeps what it learned")
+                    "period shows them (auto) or never (off, default); with --model, as in train")
     rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
     e = add("evaluate", cmd_evaluate, "score detections against labels: a replay's predictions "

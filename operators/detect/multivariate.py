@@ -150,7 +150,7 @@ class MultivariateConfig:
     learn_windows: int
     fa_rate: float
     limits: str = DEFAULT_LIMITS
-    time_context: bool = True  # the context columns may join the model (kept where they matter)
+    time_context: bool = False  # the context columns may join the model (kept where they matter)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fa_rate < 0.5:

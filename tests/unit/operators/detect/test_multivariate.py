@@ -27,12 +27,12 @@ class Device:
     """One device's model arrays, fed window means one batch at a time."""
 
     def __init__(self, n_signals: int, learn: int, fa_rate: float = 0.01,
-                 limits: str = MV.DEFAULT_LIMITS) -> None:
+                 limits: str = MV.DEFAULT_LIMITS, time_context: bool = False) -> None:
         self.arrays = multivariate_arrays(1, WIDTH)
         self.arrays["commands"] = np.zeros(1, dtype=np.int64)
         self.istate = np.zeros((1, K.N_ISTATE), dtype=np.int64)
         self.nsig = np.array([n_signals], dtype=np.int64)
-        self.cfg = MV.MultivariateConfig(learn, fa_rate, limits)
+        self.cfg = MV.MultivariateConfig(learn, fa_rate, limits, time_context)
 
     def feed(self, x: np.ndarray, clean: bool = True, left_out: np.ndarray | None = None
              ) -> np.ndarray:
@@ -307,7 +307,7 @@ def test_time_of_day_makes_a_night_peak_an_alarm_and_the_morning_peak_normal() -
     """28 days of hourly windows teach the daily cycle; the morning level at 18:00 breaks it."""
     rng = np.random.default_rng(13)
     learn = 24 * 28
-    dev = Device(1, learn, fa_rate=0.001, limits="spot")
+    dev = Device(1, learn, fa_rate=0.001, limits="spot", time_context=True)
     hours = np.arange(learn + 1, dtype=np.int64)
     feed_at(dev, daily(rng, hours), hours)
     assert dev.phase == MV.LIVE
@@ -324,7 +324,7 @@ def test_time_of_day_makes_a_night_peak_an_alarm_and_the_morning_peak_normal() -
 def test_time_of_day_stays_out_where_the_signals_do_not_follow_it() -> None:
     rng = np.random.default_rng(14)
     learn = 24 * 28
-    dev = Device(1, learn, limits="spot")
+    dev = Device(1, learn, limits="spot", time_context=True)
     hours = np.arange(learn + 1, dtype=np.int64)
     feed_at(dev, daily(rng, hours, cycle=0.0), hours)
     assert (dev.arrays["mv_vec"][0, MV_SD, 1:1 + 4] == 0).all()  # context columns: not in the model
