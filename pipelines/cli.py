@@ -10,6 +10,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
 from twinguard.pipelines.fatal import describe
@@ -73,7 +74,7 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
     output_format(args.out)
     model = load_table_model(args.model) if args.model else None
     table = read_table(args.input, table_options(args))
-    cfg = _with_limits(cfg, args)
+    cfg = _with_limits(cfg, args, model.multivariate if model else None)
     res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window,
                                                  deltas=args.deltas, fa_rate=args.fa_rate),
                        scorer=model.scorer if model else None,
@@ -102,9 +103,15 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def _with_limits(cfg: Config, args: argparse.Namespace) -> Config:
-    """The config with `--limits` and `--time-context` (if given) for the multivariate model."""
+def _with_limits(cfg: Config, args: argparse.Namespace, learned: dict[str, Any] | None = None
+                 ) -> Config:
+    """The config with `--limits` and `--time-context` for the multivariate model: as given, else
+    as the model's `train` ran (a model learned with the time context needs it to replay)."""
     over: dict[str, object] = {}
+    if learned and "limits" in learned:
+        over["multivariate_limits"] = learned["limits"]
+    if learned and "time_context" in learned:
+        over["multivariate_time_context"] = bool(learned["time_context"])
     if args.limits is not None:
         over["multivariate_limits"] = args.limits
     if args.time_context is not None:
@@ -350,7 +357,7 @@ def _parser() -> argparse.ArgumentParser:
                     "over threshold; default), dspot (spot, refined by windows judged normal)")
     rp.add_argument("--time-context", choices=("auto", "off"), default=None,
                     help="time of day / day of week in the multivariate model where the learning "
-                    "period shows them (auto) or never (off, default); with --model, as in train")
+                    "period shows them (auto) or never (off, default); with --model: as its train ran")
     rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
     e = add("evaluate", cmd_evaluate, "score detections against labels: a replay's predictions "

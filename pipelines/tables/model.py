@@ -124,6 +124,7 @@ class TableModel:
 
     baselines: LearnedBaselines | None
     scorer: Scorer | None
+    multivariate: dict[str, Any] = field(default_factory=dict)  # how train ran it (limits, context)
 
 
 def load_table_model(directory: str | Path) -> TableModel:
@@ -139,7 +140,7 @@ def load_table_model(directory: str | Path) -> TableModel:
     scorer = Scorer.load(d) if (d / MODEL_FILE).is_file() else None
     if baselines is None and scorer is None:
         raise ModelError(f"{d}: neither {BASELINES_FILE} nor {MODEL_FILE}")
-    return TableModel(baselines, scorer)
+    return TableModel(baselines, scorer, dict(meta.get("data", {}).get("multivariate", {})))
 
 
 def file_digests(directory: Path, names: list[str]) -> dict[str, str]:
