@@ -47,6 +47,8 @@ class DetectionConfig:
     anomaly_volume_z: float = 10.0
     multivariate_windows: int = 0  # live: off until it holds on simulated fleets (README)
     multivariate_fa_rate: float = 0.0001
+    multivariate_limits: str = "spot"  # quantile | spot | dspot (operators/detect/spot.py)
+    multivariate_time_context: bool = False  # time of day / week columns where they matter (README)
 
 
 @dataclass(frozen=True)

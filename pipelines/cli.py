@@ -10,6 +10,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
 from twinguard.pipelines.consume import command as threats_command
@@ -21,6 +22,8 @@ from twinguard.pipelines.text import PrintableFormatter, printable_lines
 
 Handler = Callable[[argparse.Namespace, Config], int]
 DEMO_INTEL = Path(__file__).with_name("demo_intel.jsonl")
+# the multivariate model's limit methods (operators/detect/spot.py METHODS; numba stays unloaded for --help)
+LIMIT_METHODS = ("quantile", "spot", "dspot")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -74,6 +77,7 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
     output_format(args.out)
     model = load_table_model(args.model) if args.model else None
     table = read_table(args.input, table_options(args))
+    cfg = _with_limits(cfg, args, model.multivariate if model else None)
     res = replay_table(table, cfg, ReplayOptions(args.warmup_rows, args.window,
                                                  deltas=args.deltas, fa_rate=args.fa_rate),
                        scorer=model.scorer if model else None,
@@ -102,6 +106,22 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _with_limits(cfg: Config, args: argparse.Namespace, learned: dict[str, Any] | None = None
+                 ) -> Config:
+    """The config with `--limits` and `--time-context` for the multivariate model: as given, else
+    as the model's `train` ran (a model learned with the time context needs it to replay)."""
+    over: dict[str, object] = {}
+    if learned and "limits" in learned:
+        over["multivariate_limits"] = learned["limits"]
+    if learned and "time_context" in learned:
+        over["multivariate_time_context"] = bool(learned["time_context"])
+    if args.limits is not None:
+        over["multivariate_limits"] = args.limits
+    if args.time_context is not None:
+        over["multivariate_time_context"] = args.time_context == "auto"
+    return cfg.replace(detection=over) if over else cfg
+
+
 def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
     from twinguard.pipelines.tables.read import table_options
     from twinguard.pipelines.tables.train import train_tables
@@ -110,6 +130,7 @@ def _train_tables(args: argparse.Namespace, cfg: Config) -> int:
         print("twinguard train: error: training from tables needs --out MODEL_DIR (the shipped "
               "simulator model is not overwritten)", file=sys.stderr)
         return 2
+    cfg = _with_limits(cfg, args)
     meta = train_tables(args.inputs, table_options(args), cfg, args.warmup_rows, Path(args.out),
                         args.rounds, args.deltas, args.fa_rate)
     print(f"model {meta['version']} written to {args.out}: {meta['summary']}")
@@ -323,6 +344,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--fa-rate", type=_rate, default=None, metavar="P", help="tables: target "
                    "share of normal windows over the multivariate model's limits (default "
                    "0.004: 99.9 %% limits on each of its four statistics)")
+    t.add_argument("--limits", choices=LIMIT_METHODS, default=None, help="tables: how the "
+                   "multivariate model's limits meet --fa-rate without labels (default: "
+                   "[detection] multivariate_limits, spot)")
+    t.add_argument("--time-context", choices=("auto", "off"), default=None, help="tables: let "
+                   "time of day / day of week join the multivariate model where the learning "
+                   "period shows them (auto) or never (off, the default)")
 
     rp = add("replay", cmd_replay, "stream a CSV/parquet table through the detection engine: "
              "one score, flag and threat class per row")
@@ -342,6 +369,12 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--fa-rate", type=_rate, default=None, metavar="P",
                     help="target share of normal windows over the multivariate model's limits, "
                     "for devices that learn here (default 0.004; a --model keeps its limits)")
+    rp.add_argument("--limits", choices=LIMIT_METHODS, default=None,
+                    help="how the multivariate model's limits meet the rate: quantile, spot (peaks "
+                    "over threshold; default), dspot (spot, refined by windows judged normal)")
+    rp.add_argument("--time-context", choices=("auto", "off"), default=None,
+                    help="time of day / day of week in the multivariate model where the learning "
+                    "period shows them (auto) or never (off, default); with --model: as its train ran")
     rp.add_argument("--out", required=True, help="predictions file (.csv or .parquet)")
 
     e = add("evaluate", cmd_evaluate, "score detections against labels: a replay's predictions "

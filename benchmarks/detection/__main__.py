@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deltas", action="store_true",
                    help="variant: pass --deltas to every train and replay (learned baselines of "
                         "each signal's row-to-row change too)")
+    p.add_argument("--limits", choices=("quantile", "spot", "dspot"), default=None,
+                   help="variant: pass --limits to every train and replay (how the multivariate "
+                        "model's limits are found; default: the product's default)")
+    p.add_argument("--time-context", choices=("auto", "off"), default=None,
+                   help="variant: pass --time-context to every train and replay")
     p.add_argument("--render", action="store_true",
                    help="only rewrite results.md from the results.json in --out")
     args = p.parse_args(argv)
@@ -46,12 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         (out / "results.md").write_text(render(json.loads((out / "results.json").read_text())))
         return 0
-    extra = {"train": ("--deltas",), "replay": ("--deltas",)} if args.deltas else {}
-    work = work / "deltas" if args.deltas else work
+    flags = ((("--deltas",) if args.deltas else ())
+             + (("--limits", args.limits) if args.limits else ())
+             + (("--time-context", args.time_context) if args.time_context else ()))
+    extra = {"train": flags, "replay": flags} if flags else {}
+    work = work / "_".join(f.lstrip("-") for f in flags) if flags else work
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "git": _git_head(),
-        "machine": machine(), "variant": "deltas" if args.deltas else "default", "datasets": {}}
+        "machine": machine(), "variant": " ".join(flags).lstrip("-") or "default",
+        "datasets": {}}
     failed = False
     for name in args.only:
         log = CommandLog(extra=extra)

@@ -42,8 +42,8 @@ HEADER = ("| run | rows P | rows R | rows F1 | macro-F1 | events detected | time
 def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
-        "# Detection on real datasets" + (" (variant: --deltas)" if results.get("variant") == "deltas"
-                                          else ""),
+        "# Detection on real datasets" + (f" (variant: --{results['variant']})"
+                                          if results.get("variant", "default") != "default" else ""),
         "",
         f"Run {results['date']} at git {results['git']} on {m['cpu_model']} "
         f"({m['usable_cores']} usable cores, {m['ram_gb']} GB RAM), Python {m['python']}. "

@@ -13,6 +13,14 @@ features), in three phases:
   and each statistic's limit for the target false-alarm rate comes from these scores alone (no labels).
 - live: every closed window is scored and the alarm raised and cleared with hysteresis.
 
+Context: four more columns follow the signals, the sine and cosine of the window's time of day and
+day of week. The model learns them like signals, so where a signal follows the clock the learned
+relationship includes the hour: a morning peak fits it, the same peak at night breaks it (Q). A pair
+stays in the model only where the learning period shows the period (found automatically): the fit
+windows span at least CONTEXT_CYCLES cycles and some signal has at least CONTEXT_R2 of its variance
+explained by the pair (its squared correlation with sine plus cosine; a linear trend over three
+cycles reaches 0.07). Otherwise the pair is dropped like a constant signal.
+
 Statistics (z = window means standardised by the learning period, t = P'z the k principal scores,
 e = z - P t the residual, u_j = e_j over its learned spread sqrt(1 - sum_i lambda_i P_ji^2)):
 
@@ -22,15 +30,29 @@ e = z - P t the residual, u_j = e_j over its learned spread sqrt(1 - sum_i lambd
   one signal against the others, which no single window shows (EWMA chart, alpha = EWMA_ALPHA).
 - var = max_j EWMA(u_j^2): one signal much noisier than the relationships allow (oscillation, jitter).
 
-Limits without labels (calibrate): the cube root of each statistic is close to normal whatever its
-degrees of freedom (Wilson-Hilferty: within 10 % of the exact chi-square quantile even at 1 degree),
-so its mean and spread over the calibration windows give the quantile for the per-statistic risk
-q = fa_rate / 4, widened Student-style for short calibrations (the EWMA charts need EWMA_MIN_CAL
-calibration windows, else only T2 and Q judge). The tail is checked peaks-over-threshold
-style (SPOT, Siffer et al. 2017): exceedances of the 99 % level and their mean excess give an
-exponential-tail quantile, and the larger of the two is the limit, so heavier-than-normal tails raise
-it. Values beyond 6 spreads are clipped while calibrating, so a few unlabelled incidents in the
-learning data cannot inflate the limits.
+Limits without labels (calibrate), for the per-statistic risk q = fa_rate / 4, by one of three
+methods (`detection.multivariate_limits`; tables: `--limits`), all on the cube root of each statistic,
+which is close to normal whatever its degrees of freedom (Wilson-Hilferty: within 10 % of the exact
+chi-square quantile even at 1 degree) and keeps the order of the values, so its quantiles are the
+statistic's:
+
+- quantile: the mean and spread of the calibration windows give the normal quantile, widened
+  Student-style for short calibrations; exceedances of the 99 % level and their mean excess give an
+  exponential-tail quantile, and the larger of the two is the limit.
+- spot: peaks over threshold (SPOT, Siffer et al. KDD 2017; operators/detect/spot.py): a generalised
+  Pareto tail fitted to the excesses over a high level of the calibration scores gives the quantile
+  (the normal one while there are too few peaks), so the tail's own shape sets the limit.
+- dspot: spot, and the T2 and Q limits keep learning from live windows judged normal (clean, no
+  alarm, nor one at the next window) with a forgetting horizon (spot.horizon), so they follow a slow
+  change of normal operation. The paper's DSPOT subtracts a local mean instead; here that would
+  absorb the slow ramps the drift chart exists to catch, while a horizon of several calibrations
+  cannot be moved by one incident. The EWMA charts keep their calibrated limits: neighbouring values
+  share most of their data, so a tail refined from them while streaming counts one excursion many
+  times (measured: several times the target rate on clean data).
+
+The EWMA charts need EWMA_MIN_CAL calibration windows, else only T2 and Q judge. Values beyond 6
+spreads are clipped while calibrating, so a few unlabelled incidents in the learning data cannot
+inflate the limits.
 
 Alarm (hysteresis in time): raised when RAISE_AFTER windows in a row exceed a limit, or one exceeds it
 STRONG times; held while windows stay above, cleared after CLEAR_AFTER windows below. So one window
@@ -50,24 +72,29 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from twinguard.operators.detect import spot
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin.layout import (
     MV_ABOVE,
     MV_BELOW,
     MV_CEXC,
+    MV_CEXC2,
     MV_CM2,
     MV_CMDS,
     MV_CMEAN,
+    MV_CN,
     MV_CNU,
     MV_K,
     MV_LIMIT,
     MV_N,
     MV_ON,
+    MV_PEND,
     MV_PHASE,
     MV_SD,
     MV_SEEN,
     MV_VS,
     MV_ZS,
+    N_MV_CONTEXT,
     N_MV_STATS,
 )
 from twinguard.schemas.features import FEATURE_INDEX as FI
@@ -100,6 +127,10 @@ POT_MIN = 5  # exceedances needed before the tail estimate is believed
 SD_FLOOR = 0.02  # of the mean cube root: a calibration that never varied still has a spread
 RAISE_AFTER, CLEAR_AFTER, STRONG = 2, 1, 2.0
 TOP = 3  # signals named in a threat
+DAY_MS, WEEK_MS = 86_400_000, 604_800_000
+CONTEXT_CYCLES = 3  # the learning period spans at least this many days (weeks) for time of day (week)
+CONTEXT_R2 = 0.1  # share of some signal's variance the time of day (week) must explain
+CONTEXT_NAMES = ("time of day", "time of day", "day of week", "day of week")
 
 # columns of the per-window output (one row per closed window given to `judge`)
 O_RATIO, O_ALARM, O_STAT, O_T2, O_Q, O_DRIFT, O_VAR, O_PHASE = range(8)
@@ -109,17 +140,36 @@ O_VALUE = O_SHARE + TOP
 N_OUT = O_VALUE + TOP
 
 
+DEFAULT_LIMITS = "spot"
+
+
 @dataclass(frozen=True)
 class MultivariateConfig:
-    """Learning length (windows per device) and the target false-alarm rate per window."""
+    """Learning length (windows per device), the target false-alarm rate per window and how the
+    limits for it are found (spot.METHODS)."""
 
     learn_windows: int
     fa_rate: float
+    limits: str = DEFAULT_LIMITS
+    time_context: bool = False  # the context columns may join the model (kept where they matter)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fa_rate < 0.5:
             msg = f"detection.multivariate_fa_rate must be in (0, 0.5), got {self.fa_rate}"
             raise ValueError(msg)
+        if self.limits not in spot.METHODS:
+            msg = (f"detection.multivariate_limits must be one of {', '.join(spot.METHODS)}, "
+                   f"got {self.limits!r}")
+            raise ValueError(msg)
+
+    @property
+    def method(self) -> int:
+        return spot.METHODS[self.limits]
+
+    @property
+    def calibration_windows(self) -> int:
+        """Windows of the learning period that calibrate the limits."""
+        return max(self.learn_windows - fit_windows(self.learn_windows), MIN_CALIBRATE)
 
     @property
     def enabled(self) -> bool:
@@ -153,10 +203,21 @@ def monotonic(roc_min: F64, roc_max: F64) -> Mask:
     return np.asarray((roc_min >= 0.0) | (roc_max <= 0.0), dtype=bool)
 
 
+def context(mid_ms: I64) -> F64:
+    """[rows, N_MV_CONTEXT]: sine and cosine of the time of day and of the day of week (UTC) of
+    each window's middle."""
+    t = np.asarray(mid_ms, dtype=np.int64)
+    day = 2.0 * np.pi * (t % DAY_MS) / DAY_MS
+    week = 2.0 * np.pi * (t % WEEK_MS) / WEEK_MS
+    return np.column_stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)])
+
+
 def judge(arrays: dict[str, np.ndarray], istate: I64, nsig: I64, slots: I64, final: Mask,
-          clean: Mask, means: F64, cfg: MultivariateConfig, left_out: Mask | None = None) -> F64:
+          clean: Mask, means: F64, cfg: MultivariateConfig, left_out: Mask | None = None,
+          mid_ms: I64 | None = None, window_ms: int = 0) -> F64:
     """Learn from / score the closed windows (rows in closing order) in place: [rows, N_OUT].
-    left_out [types, signals]: signals the model ignores (`monotonic`)."""
+    left_out [types, signals]: signals the model ignores (`monotonic`); mid_ms: each window's
+    middle (event time), for the context columns; window_ms: the window length."""
     out = np.zeros((slots.shape[0], N_OUT))
     out[:, O_TOP:O_SHARE] = -1.0
     if slots.shape[0] == 0 or not cfg.enabled:
@@ -168,21 +229,29 @@ def judge(arrays: dict[str, np.ndarray], istate: I64, nsig: I64, slots: I64, fin
     # inf (or a mean beyond any decoded signal) counts as missing: the float32 co-moments would
     # turn it into inf and NaN for every later window of the device
     means = np.where(np.abs(means) <= MAX_MEAN_ABS, means, np.nan)
-    step(slots, final, clean, np.ascontiguousarray(means), istate, nsig, arrays["commands"],
+    n_cal = cfg.calibration_windows
+    if not cfg.time_context:
+        mid_ms = None
+    clock = np.zeros((slots.shape[0], N_MV_CONTEXT)) if mid_ms is None else context(mid_ms)
+    span = fit_windows(cfg.learn_windows) * window_ms if mid_ms is not None else 0
+    cycles = np.array([span / DAY_MS, span / DAY_MS, span / WEEK_MS, span / WEEK_MS])
+    step(slots, final, clean, np.ascontiguousarray(means), clock, cycles, istate, nsig,
+         arrays["commands"],
          arrays["mv_i"], arrays["mv_mu"], arrays["mv_vec"], arrays["mv_mat"], arrays["mv_cal"],
-         cfg.learn_windows, cfg.risk, z_q, out)
+         cfg.learn_windows, cfg.risk, z_q, cfg.method, spot.level_z(n_cal), spot.horizon(n_cal),
+         out)
     return out
 
 
-def finish_learning(arrays: dict[str, np.ndarray], size: int, fa_rate: float) -> int:
+def finish_learning(arrays: dict[str, np.ndarray], size: int, cfg: MultivariateConfig) -> int:
     """End of a `train`: devices still calibrating get their limits from the windows they had
     (at least MIN_CALIBRATE); returns how many devices have a live model."""
-    risk = fa_rate / N_MV_STATS
-    z_q = NormalDist().inv_cdf(1.0 - risk)
+    z_q = NormalDist().inv_cdf(1.0 - cfg.risk)
+    tail_z = spot.level_z(cfg.calibration_windows)
     mv_i = arrays["mv_i"]
     for s in range(size):
         if mv_i[s, MV_PHASE] == CALIBRATE and mv_i[s, MV_N] >= MIN_CALIBRATE:
-            _set_limits(s, mv_i, arrays["mv_cal"], risk, z_q)
+            _set_limits(s, mv_i, arrays["mv_cal"], cfg.risk, z_q, cfg.method, tail_z)
     return int(np.sum(mv_i[:size, MV_PHASE] == LIVE))
 
 
@@ -204,7 +273,8 @@ def explain(row: F64, names: Sequence[str]) -> str:
         k = int(row[O_TOP + j])
         if k < 0 or row[O_SHARE + j] < 0.05:
             continue
-        name = names[k] if k < len(names) else f"signal {k}"
+        name = (names[k] if k < len(names) else CONTEXT_NAMES[k - len(names)]
+                if k - len(names) < N_MV_CONTEXT else f"signal {k}")
         signals.append(f"{name} {100 * row[O_SHARE + j]:.0f}% ({row[O_VALUE + j]:+.1f} sd)")
     return (f"signals {what}: {', '.join(parts) or f'{stat} {row[O_RATIO]:.1f}x'} the device's "
             f"calibrated limit; carried by {', '.join(signals) or 'no single signal'}")
@@ -214,19 +284,25 @@ def explain(row: F64, names: Sequence[str]) -> str:
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I64, commands: I64,
+def step(slots: I64, final: Mask, clean: Mask, means: F64, clock: F64, cycles: F64, istate: I64,
+         nsig: I64, commands: I64,
          mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F32, mv_cal: F32, learn_windows: int,
-         risk: float, z_q: float, out: F64) -> None:
+         risk: float, z_q: float, method: int, tail_z: float, keep: float, out: F64) -> None:
     """Every final window in order: learn, calibrate or score its device (state in place; the
-    verdicts of live devices into out[r])."""
+    verdicts of live devices into out[r]). clock: the context columns of each window; cycles: how
+    many days (weeks) the fit windows span; method: spot.METHODS; tail_z: where peaks start (spreads
+    of the cube root above its mean); keep: the DSPOT horizon in windows."""
     n_fit = max(int(math.ceil(FIT_SHARE * learn_windows)), 2)
     n_cal = max(learn_windows - n_fit, MIN_CALIBRATE)
     for r in range(slots.shape[0]):
         if not final[r]:
             continue
         s = slots[r]
-        m = nsig[istate[s, K.I_TYPE]]
-        x = means[r, :m]
+        n_sig = nsig[istate[s, K.I_TYPE]]
+        m = n_sig + N_MV_CONTEXT
+        x = np.empty(m)
+        x[:n_sig] = means[r, :n_sig]
+        x[n_sig:] = clock[r]
         if mv_i[s, MV_SEEN] == 0:  # a device's first window is partial
             mv_i[s, MV_SEEN] = 1
             mv_i[s, MV_CMDS] = commands[s]
@@ -239,7 +315,7 @@ def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I6
             if clean[r]:
                 _welford(s, x, mv_i, mv_mu, mv_mat)
                 if mv_i[s, MV_N] >= n_fit:
-                    _fit(s, m, mv_i, mv_mu, mv_vec, mv_mat)
+                    _fit(s, m, n_sig, cycles, mv_i, mv_mu, mv_vec, mv_mat)
             continue
         stats = np.zeros(N_MV_STATS)
         contrib = np.zeros((N_MV_STATS, m))
@@ -247,11 +323,16 @@ def step(slots: I64, final: Mask, clean: Mask, means: F64, istate: I64, nsig: I6
         _score(s, x, m, mv_i, mv_mu, mv_vec, mv_mat, mv_cal, stats, contrib, value)
         if phase == CALIBRATE:
             if clean[r]:
-                _calibrate(s, stats, mv_i, mv_cal)
+                if method == spot.QUANTILE:
+                    _calibrate(s, stats, mv_i, mv_cal, TAIL_Z, EXCESS_CAP_SD)
+                else:  # the GPD fit needs the excesses as they are (CLIP_SD still bounds them)
+                    _calibrate(s, stats, mv_i, mv_cal, tail_z, CLIP_SD)
                 if mv_i[s, MV_N] >= n_cal:
-                    _set_limits(s, mv_i, mv_cal, risk, z_q)
+                    _set_limits(s, mv_i, mv_cal, risk, z_q, method, tail_z)
             continue
         _verdict(s, stats, contrib, value, mv_i, mv_cal, out[r])
+        if method == spot.DSPOT:
+            _follow(s, stats, clean[r] and mv_i[s, MV_ON] == 0, mv_cal, risk, z_q, tail_z, keep)
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
@@ -284,17 +365,31 @@ def _welford(s: int, x: F64, mv_i: I64, mv_mu: F64, mv_mat: F32) -> None:
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def _fit(s: int, m: int, mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F32) -> None:
-    """PCA of the learned correlation matrix; loadings and eigenvalues replace the co-moments."""
+def _fit(s: int, m: int, n_sig: int, cycles: F64, mv_i: I64, mv_mu: F64, mv_vec: F32,
+         mv_mat: F32) -> None:
+    """PCA of the learned correlation matrix; loadings and eigenvalues replace the co-moments.
+    Columns n_sig.. are the context pairs, kept only where they explain a signal (module doc)."""
     n = mv_i[s, MV_N]
     w = mv_mat.shape[1]
     sd = np.zeros(m)
+    for j in range(m):
+        sd[j] = math.sqrt(max(mv_mat[s, j, j] / max(n - 1, 1), 0.0))
+    keep = np.ones(m, dtype=np.bool_)
+    for p in range(n_sig, m, 2):
+        best = 0.0
+        if cycles[p - n_sig] >= CONTEXT_CYCLES and sd[p] > 0.0 and sd[p + 1] > 0.0:
+            for j in range(n_sig):
+                if sd[j] > CONSTANT * (1.0 + abs(mv_mu[s, j])):
+                    r2 = 0.0
+                    for c in (p, p + 1):
+                        r = mv_mat[s, j, c] / max(n - 1, 1) / (sd[j] * sd[c])
+                        r2 += r * r
+                    best = max(best, r2)
+        keep[p] = keep[p + 1] = best >= CONTEXT_R2
     active = np.zeros(m, dtype=np.int64)
     na = 0
     for j in range(m):
-        v = mv_mat[s, j, j] / max(n - 1, 1)
-        sd[j] = math.sqrt(max(v, 0.0))
-        if sd[j] > CONSTANT * (1.0 + abs(mv_mu[s, j])):
+        if keep[j] and sd[j] > CONSTANT * (1.0 + abs(mv_mu[s, j])):
             active[na] = j
             na += 1
     k = 0
@@ -398,26 +493,34 @@ def _score(s: int, x: F64, m: int, mv_i: I64, mv_mu: F64, mv_vec: F32, mv_mat: F
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def _calibrate(s: int, stats: F64, mv_i: I64, mv_cal: F32) -> None:
+def _calibrate(s: int, stats: F64, mv_i: I64, mv_cal: F32, tail_z: float, cap_sd: float) -> None:
     """Fold one calibration window's statistics into the moments of their cube roots, clipped,
-    and count the exceedances of the tail level (peaks over threshold)."""
+    and count the exceedances of the tail level tail_z (peaks over threshold; each excess at most
+    cap_sd spreads)."""
     n = mv_i[s, MV_N]
     for j in range(N_MV_STATS):
-        c = max(stats[j], 0.0) ** (1.0 / 3.0)
-        cal = mv_cal[s, j]
-        mean = float(cal[MV_CMEAN])
-        if n >= CAL_BURN:
-            sd = math.sqrt(float(cal[MV_CM2]) / (n - 1))
-            c = min(c, mean + CLIP_SD * sd)
-            level = mean + TAIL_Z * sd
-            if c > level:
-                cal[MV_CNU] += 1.0
-                cal[MV_CEXC] += min(c - level, EXCESS_CAP_SD * sd)
-        d = c - mean
-        mean += d / (n + 1)
-        cal[MV_CMEAN] = mean
-        cal[MV_CM2] += d * (c - mean)
+        _fold(mv_cal[s, j], max(stats[j], 0.0) ** (1.0 / 3.0), n, tail_z, cap_sd)
     mv_i[s, MV_N] = n + 1
+
+
+@njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
+def _fold(cal: F32, c: float, n: int, tail_z: float, cap_sd: float) -> None:
+    """One cube-rooted value into a statistic's moments (n values so far) and peaks."""
+    mean = float(cal[MV_CMEAN])
+    if n >= CAL_BURN:
+        sd = math.sqrt(float(cal[MV_CM2]) / (n - 1))
+        c = min(c, mean + CLIP_SD * sd)
+        level = mean + tail_z * sd
+        if c > level:
+            excess = min(c - level, cap_sd * sd)
+            cal[MV_CNU] += 1.0
+            cal[MV_CEXC] += excess
+            cal[MV_CEXC2] += excess * excess
+    d = c - mean
+    mean += d / (n + 1)
+    cal[MV_CMEAN] = mean
+    cal[MV_CM2] += d * (c - mean)
+    cal[MV_CN] = n + 1
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
@@ -439,17 +542,70 @@ def limit(n: int, mean: float, m2: float, nu: float, excess: float, risk: float,
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
-def _set_limits(s: int, mv_i: I64, mv_cal: F32, risk: float, z_q: float) -> None:
+def tail_limit(n: int, mean: float, m2: float, nu: float, s1: float, s2: float, risk: float,
+               z_q: float, n_eff: float, tail_z: float) -> float:
+    """A statistic's limit by peaks over threshold: the GPD quantile of its cube root fitted to
+    the nu excesses over mean + tail_z spreads (sum s1, squares s2), cubed back; with too few
+    peaks, the quantile method's limit."""
+    sd = max(math.sqrt(m2 / max(n - 1, 1)), SD_FLOOR * mean)
+    top = spot.gpd_quantile(mean + tail_z * sd, float(n - CAL_BURN), nu, s1, s2, risk)
+    if math.isnan(top):
+        return float(limit(n, mean, m2, 0.0, 0.0, risk, z_q, n_eff))
+    return float(max(top, 0.0) ** 3)
+
+
+@njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
+def _stat_limit(cal: F32, j: int, risk: float, z_q: float, method: int, tail_z: float) -> float:
+    n = int(cal[MV_CN])
+    n_eff = n * EWMA_ALPHA / (2.0 - EWMA_ALPHA) if j >= S_DRIFT else float(n)
+    if method == spot.QUANTILE:
+        return float(limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
+                           float(cal[MV_CEXC]), risk, z_q, n_eff))
+    return float(tail_limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
+                            float(cal[MV_CEXC]), float(cal[MV_CEXC2]), risk, z_q, n_eff, tail_z))
+
+
+@njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
+def _set_limits(s: int, mv_i: I64, mv_cal: F32, risk: float, z_q: float, method: int,
+                tail_z: float) -> None:
     n = mv_i[s, MV_N]
     for j in range(N_MV_STATS):
         cal = mv_cal[s, j]
-        n_eff = n * EWMA_ALPHA / (2.0 - EWMA_ALPHA) if j >= S_DRIFT else float(n)
-        cal[MV_LIMIT] = limit(n, float(cal[MV_CMEAN]), float(cal[MV_CM2]), float(cal[MV_CNU]),
-                              float(cal[MV_CEXC]), risk, z_q, n_eff)
+        cal[MV_CN] = n
+        cal[MV_PEND] = -1.0
+        cal[MV_LIMIT] = _stat_limit(cal, j, risk, z_q, method, tail_z)
         if j >= S_DRIFT and n < EWMA_MIN_CAL:  # too short to know an EWMA's spread: no limit
             cal[MV_LIMIT] = 0.0
     mv_i[s, MV_PHASE] = LIVE
     mv_i[s, MV_N] = 0
+
+
+@njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]
+def _follow(s: int, stats: F64, normal: bool, mv_cal: F32, risk: float, z_q: float,
+            tail_z: float, keep: float) -> None:
+    """DSPOT: a live window judged normal (clean, no alarm after it) refines each limit once the
+    next window is judged normal too, so the first window of an incident, which hysteresis does not
+    yet call an alarm, never feeds them. A value over its limit counts as the limit (censored:
+    leaving it out would thin the tail, lower the limit, leave out more, a spiral down; taking it
+    whole would let a stealthy incident lift the limit). Past `keep` values the old ones fade
+    (weights scaled by (keep - 1) / keep), so the limits follow a slow change of normal operation
+    but no short stretch of data can move them far."""
+    for j in range(S_DRIFT):  # T2 and Q only: see the module's docstring
+        cal = mv_cal[s, j]
+        pending = float(cal[MV_PEND])
+        cal[MV_PEND] = max(stats[j], 0.0) if normal else -1.0
+        if not normal or pending < 0.0 or cal[MV_LIMIT] <= 0.0:
+            continue
+        n = int(cal[MV_CN])
+        if n >= keep:
+            fade = (keep - 1.0) / keep
+            cal[MV_CM2] *= fade
+            cal[MV_CNU] *= fade
+            cal[MV_CEXC] *= fade
+            cal[MV_CEXC2] *= fade
+            n = int(keep) - 1
+        _fold(cal, min(pending, float(cal[MV_LIMIT])) ** (1.0 / 3.0), n, tail_z, CLIP_SD)
+        cal[MV_LIMIT] = _stat_limit(cal, j, risk, z_q, spot.DSPOT, tail_z)
 
 
 @njit(nogil=True, cache=True)  # type: ignore[misc,untyped-decorator]

@@ -240,8 +240,10 @@ class ShardEngine:
         t = self.ctx.types
         return MV.judge(st.arrays, st.arrays["istate"], t.n_signals, w.meta[:, 0],
                         w.meta[:, 6] == 1, MV.clean_windows(w.features), means,
-                        MV.MultivariateConfig(d.multivariate_windows, d.multivariate_fa_rate),
-                        MV.monotonic(t.roc_min, t.roc_max))
+                        MV.MultivariateConfig(d.multivariate_windows, d.multivariate_fa_rate,
+                                              d.multivariate_limits, d.multivariate_time_context),
+                        MV.monotonic(t.roc_min, t.roc_max), (w.meta[:, 1] + w.meta[:, 2]) // 2,
+                        self.ctx.pipeline.window_ms)
 
     def _predict(self, features: F64, rows: npt.NDArray[np.bool_]) -> F64:
         """Class probabilities of `rows`, the others 'normal': `decide` reads the model only for

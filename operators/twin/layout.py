@@ -27,11 +27,13 @@ N_MV_I = 8
 # standardised window means, EWMA of the squared standardised residuals
 MV_SD, MV_ZS, MV_VS = range(3)
 N_MV_VEC = 3
-# arrays["mv_cal"][slot, statistic]: the limit, then (while calibrating) mean and M2 of the cube
-# root of the statistic, exceedances of the tail level and their summed excess
+# arrays["mv_cal"][slot, statistic]: the limit, then mean and M2 of the cube root of the statistic,
+# exceedances of the tail level, their summed excess and summed squared excess, how many values
+# the moments hold (peaks over threshold: operators/detect/spot.py), and the last live value waiting
+# to refine the limit (dspot; -1: none)
 N_MV_STATS = 4
-MV_LIMIT, MV_CMEAN, MV_CM2, MV_CNU, MV_CEXC = range(5)
-N_MV_CAL = 5
+MV_LIMIT, MV_CMEAN, MV_CM2, MV_CNU, MV_CEXC, MV_CEXC2, MV_CN, MV_PEND = range(8)
+N_MV_CAL = 8
 
 
 def window_arrays(cap: int, width: int, ring_len: int) -> dict[str, np.ndarray]:
@@ -84,10 +86,16 @@ def risk_arrays(cap: int) -> dict[str, np.ndarray]:
     return {"risk": np.zeros((cap, N_RISK)), "risk_ports": np.zeros((cap, 2), dtype=np.uint64)}
 
 
-def multivariate_arrays(cap: int, width: int) -> dict[str, np.ndarray]:
+# the multivariate model's context columns after a device's signals: time of day and day of week as
+# the sine and cosine of their phase (operators/detect/multivariate.py keeps them where they matter)
+N_MV_CONTEXT = 4
+
+
+def multivariate_arrays(cap: int, signals: int) -> dict[str, np.ndarray]:
     """The multivariate model: learning sums, then the fitted PCA, limits and alarm state. Float32
     where precision allows (per-device bytes matter at a million devices); the running mean stays
     float64, since adding a tiny update to a large level would round away in float32."""
+    width = signals + N_MV_CONTEXT
     return {
         "mv_i": np.zeros((cap, N_MV_I), dtype=np.int64),
         "mv_mu": np.zeros((cap, width)),

@@ -109,6 +109,9 @@ class LearnedBaselines:
         for k, v in mv.items():
             if v.shape[0] != n or v.dtype != expect[k].dtype:
                 raise ModelError(f"{directory}/{BASELINES_FILE}: {k} does not match the metadata")
+            if k in ("mv_i", "mv_cal") and v.shape[1:] != expect[k].shape[1:]:
+                raise ModelError(f"{directory}/{BASELINES_FILE}: its multivariate model was made by "
+                                 "an older twinguard; run `twinguard train` again")
         return cls(int(info["window_ms"]), float(info["rows_per_window"]), tuple(info["signals"]),
                    tuple(info["device_ids"]),
                    base.astype(np.float64), base_n.astype(np.int64), peer.astype(np.float64),
@@ -121,6 +124,7 @@ class TableModel:
 
     baselines: LearnedBaselines | None
     scorer: Scorer | None
+    multivariate: dict[str, Any] = field(default_factory=dict)  # how train ran it (limits, context)
 
 
 def load_table_model(directory: str | Path) -> TableModel:
@@ -136,7 +140,7 @@ def load_table_model(directory: str | Path) -> TableModel:
     scorer = Scorer.load(d) if (d / MODEL_FILE).is_file() else None
     if baselines is None and scorer is None:
         raise ModelError(f"{d}: neither {BASELINES_FILE} nor {MODEL_FILE}")
-    return TableModel(baselines, scorer)
+    return TableModel(baselines, scorer, dict(meta.get("data", {}).get("multivariate", {})))
 
 
 def file_digests(directory: Path, names: list[str]) -> dict[str, str]:

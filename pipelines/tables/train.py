@@ -91,7 +91,9 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
         res = replay_table(t, cfg, ro, baselines=baselines)
         if i == len(tables) - 1:  # the end of the learning period: calibrate what is left
             live = MV.finish_learning(res.engine.store.arrays, res.engine.store.size,
-                                      table_fa_rate(ro))
+                                      MV.MultivariateConfig(mv_windows, table_fa_rate(ro),
+                                                            cfg.detection.multivariate_limits,
+                                                            cfg.detection.multivariate_time_context))
         baselines = LearnedBaselines.from_store(res.engine.store, res.table.signal_names,
                                                 res.window_ms,
                                                 res.plan.rows_per_window)
@@ -125,7 +127,9 @@ def train_tables(paths: list[str], opts: TableOptions, cfg: Config, warmup_rows:
                     "devices": len(baselines.device_ids), "signals": list(tables[0].signal_names),
                     "window_ms": baselines.window_ms, "warmup_rows": warmup_rows,
                     "multivariate": {"learn_windows": mv_windows, "devices_live": live,
-                                     "fa_rate": table_fa_rate(ReplayOptions(fa_rate=fa_rate))},
+                                     "fa_rate": table_fa_rate(ReplayOptions(fa_rate=fa_rate)),
+                                     "limits": cfg.detection.multivariate_limits,
+                                     "time_context": cfg.detection.multivariate_time_context},
                     "windows": int(len(y) + len(yh)),
                     "class_counts": {c: int(n) for c, n in zip(THREAT_CLASSES, counts, strict=True)
                                      if n}}

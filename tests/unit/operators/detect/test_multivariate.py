@@ -26,12 +26,13 @@ WIDTH = 4
 class Device:
     """One device's model arrays, fed window means one batch at a time."""
 
-    def __init__(self, n_signals: int, learn: int, fa_rate: float = 0.01) -> None:
+    def __init__(self, n_signals: int, learn: int, fa_rate: float = 0.01,
+                 limits: str = MV.DEFAULT_LIMITS, time_context: bool = False) -> None:
         self.arrays = multivariate_arrays(1, WIDTH)
         self.arrays["commands"] = np.zeros(1, dtype=np.int64)
         self.istate = np.zeros((1, K.N_ISTATE), dtype=np.int64)
         self.nsig = np.array([n_signals], dtype=np.int64)
-        self.cfg = MV.MultivariateConfig(learn, fa_rate)
+        self.cfg = MV.MultivariateConfig(learn, fa_rate, limits, time_context)
 
     def feed(self, x: np.ndarray, clean: bool = True, left_out: np.ndarray | None = None
              ) -> np.ndarray:
@@ -53,8 +54,9 @@ def correlated(rng: np.random.Generator, n: int) -> np.ndarray:
                             20 - f + rng.normal(0, 0.3, n)])
 
 
-def learned(rng: np.random.Generator, learn: int = 600, fa_rate: float = 0.01) -> Device:
-    dev = Device(3, learn, fa_rate)
+def learned(rng: np.random.Generator, learn: int = 600, fa_rate: float = 0.01,
+            limits: str = MV.DEFAULT_LIMITS) -> Device:
+    dev = Device(3, learn, fa_rate, limits)
     dev.feed(correlated(rng, learn + 1))  # the first window is partial and skipped
     assert dev.phase == MV.LIVE
     return dev
@@ -81,11 +83,12 @@ def test_heavy_tail_raises_the_limit_above_the_normal_one() -> None:
 
 
 def test_statistics_match_a_numpy_pca() -> None:
-    """T2 and Q of live windows equal a NumPy reference fitted on the same learning windows."""
+    """T2 and Q of live windows equal a NumPy reference fitted on the same learning windows
+    (spot: limits fixed after calibration, so ratio x limit is the statistic)."""
     rng = np.random.default_rng(1)
     learn = 600
     x = correlated(rng, learn + 1)
-    dev = Device(3, learn)
+    dev = Device(3, learn, limits="spot")
     dev.feed(x)
     fit = x[1:1 + MV.fit_windows(learn)]
     mu, sd = fit.mean(axis=0), fit.std(axis=0, ddof=1)
@@ -134,17 +137,22 @@ def test_slow_ramp_is_caught_by_the_drift_chart_before_it_is_large() -> None:
     assert ramp[first] < 3 * 0.3
 
 
-def test_clean_windows_stay_near_the_target_rate() -> None:
+@pytest.mark.parametrize("limits", ["quantile", "spot", "dspot"])
+def test_clean_windows_stay_near_the_target_rate(limits: str) -> None:
     rng = np.random.default_rng(4)
-    dev = learned(rng, learn=1000, fa_rate=0.01)
+    dev = learned(rng, learn=1000, fa_rate=0.01, limits=limits)
     out = dev.feed(correlated(rng, 20_000))
-    assert (out[:, MV.O_RATIO] >= 1.0).mean() < 0.02  # windows over a limit: about the rate
-    assert out[:, MV.O_ALARM].mean() < 0.005  # alarms need two in a row
+    over = out[:, MV.O_T2:MV.O_T2 + 2] >= 1.0  # T2 and Q judge single windows: risk 0.0025 each
+    assert (over.mean(axis=0) < 0.005).all()
+    assert (out[:, MV.O_RATIO] >= 1.0).mean() < 0.02  # any statistic: about the rate 0.01
+    assert out[:, MV.O_ALARM].mean() < 0.01  # alarms need two in a row
 
 
 def test_one_window_over_the_limit_is_no_alarm_two_are() -> None:
     rng = np.random.default_rng(5)
-    dev = learned(rng)
+    # fixed limits, as the probe below must see what the feed sees; quantile: the EWMA charts' limits
+    # leave room for the two windows over (spot's are tighter, and would carry them one window on)
+    dev = learned(rng, limits="quantile")
     row = correlated(rng, 1)[0]
 
     def over(d: float) -> np.ndarray:
@@ -226,7 +234,7 @@ def test_finish_learning_calibrates_what_it_has() -> None:
     dev = Device(3, 1000)
     dev.feed(correlated(rng, MV.fit_windows(1000) + 1 + MV.MIN_CALIBRATE))
     assert dev.phase == MV.CALIBRATE
-    assert MV.finish_learning(dev.arrays, 1, dev.cfg.fa_rate) == 1
+    assert MV.finish_learning(dev.arrays, 1, dev.cfg) == 1
     cal = dev.arrays["mv_cal"][0]
     assert (cal[: MV.S_DRIFT, MV_LIMIT] > cal[: MV.S_DRIFT, MV_CMEAN] ** 3).all()
     assert (cal[MV.S_DRIFT:, MV_LIMIT] == 0).all()  # too short for the EWMA charts: no limit
@@ -256,3 +264,81 @@ def test_infinite_or_huge_means_count_as_missing_and_leave_the_model_finite() ->
         assert np.isfinite(dev.arrays[name]).all(), name
     out = dev.feed(np.array([[np.inf, 50.0, 20.0], [100.0, 50.0, 20.0]]))
     assert np.isfinite(out).all()
+
+
+def test_unknown_limit_method_is_refused_with_the_setting_named() -> None:
+    with pytest.raises(ValueError, match="multivariate_limits"):
+        MV.MultivariateConfig(360, 0.01, "gaussian")
+
+
+def test_dspot_follows_a_change_of_normal_operation() -> None:
+    """The signals' own noise grows to 1.5x its learned size (ageing sensors) and stays: limits
+    fixed at calibration stay where they were; dspot's Q limit, refined by the windows it judges
+    normal, grows with it (Q ~ noise squared)."""
+    q_limit = {}
+    for limits in ("spot", "dspot"):
+        rng = np.random.default_rng(11)
+        dev = learned(rng, learn=1000, fa_rate=0.01, limits=limits)
+        before = float(dev.arrays["mv_cal"][0, MV.S_Q, MV_LIMIT])
+        n = 6_000
+        x = correlated(rng, n) + rng.normal(0.0, 0.3 * math.sqrt(1.5 ** 2 - 1.0), (n, 3))
+        dev.feed(x)
+        q_limit[limits] = float(dev.arrays["mv_cal"][0, MV.S_Q, MV_LIMIT]) / before
+    assert q_limit["spot"] == 1.0
+    assert q_limit["dspot"] > 1.5
+
+
+def test_dspot_limits_are_not_lifted_by_an_incident() -> None:
+    """Windows of an alarm never feed the limits, and one over a limit counts as the limit."""
+    rng = np.random.default_rng(12)
+    dev = learned(rng, limits="dspot")
+    before = dev.arrays["mv_cal"][0, :, MV_LIMIT].copy()
+    x = correlated(rng, 200)
+    x[:, 1] += 3.0  # the second signal leaves the common factor for 200 windows
+    assert dev.feed(x)[:, MV.O_ALARM].mean() > 0.9
+    after = dev.arrays["mv_cal"][0, :, MV_LIMIT]
+    assert (after[: MV.S_DRIFT] <= before[: MV.S_DRIFT] * 1.01).all()
+
+
+HOUR_MS = 3_600_000
+
+
+def daily(rng: np.random.Generator, hours: np.ndarray, cycle: float = 4.0) -> np.ndarray:
+    """One signal that peaks every day at 06:00 UTC and is lowest at 18:00, plus noise."""
+    return (10.0 + cycle * np.sin(2 * np.pi * (hours % 24) / 24) + rng.normal(0, 0.3, hours.size))[:, None]
+
+
+def feed_at(dev: Device, x: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    n = x.shape[0]
+    means = np.full((n, WIDTH), np.nan)
+    means[:, : x.shape[1]] = x
+    mid = (hours * HOUR_MS + HOUR_MS // 2).astype(np.int64)
+    return MV.judge(dev.arrays, dev.istate, dev.nsig, np.zeros(n, dtype=np.int64),
+                    np.ones(n, dtype=bool), np.ones(n, dtype=bool), means, dev.cfg, None, mid, HOUR_MS)
+
+
+def test_time_of_day_makes_a_night_peak_an_alarm_and_the_morning_peak_normal() -> None:
+    """28 days of hourly windows teach the daily cycle; the morning level at 18:00 breaks it."""
+    rng = np.random.default_rng(13)
+    learn = 24 * 28
+    dev = Device(1, learn, fa_rate=0.001, limits="spot", time_context=True)
+    hours = np.arange(learn + 1, dtype=np.int64)
+    feed_at(dev, daily(rng, hours), hours)
+    assert dev.phase == MV.LIVE
+    day = learn + 1 + np.arange(24 * 7, dtype=np.int64)
+    assert feed_at(dev, daily(rng, day), day)[:, MV.O_ALARM].sum() == 0  # a normal week
+    at = np.array([day[-1] + 1 + (6 - (day[-1] + 1) % 24) % 24], dtype=np.int64)  # next 06:00
+    morning = feed_at(dev, np.array([[14.0]]), at)
+    night = feed_at(dev, np.array([[14.0], [14.0]]), at + 12 + np.arange(2))  # 18:00, 19:00
+    assert morning[0, MV.O_RATIO] < 1.0
+    assert night[-1, MV.O_ALARM] == 1
+    assert "time of day" in MV.explain(night[-1], ["level"])
+
+
+def test_time_of_day_stays_out_where_the_signals_do_not_follow_it() -> None:
+    rng = np.random.default_rng(14)
+    learn = 24 * 28
+    dev = Device(1, learn, limits="spot", time_context=True)
+    hours = np.arange(learn + 1, dtype=np.int64)
+    feed_at(dev, daily(rng, hours, cycle=0.0), hours)
+    assert (dev.arrays["mv_vec"][0, MV_SD, 1:1 + 4] == 0).all()  # context columns: not in the model

@@ -118,7 +118,7 @@ def test_train_on_normal_table_then_replay_flags_from_the_first_rows(tmp_path: P
     assert meta["data"]["multivariate"]["devices_live"] == 1  # learned from all 1,500 windows
     assert load_table_model(model).baselines.mv["mv_i"].shape[0] == 1  # saved and verified
     test = sinusoid_table(200, 4, seed=9, step_at=30, step=25.0)
-    test = test.with_columns(pl.col("timestamp") + 1500 * HOUR_S)
+    test = test.with_columns(pl.col("timestamp") + 1512 * HOUR_S)  # whole weeks: same daily phase
     path = write_table(test, tmp_path / "test.csv")
     cold = replay_cli(tmp_path, path, "--device", "site", out="cold.csv")
     warm = replay_cli(tmp_path, path, "--device", "site", "--model", str(model), out="warm.csv")
@@ -272,3 +272,21 @@ def test_train_learns_from_several_tables(tmp_path: Path) -> None:
     baselines = load_table_model(model).baselines
     assert baselines is not None and set(baselines.device_ids) == {"site_a", "site_b"}
     assert baselines.base_n.min() > 100
+
+
+def test_time_context_learned_by_train_judges_the_daily_phase_in_replay(tmp_path: Path) -> None:
+    """`train --time-context auto` on 62 days of daily cycles; `replay --model` (no flag: as train
+    ran) accepts the cycle at its usual hours and flags the same cycle shifted by 12 hours."""
+    train = write_table(sinusoid_table(1500, 4, seed=8), tmp_path / "normal.csv")
+    model = tmp_path / "model"
+    assert main(["train", str(train), "--device", "site", "--signals", "tag_0,tag_1,tag_2,tag_3",
+                 "--time-context", "auto", "--out", str(model)]) == 0
+    assert json.loads((model / "metadata.json").read_text())["data"]["multivariate"]["time_context"]
+    flagged = {}
+    for name, hours in (("usual", 1512), ("shifted", 1500)):
+        test = sinusoid_table(200, 4, seed=9).with_columns(pl.col("timestamp") + hours * HOUR_S)
+        pred = replay_cli(tmp_path, write_table(test, tmp_path / f"{name}.csv"), "--device", "site",
+                          "--model", str(model), out=f"{name}_pred.csv")
+        flagged[name] = int(pred["flag"].sum())
+    assert flagged["usual"] == 0
+    assert flagged["shifted"] > 100
