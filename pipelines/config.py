@@ -19,6 +19,7 @@ from twinguard.operators.settings import (
     ResponseConfig,
     RiskConfig,
 )
+from twinguard.pipelines.cluster.settings import ClusterConfig
 
 ENV_PREFIX = "TWINGUARD__"
 # librdkafka keys (and ours) whose values are secrets; `*.location`/`*_env` only name where they live
@@ -87,6 +88,7 @@ class Config:
     activity: ActivityConfig = field(default_factory=ActivityConfig)
     intel: IntelConfig = field(default_factory=IntelConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

@@ -9,6 +9,8 @@ from bytewax._bytewax import cli_main
 
 from twinguard.operators.io.kafka import IdleStop
 from twinguard.pipelines import heap
+from twinguard.pipelines.cluster.identity import Place
+from twinguard.pipelines.cluster.spread import partition_counts, spread_warnings
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.flow import (
     Runtime,
@@ -25,14 +27,21 @@ from twinguard.pipelines.recovery import recovery_config
 log = logging.getLogger(__name__)
 
 
-def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) -> None:
-    """Consume telemetry and activity until stopped (or idle for `until_idle` s); write outputs to Kafka."""
-    recovery = recovery_config(cfg)
-    log.info("twinguard run: brokers=%s topic=%s workers=%d recovery=%s%s", cfg.kafka.brokers,
-             cfg.topics.telemetry, workers, cfg.recovery.dir or "off",
+def run_kafka(cfg: Config, place: Place, until_idle: float | None = None) -> None:
+    """Consume telemetry and activity until stopped (or idle for `until_idle` s); write outputs to Kafka.
+
+    This process runs `place.workers` workers, alone or as process `place.process_id` of a cluster.
+    """
+    recovery = recovery_config(cfg, place.process_id)
+    log.info("twinguard run: brokers=%s topic=%s %s recovery=%s%s", cfg.kafka.brokers,
+             cfg.topics.telemetry, place.describe(), cfg.recovery.dir or "off",
              f" until idle {until_idle}s" if until_idle else "")
     rt = Runtime.from_config(cfg, live=True)  # refuses the development key before Kafka is asked
-    require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity])
+    settings = cfg.kafka.client_settings()
+    require_topics(settings, [cfg.topics.telemetry, cfg.topics.activity])
+    for warning in spread_warnings(cfg, place, partition_counts(
+            settings, [cfg.topics.telemetry, cfg.topics.activity])):
+        log.warning("%s", warning)
     warm_up(rt)
     reader = follow_intel(cfg, rt)
     idle = IdleStop(until_idle) if until_idle else None  # one decision for both topics
@@ -41,7 +50,8 @@ def run_kafka(cfg: Config, workers: int = 1, until_idle: float | None = None) ->
                       sink=kafka_sink(cfg, recovery=recovery is not None))
     heap.settle()
     try:
-        cli_main(flow, workers_per_process=workers, recovery_config=recovery,
+        cli_main(flow, workers_per_process=place.workers, process_id=place.process_id,
+                 addresses=list(place.addresses) or None, recovery_config=recovery,
                  epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))
     finally:
         if reader is not None:
