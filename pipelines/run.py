@@ -25,6 +25,11 @@ from twinguard.pipelines.offline import warm_up
 from twinguard.pipelines.recovery import recovery_config
 
 log = logging.getLogger(__name__)
+MESH_PANICS = ("Send thread panic", "Recv thread panic")  # Timely's words for a peer that went away
+
+
+class ClusterMemberLost(RuntimeError):
+    """Another process of the cluster went away; every process must restart together."""
 
 
 def run_kafka(cfg: Config, place: Place, until_idle: float | None = None) -> None:
@@ -53,6 +58,13 @@ def run_kafka(cfg: Config, place: Place, until_idle: float | None = None) -> Non
         cli_main(flow, workers_per_process=place.workers, process_id=place.process_id,
                  addresses=list(place.addresses) or None, recovery_config=recovery,
                  epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))
+    except BaseException as e:  # Bytewax's PanicException is not an Exception
+        if place.process_id is not None and any(m in str(e) for m in MESH_PANICS):
+            raise ClusterMemberLost(
+                f"process {place.process_id} lost its connection to a cluster member ({e}): a "
+                "Bytewax cluster cannot continue without one; restart every process (they resume "
+                "from the last snapshot)") from None
+        raise
     finally:
         if reader is not None:
             reader.stop()

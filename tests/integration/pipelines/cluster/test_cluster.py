@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ from tests.support.cluster import (
     write_cluster_config,
 )
 from twinguard.pipelines.config import Config
+from twinguard.pipelines.kafka.local import free_port
 
 PARTITIONS = 12
 DEVICES, SECONDS, SEED = 60, 60.0, 5
@@ -121,3 +124,27 @@ def test_rescale_three_two_four_on_one_store(twelve: Config, tmp_path: Path) -> 
     _accounted(got, len(messages))
     _accounted(ref, len(messages))
     assert got["threat_ids"] == ref["threat_ids"] and ref["threat_ids"]
+
+
+def test_a_lost_member_ends_the_others_with_one_line(twelve: Config, tmp_path: Path) -> None:
+    """Without a supervisor: the survivor stops (Bytewax cannot go on) and says what to do."""
+    conf = write_cluster_config(twelve, tmp_path / "two.toml")
+    store = tmp_path / "store"
+    addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "twinguard.pipelines.cli", "--config", str(conf), "run",
+         "--process-id", str(i), "--addresses", addresses, "--recovery-dir", str(store),
+         "--insecure-dev-key"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        # an epoch's progress reaches the store only once the mesh runs
+        wait_for("the mesh", lambda: any(store.glob("part-*.sqlite3-wal")))
+        procs[1].kill()
+        _, err = procs[0].communicate(timeout=60)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert procs[0].returncode == 2, err[-3000:]
+    assert "process 0 lost its connection to a cluster member" in err
+    assert "restart every process" in err
