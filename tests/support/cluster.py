@@ -67,7 +67,7 @@ def write_cluster_config(cfg: Config, path: Path) -> Path:
 
 
 def cluster_command(config: Path, processes: int, workers: int, store: Path, state: Path,
-                    until_idle: float = 5) -> list[str]:
+                    until_idle: float = 3) -> list[str]:
     """`twinguard cluster up` in the foreground, ending once the input is drained and idle."""
     return [sys.executable, "-m", "twinguard.pipelines.cli", "--config", str(config), "cluster",
             "up", "--processes", str(processes), "--workers", str(workers), "--recovery-dir",

@@ -46,7 +46,7 @@ def _reference(cfg: Config, tmp_path: Path) -> dict[str, object]:
     """One process over the same input, no recovery: the accounting and threat ids to match."""
     ref = fresh_outputs(cfg, "single")
     conf = write_cluster_config(ref, tmp_path / "single.toml")
-    done = twinguard("--config", str(conf), "run", "--until-idle", "4", "--insecure-dev-key")
+    done = twinguard("--config", str(conf), "run", "--until-idle", "3", "--insecure-dev-key")
     assert done.returncode == 0, done.stderr[-3000:]
     return audit(ref)
 
@@ -117,7 +117,7 @@ def test_rescale_three_two_four_on_one_store(twelve: Config, tmp_path: Path) -> 
     for n, part in zip((3, 2, 4), stages, strict=True):
         send(cfg, part)
         run_cluster(cluster_command(conf, n, 2, store, state), tmp_path / f"cluster-{n}.log")
-        done = twinguard("--config", str(ref_conf), "run", "--until-idle", "4",
+        done = twinguard("--config", str(ref_conf), "run", "--until-idle", "3",
                          "--recovery-dir", str(tmp_path / "ref-store"), "--insecure-dev-key")
         assert done.returncode == 0, done.stderr[-3000:]
     got, ref = audit(cfg), audit(ref_cfg)
