@@ -80,7 +80,7 @@ def state_path(state_dir: Path) -> Path:
 
 def pod_env(spec: ClusterSpec, index: int, hostfile: Path) -> dict[str, str]:
     """The variables a StatefulSet pod of deploy/kubernetes gets, for process `index`."""
-    env = {
+    return {
         "BYTEWAX_POD_NAME": f"{STATEFULSET}-{index}",
         "BYTEWAX_STATEFULSET_NAME": STATEFULSET,
         "BYTEWAX_HOSTFILE_PATH": str(hostfile),
@@ -88,7 +88,6 @@ def pod_env(spec: ClusterSpec, index: int, hostfile: Path) -> dict[str, str]:
         "TWINGUARD__KAFKA__BROKERS": spec.brokers,
         "TWINGUARD__RECOVERY__DIR": str(spec.recovery_dir),
     }
-    return env
 
 
 def run_command(spec: ClusterSpec) -> list[str]:

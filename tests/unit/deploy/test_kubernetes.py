@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from twinguard.pipelines.cluster.identity import Place, resolve
+from twinguard.pipelines.cluster.local import STATEFULSET, ClusterSpec, pod_env
 from twinguard.pipelines.config import Config, load_config
 from twinguard.pipelines.kafka.admin import topic_specs
 
@@ -139,3 +140,17 @@ def test_image_runs_twinguard_as_the_pods_user() -> None:
     assert f"USER {ctx['runAsUser']}" in text
     assert 'ENTRYPOINT ["twinguard"]' in text
     assert "--require-hashes -r /tmp/requirements.lock" in text
+
+
+def test_local_cluster_gives_processes_the_pods_variables(tmp_path: Path) -> None:
+    sts = _kind("StatefulSet")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    pod_vars = {v["name"] for v in container["env"]}
+    spec = ClusterSpec(3, 2, "b:9092", tmp_path / "store", tmp_path / "state")
+    local = pod_env(spec, 1, tmp_path / "hosts")
+    # the brokers come from the pods' config file; everything else is set the same way
+    assert set(local) - {"TWINGUARD__KAFKA__BROKERS"} <= pod_vars
+    assert local["BYTEWAX_STATEFULSET_NAME"] == STATEFULSET == sts["metadata"]["name"]
+    (tmp_path / "hosts").write_text("127.0.0.1:1\n127.0.0.1:2\n127.0.0.1:3\n")
+    assert resolve(load_config(env=local).cluster, local) == Place(
+        3, 1, ("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"), 2)
