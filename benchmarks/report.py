@@ -208,6 +208,13 @@ def markdown(r: dict[str, Any]) -> str:
               f"1 process {_fmt(sc['events_per_s_1_process']['median'])} ev/s, 2 processes "
               f"{_fmt(sc['events_per_s_2_processes']['median'])} ev/s: speedup "
               f"**{sc['speedup_2_processes']}x** ({sc['definition']})."]
+        rows = sc.get("per_process_count") or []
+        if rows:
+            L += ["", "| processes | events/s | dataflow cores | CPU µs/event | projected ev/s per core "
+                  "| partitions/worker |", "|---:|---:|---:|---:|---:|---:|"]
+            L += [f"| {x['processes']} | {_fmt(x['events_per_s'])} | {_fmt(x['dataflow_cores'])} | "
+                  f"{_fmt(x['cpu_us_per_event'])} | {_fmt(x['projected_events_per_s_per_core'])} | "
+                  f"{_fmt(x['partitions_per_worker'])} |" for x in rows]
     mem = r.get("memory")
     if isinstance(mem, dict) and "sizes" in mem:
         L += ["", "## Memory (twin state)", "",

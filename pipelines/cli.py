@@ -7,11 +7,14 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twinguard.pipelines.cluster import command as cluster_command
+from twinguard.pipelines.cluster import identity as cluster_identity
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
 from twinguard.pipelines.consume import command as threats_command
 from twinguard.pipelines.dashboard import command as dashboard_command
@@ -49,9 +52,12 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from twinguard.pipelines.cluster.identity import resolve
     from twinguard.pipelines.run import run_kafka
 
-    run_kafka(cfg, args.workers, args.until_idle)
+    place = resolve(cfg.cluster, os.environ, processes=args.processes, process_id=args.process_id,
+                    addresses=args.addresses, workers=args.workers)
+    run_kafka(cfg, place, args.until_idle)
     return 0
 
 
@@ -302,7 +308,9 @@ def _parser() -> argparse.ArgumentParser:
     r = add("run", cmd_run, "run the dataflow: telemetry + activity topics -> "
             "twins/threats/actions/deadletter")
     r.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
-    r.add_argument("--workers", type=int, default=1, help="Bytewax workers in this process")
+    r.add_argument("--workers", type=int, default=None, help="Bytewax workers in this process "
+                   "(default: BYTEWAX_WORKERS_PER_PROCESS, else [cluster] workers)")
+    cluster_identity.add_arguments(r)
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
                    help="stop once every input partition is drained and got nothing for "
                    "this long (tests, benchmarks)")
@@ -467,6 +475,9 @@ def _parser() -> argparse.ArgumentParser:
     tp.add_argument("action", choices=["create"])
     tp.add_argument("--brokers", help="Kafka bootstrap servers (default from config)")
     tp.add_argument("--partitions", type=int, default=None, help="default from config")
+
+    cluster_command.add_arguments(add("cluster", cluster_command.run, "run the dataflow as N "
+                                      "supervised processes on this machine (pods of a cluster)"))
 
     add("config", cmd_config, "print the resolved configuration (secrets masked)")
 

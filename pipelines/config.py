@@ -19,6 +19,7 @@ from twinguard.operators.settings import (
     ResponseConfig,
     RiskConfig,
 )
+from twinguard.pipelines.cluster.settings import ClusterConfig
 from twinguard.pipelines.kafka.startup import StartupConfig
 from twinguard.pipelines.metrics.settings import MetricsConfig
 
@@ -91,6 +92,7 @@ class Config:
     risk: RiskConfig = field(default_factory=RiskConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     startup: StartupConfig = field(default_factory=StartupConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

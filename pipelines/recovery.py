@@ -15,6 +15,7 @@ import logging
 import re
 import sqlite3
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +25,8 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from twinguard.pipelines.config import Config
 
 log = logging.getLogger(__name__)
+CREATING = ".creating"  # partitions of a store being created, moved into the store when complete
+STORE_WAIT_S = 120.0  # how long processes 1..N-1 wait for process 0 to create the store
 
 # every module of 0.1 whose classes can be in a snapshot (state lives in operators; contracts in schemas)
 LEGACY_MODULES = {
@@ -63,16 +66,20 @@ class RecoveryStoreError(RuntimeError):
     """A recovery store cannot be used; the message says what to do."""
 
 
-def recovery_config(cfg: Config) -> RecoveryConfig | None:
-    """Bytewax recovery for cfg.recovery.dir: created on first start; a 0.1 store is made readable."""
+def recovery_config(cfg: Config, process_id: int | None = None) -> RecoveryConfig | None:
+    """Bytewax recovery for cfg.recovery.dir: created on first start; a 0.1 store is made readable.
+
+    In a cluster every process shares the store: process 0 creates it, the others wait for it.
+    """
     rc = cfg.recovery
     if not rc.dir:
         return None
     store = Path(rc.dir)
-    if not any(store.glob("part-*.sqlite3")):
-        store.mkdir(parents=True, exist_ok=True)
-        init_db_dir(store, rc.partitions)
-        log.info("created recovery store %s with %d partition(s)", store, rc.partitions)
+    if not _complete(store):
+        if process_id in (None, 0):
+            create_store(store, rc.partitions)
+        else:
+            _wait_for_store(store, process_id, STORE_WAIT_S)
     else:
         found = legacy_names(store)
         if found:
@@ -81,6 +88,36 @@ def recovery_config(cfg: Config) -> RecoveryConfig | None:
                         "module names aliased; new snapshots use the twinguard.* names", store,
                         ", ".join(sorted(found)[:3]))
     return RecoveryConfig(store, timedelta(seconds=rc.backup_interval_s))
+
+
+def create_store(store: Path, partitions: int) -> None:
+    """The partitions are made aside and moved in, so no process ever sees half a store."""
+    store.mkdir(parents=True, exist_ok=True)
+    aside = store / CREATING
+    if aside.exists():
+        for old in aside.glob("*"):  # a creation cut short: start it again
+            old.unlink()
+    aside.mkdir(exist_ok=True)
+    init_db_dir(aside, partitions)
+    for part in sorted(aside.glob("part-*.sqlite3")):
+        part.rename(store / part.name)
+    aside.rmdir()
+    log.info("created recovery store %s with %d partition(s)", store, partitions)
+
+
+def _complete(store: Path) -> bool:
+    return any(store.glob("part-*.sqlite3")) and not (store / CREATING).exists()
+
+
+def _wait_for_store(store: Path, process_id: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    log.info("process %d: waiting for process 0 to create the recovery store %s", process_id, store)
+    while not _complete(store):
+        if time.monotonic() > deadline:
+            raise RecoveryStoreError(
+                f"recovery store {store} was not created by process 0 within {timeout_s:.0f} s: "
+                "every process must mount the same store (a shared volume), and process 0 must run")
+        time.sleep(0.2)
 
 
 def legacy_names(store: Path) -> set[str]:
