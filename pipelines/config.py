@@ -19,6 +19,7 @@ from twinguard.operators.settings import (
     ResponseConfig,
     RiskConfig,
 )
+from twinguard.pipelines.respond.settings import RespondConfig
 
 ENV_PREFIX = "TWINGUARD__"
 # librdkafka keys (and ours) whose values are secrets; `*.location`/`*_env` only name where they live
@@ -52,6 +53,9 @@ class TopicsConfig:
     threats: str = "twinguard.threats"
     actions: str = "twinguard.actions"
     deadletter: str = "twinguard.deadletter"
+    action_results: str = "twinguard.action_results"
+    action_decisions: str = "twinguard.action_decisions"
+    commands: str = "twinguard.commands"
     partitions: int = 4
 
     def all(self) -> dict[str, str]:
@@ -87,6 +91,7 @@ class Config:
     activity: ActivityConfig = field(default_factory=ActivityConfig)
     intel: IntelConfig = field(default_factory=IntelConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    respond: RespondConfig = field(default_factory=RespondConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

@@ -18,7 +18,7 @@ from twinguard.pipelines.config import Config
 
 log = logging.getLogger(__name__)
 
-COMPACTED_ROLES = ("intel", "twins")  # keyed latest-value tables: keep the last record per key
+COMPACTED_ROLES = ("intel", "twins", "action_results")  # keyed latest-value tables: keep the last record per key
 
 
 class KafkaAdminError(RuntimeError):
