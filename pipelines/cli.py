@@ -1,5 +1,5 @@
 """`twinguard` command line: demo, run, simulate, train, replay, evaluate, risk, intel, chaos, fuzz,
-kafka, topics, config."""
+kafka, topics, config, respond, actions."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
 from twinguard.pipelines.fatal import describe
+from twinguard.pipelines.respond import actions_command
+from twinguard.pipelines.respond import command as respond_command
 from twinguard.pipelines.tables.read import add_table_arguments
 from twinguard.pipelines.text import PrintableFormatter, printable_lines
 
@@ -419,6 +421,9 @@ def _parser() -> argparse.ArgumentParser:
     tp.add_argument("--partitions", type=int, default=None, help="default from config")
 
     add("config", cmd_config, "print the resolved configuration (secrets masked)")
+
+    respond_command.add_arguments(add("respond", respond_command.run, respond_command.HELP))
+    actions_command.add_arguments(add("actions", actions_command.run, actions_command.HELP))
 
     b = add("bench", cmd_bench, "benchmarks: operators, end to end on a private Kafka broker, "
             "peers (Bytewax, Quix Streams), scaling, memory")

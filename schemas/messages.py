@@ -176,11 +176,12 @@ class ActionResult(Struct, omit_defaults=True):
     unless an analyst confirms it."""
 
     action_id: str
-    status: Annotated[str, Meta(pattern=r"^(pending|in_progress|succeeded|failed|skipped|cancelled|reverted)$")]
+    status: Annotated[str, Meta(pattern="^(" + "|".join(RESULT_STATUSES) + ")$")]
     step: Annotated[str, Meta(pattern=r"^(decide|execute|revert)$")]
     reason: str
     at: EpochMs
     request: Action
+    performs: str = ""  # the step the actuator runs (a life-critical device's quarantine: failsafe)
     actuator: str = ""
     device_type: str | None = None
     hold: Annotated[str, Meta(pattern=r"^(approval|guard|rate)$")] | None = None
