@@ -43,7 +43,7 @@ class MqttActuator:
             self._ctrl("disableClient", client)
             return {"mqtt_client": client, "effect": "client disabled and disconnected"}
         if step.action in ("lock_credentials", "rotate_key"):
-            self._ctrl("setClientPassword", client, secrets.token_urlsafe(24))
+            self._ctrl("setClientPassword", client, secrets.token_hex(24))  # hex: never starts with "-"
             return {"mqtt_client": client,
                     "effect": "password rotated to an unrecorded secret: re-enrol the device"}
         raise ActuatorError(f"mqtt cannot perform '{step.action}' (it does quarantine, "
