@@ -25,7 +25,7 @@ PUMP = "pump_plc-000007"
 
 
 def test_guard_approvals_failsafe_and_dead_letters(executing: Config, tmp_path: Path) -> None:
-    cfg = executing.replace(respond={"guard_max_devices": 3, "guard_max_type_share": 1.0})
+    cfg = executing.replace(respond={"guard_max_devices": 3, "guard_max_type_share": 1.0, "ttl_s": 600.0})
     publish_twins(cfg, {**FLEET, PUMP: "pump_plc"})
     burst = [action(d, "rate_limit") for d in FLEET]
     pump = action(PUMP, "quarantine")
