@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 
 class _TwinType(msgspec.Struct):
@@ -37,14 +37,25 @@ class FleetIndex:
 
     def catch_up(self, timeout_s: float) -> int:
         """Read up to the end offsets seen now (or until the deadline); the devices known."""
-        ends = {tp.partition: self._c.get_watermark_offsets(tp, timeout=10)[1] for tp in self._parts}
         deadline = time.monotonic() + timeout_s
+        ends = self._ends(deadline)
         while time.monotonic() < deadline:
             self.poll(0.2)
             pos = {tp.partition: tp.offset for tp in self._c.position(self._parts)}
             if all(e == 0 or pos.get(p, -1) >= e for p, e in ends.items()):
                 break
         return len(self._types)
+
+    def _ends(self, deadline: float) -> dict[int, int]:
+        """End offsets; a fresh topic may briefly answer NOT_LEADER, so ask again until the deadline."""
+        while True:
+            try:
+                return {tp.partition: self._c.get_watermark_offsets(tp, timeout=10)[1]
+                        for tp in self._parts}
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def poll(self, timeout_s: float = 0.0) -> None:
         """Fold newly arrived twins (a device that changes type is counted once, under the new one)."""

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import msgspec
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 
 from twinguard.operators.io.kafka import scan_topic
 from twinguard.pipelines.config import Config
@@ -27,19 +27,27 @@ from twinguard.schemas.messages import ActionResult
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 5.0
+READ_ATTEMPTS = 10
 
 
 def read_results(settings: dict[str, Any], topic: str) -> list[ActionResult]:
     """Every decodable record of the results topic in order (the latest per action id is its state)."""
     dec = msgspec.json.Decoder(ActionResult)
-    out = []
-    for m in scan_topic(settings, topic, timeout_s=120):
+    for attempt in range(READ_ATTEMPTS):
+        out = []
         try:
-            out.append(dec.decode(m.value() or b""))
-        except msgspec.DecodeError as e:
-            log.warning("skipping an undecodable record at %s/%s@%s: %s", topic, m.partition(),
-                        m.offset(), e)
-    return out
+            for m in scan_topic(settings, topic, timeout_s=120):
+                try:
+                    out.append(dec.decode(m.value() or b""))
+                except msgspec.DecodeError as e:
+                    log.warning("skipping an undecodable record at %s/%s@%s: %s", topic,
+                                m.partition(), m.offset(), e)
+            return out
+        except KafkaException:  # e.g. NOT_LEADER right after the topic was created
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5)
+    return []
 
 
 def build_actuators(cfg: Config) -> tuple[dict[str, Actuator], dict[str, str]]:
