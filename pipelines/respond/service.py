@@ -93,14 +93,14 @@ def serve(cfg: Config, stop: threading.Event | None = None, max_seconds: float |
              ", ".join(sorted(actuators)) or "none")
     consumer = Consumer({**settings, "group.id": cfg.respond.group_id, "enable.auto.commit": True,
                          "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
-                         "enable.partition.eof": False})
+                         "enable.partition.eof": False, "fetch.wait.max.ms": 50})
     consumer.subscribe([t.actions, t.action_decisions])
     started, last_report = time.monotonic(), time.monotonic()
     try:
         while not stop.is_set():
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 break
-            msgs = consumer.consume(500, cfg.respond.tick_s)
+            msgs = _next_messages(consumer, cfg.respond.tick_s)
             for m in msgs:
                 if m.error() is not None:
                     log.warning("consume: %s", m.error())
@@ -126,6 +126,16 @@ def serve(cfg: Config, stop: threading.Event | None = None, max_seconds: float |
             a.close()
     log.info("respond stopped: %s", progress(responder))
     return 0
+
+
+def _next_messages(consumer: Consumer, wait_s: float) -> list[Any]:
+    """What has arrived (up to 500), else wait up to `wait_s` for the first one: consume() alone
+    would sit out its whole timeout for a batch that never fills (seconds of latency at low rates)."""
+    msgs: list[Any] = consumer.consume(500, 0)
+    if msgs:
+        return msgs
+    first = consumer.poll(wait_s)
+    return [first] if first is not None else []
 
 
 def progress(r: Responder) -> str:
