@@ -66,10 +66,14 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     decision = ActionDecision(action_id=args.action_id, decision=args.verb,
                               analyst=args.analyst or getpass.getuser(), at=int(time.time() * 1000),
                               note=args.note)
+    body = msgspec.json.encode(decision)
+    try:  # what `respond` would dead-letter is refused here, where the analyst can fix it
+        msgspec.json.decode(body, type=ActionDecision)
+    except msgspec.ValidationError as e:
+        raise ValueError(f"decision refused: {e} (--analyst: letters, digits, . _ @ + -)") from None
     p = producer(cfg.kafka.client_settings())
     errors: list[str] = []
-    produce_all(p, cfg.topics.action_decisions, [(args.action_id.encode(),
-                                                   msgspec.json.encode(decision))], errors.append)
+    produce_all(p, cfg.topics.action_decisions, [(args.action_id.encode(), body)], errors.append)
     if p.flush(30) or errors:
         raise RuntimeError(f"decision not acknowledged by Kafka: {'; '.join(errors) or 'timed out'}")
     print(f"{args.verb} sent for {args.action_id}")
