@@ -1,5 +1,5 @@
 """`twinguard` command line: demo, run, simulate, train, replay, evaluate, risk, intel, chaos, fuzz,
-kafka, topics, config."""
+kafka, topics, config, respond, actions."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from twinguard.pipelines.consume import command as threats_command
 from twinguard.pipelines.dashboard import command as dashboard_command
 from twinguard.pipelines.fatal import describe
 from twinguard.pipelines.forensics import command as forensics_command
+from twinguard.pipelines.respond import actions_command
+from twinguard.pipelines.respond import command as respond_command
 from twinguard.pipelines.tables.read import add_table_arguments
 from twinguard.pipelines.text import PrintableFormatter, printable_lines
 
@@ -480,6 +482,9 @@ def _parser() -> argparse.ArgumentParser:
                                       "supervised processes on this machine (pods of a cluster)"))
 
     add("config", cmd_config, "print the resolved configuration (secrets masked)")
+
+    respond_command.add_arguments(add("respond", respond_command.run, respond_command.HELP))
+    actions_command.add_arguments(add("actions", actions_command.run, actions_command.HELP))
 
     b = add("bench", cmd_bench, "benchmarks: operators, end to end on a private Kafka broker, "
             "peers (naive and expert Bytewax, Quix Streams, a micro-batch consumer), scaling, memory, "

@@ -22,6 +22,7 @@ from twinguard.operators.settings import (
 from twinguard.pipelines.cluster.settings import ClusterConfig
 from twinguard.pipelines.kafka.startup import StartupConfig
 from twinguard.pipelines.metrics.settings import MetricsConfig
+from twinguard.pipelines.respond.settings import RespondConfig
 
 ENV_PREFIX = "TWINGUARD__"
 # librdkafka keys (and ours) whose values are secrets; `*.location`/`*_env` only name where they live
@@ -55,6 +56,9 @@ class TopicsConfig:
     threats: str = "twinguard.threats"
     actions: str = "twinguard.actions"
     deadletter: str = "twinguard.deadletter"
+    action_results: str = "twinguard.action_results"
+    action_decisions: str = "twinguard.action_decisions"
+    commands: str = "twinguard.commands"
     partitions: int = 4
 
     def all(self) -> dict[str, str]:
@@ -93,6 +97,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     startup: StartupConfig = field(default_factory=StartupConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    respond: RespondConfig = field(default_factory=RespondConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

@@ -30,6 +30,7 @@ from twinguard.pipelines.flow import Runtime, build_flow
 from twinguard.pipelines.kafka.risk_report import format_table as format_risk
 from twinguard.pipelines.kafka.risk_report import rank
 from twinguard.pipelines.offline import warm_up
+from twinguard.pipelines.respond.embedded import respond_offline
 from twinguard.pipelines.sim.activity import ActivitySimulator
 from twinguard.pipelines.sim.faults import corrupt_some
 from twinguard.pipelines.sim.fleet import FleetSimulator, SimConfig
@@ -81,13 +82,13 @@ def run_demo(cfg: Config, dc: DemoConfig) -> dict[str, Any]:
     cli_main(flow, workers_per_process=dc.workers, epoch_interval=timedelta(seconds=10))
     elapsed = time.perf_counter() - t0
     bar.close()
-    summary = summarize(dc, fleet, elapsed, int(bar.n), corrupted["n"], n_activity)
+    summary = summarize(dc, fleet, elapsed, int(bar.n), corrupted["n"], n_activity, cfg)
     (dc.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def summarize(dc: DemoConfig, fleet: FleetSimulator, elapsed: float, events: int,
-              corrupted: int, activity: int = 0) -> dict[str, Any]:
+              corrupted: int, activity: int = 0, cfg: Config | None = None) -> dict[str, Any]:
     threats = read_jsonl(dc.out / "threats.jsonl")
     actions = read_jsonl(dc.out / "actions.jsonl")
     dead = read_jsonl(dc.out / "deadletter.jsonl")
@@ -103,14 +104,18 @@ def summarize(dc: DemoConfig, fleet: FleetSimulator, elapsed: float, events: int
           f"of {events} ({corrupted} malformed messages injected)")
     print(f"twins: {len(twins)}; threats: {len(threats)}; actions: {len(actions)} on "
           f"{len({a['device_id'] for a in actions})} devices")
+    response = respond_offline(cfg or Config(), actions, twins.values(), dc.out)
+    print("response (simulated actuators, dry run off; on Kafka: `twinguard respond`): "
+          + ", ".join(f"{n} {s}" for s, n in sorted(response.items()) if n))
     print(format_table(ev))
     riskiest = rank((msgspec.convert(t, TwinState) for t in twins.values()), top=5)
     print("riskiest devices (patch priority; on Kafka: `twinguard risk`):")
     print(format_risk(riskiest, len(twins)))
-    print(f"outputs: {dc.out}/{{twins,threats,actions,deadletter}}.jsonl, plot: {plot}")
+    print(f"outputs: {dc.out}/{{twins,threats,actions,action_results,deadletter}}.jsonl, plot: {plot}")
     return {"events": events, "elapsed_s": round(elapsed, 3),
             "events_per_s": round(events / elapsed), "activity": activity, "processed": processed,
             "dead_letters": len(dead), "malformed_injected": corrupted, "twins": len(twins),
             "threats": len(threats), "actions": len(actions),
             "devices_acted_on": len({a["device_id"] for a in actions}),
+            "response": dict(response),
             "detection": ev.summary(), "riskiest": [asdict(r) for r in riskiest]}

@@ -164,6 +164,65 @@ class Action(Struct):
     schema_version: int = SCHEMA_VERSION
 
 
+RESULT_STATUSES = ("pending", "in_progress", "succeeded", "failed", "skipped", "cancelled", "reverted")
+
+
+class ActionResult(Struct, omit_defaults=True):
+    """twinguard.action_results (compacted, key = action id): one record per step of an action.
+
+    The latest record of an action is its whole state (the request included), so the respond service
+    rebuilds pending approvals, retries and containment TTLs from this topic after a restart. `reason`
+    explains the decision; `error` says what failed; `expires_at` is when a containment auto-reverts
+    unless an analyst confirms it."""
+
+    action_id: str
+    status: Annotated[str, Meta(pattern="^(" + "|".join(RESULT_STATUSES) + ")$")]
+    step: Annotated[str, Meta(pattern=r"^(decide|execute|revert)$")]
+    reason: str
+    at: EpochMs
+    request: Action
+    performs: str = ""  # the step the actuator runs (a life-critical device's quarantine: failsafe)
+    actuator: str = ""
+    device_type: str | None = None
+    hold: Annotated[str, Meta(pattern=r"^(approval|guard|rate)$")] | None = None
+    error: str | None = None
+    attempts: Count = 0
+    retry_at: EpochMs | None = None
+    expires_at: EpochMs | None = None
+    decided_by: str = "policy"
+    confirmed: bool = False
+    dry_run: bool = True
+    executed_at: EpochMs | None = None
+    detail: dict[str, str] = {}
+    schema_version: int = SCHEMA_VERSION
+
+
+class ActionDecision(Struct, omit_defaults=True):
+    """twinguard.action_decisions (key = action id): an analyst's approve, reject, revert or confirm
+    (confirm keeps a containment past its TTL)."""
+
+    action_id: str
+    decision: Annotated[str, Meta(pattern=r"^(approve|reject|revert|confirm)$")]
+    analyst: Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
+    at: EpochMs
+    note: str = ""
+
+
+class Command(Struct, omit_defaults=True):
+    """twinguard.commands (key = device id): a command for the device's gateway. `failsafe` carries
+    the device type's safe state (schemas/device_types/*.toml, [response]); `release` undoes one."""
+
+    command_id: str
+    action_id: str
+    device_id: DeviceId
+    command: Annotated[str, Meta(pattern=r"^[a-z_]{1,32}$")]
+    target: str
+    issued_at: EpochMs
+    safe_state: str | None = None
+    setpoints: dict[str, float] = {}
+    schema_version: int = SCHEMA_VERSION
+
+
 class LastThreat(Struct):
     id: str
     threat: str
@@ -223,6 +282,9 @@ TOPIC_SCHEMAS: dict[str, type[Struct]] = {
     "threats": ThreatEvent,
     "actions": Action,
     "deadletter": DeadLetter,
+    "action_results": ActionResult,
+    "action_decisions": ActionDecision,
+    "commands": Command,
 }
 
 

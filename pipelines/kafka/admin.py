@@ -18,7 +18,8 @@ from twinguard.pipelines.config import Config
 
 log = logging.getLogger(__name__)
 
-COMPACTED_ROLES = ("intel", "twins")  # keyed latest-value tables: keep the last record per key
+# keyed latest-value tables: keep the last record per key
+COMPACTED_ROLES = ("intel", "twins", "action_results")
 
 
 class KafkaAdminError(RuntimeError):

@@ -61,6 +61,7 @@ class DeviceType:
     invariants: tuple[Invariant, ...] = ()
     simulate: dict[str, Any] = field(default_factory=dict)
     control: dict[str, Any] = field(default_factory=dict)  # [control]: commandable set-points
+    response: dict[str, Any] = field(default_factory=dict)  # [response]: safe_state, safe set-points
 
     def signal_index(self) -> dict[str, int]:
         return {s.name: i for i, s in enumerate(self.signals)}
@@ -114,7 +115,7 @@ def parse_device_type(text: str, where: str) -> DeviceType:
         invariants = tuple(Invariant(**inv) for inv in d.get("invariants", []))
         dt = DeviceType(str(d["name"]), str(d.get("description", "")), float(d["report_hz"]),
                         tuple(d.get("firmware", [])), signals, invariants, d.get("simulate", {}),
-                        d.get("control", {}))
+                        d.get("control", {}), d.get("response", {}))
     except (KeyError, TypeError) as e:
         raise DeviceTypeError(f"{where}: {e}") from None
     if not 1 <= len(signals) <= MAX_SIGNALS:

@@ -21,3 +21,8 @@ def test_demo_prints_and_saves_the_riskiest_devices(config: Config, tmp_path: Pa
     assert all(r["reasons"] for r in top)
     printed = capsys.readouterr().out
     assert "riskiest devices" in printed and top[0]["device_id"] in printed
+    # every action went through the response loop (simulated actuators) and ended in a state
+    response = summary["response"]
+    assert sum(n for s, n in response.items() if s != "dead_lettered") == summary["actions"]
+    assert response["dead_lettered"] == 0 and "response (simulated actuators" in printed
+    assert (tmp_path / "demo" / "action_results.jsonl").stat().st_size > 0

@@ -23,6 +23,9 @@ def test_defaults_load() -> None:
         "threats",
         "actions",
         "deadletter",
+        "action_results",
+        "action_decisions",
+        "commands",
     }
 
 

@@ -1,0 +1,1 @@
+"""Automated incident response: execute actions once, safely, through actuators (`twinguard respond`)."""

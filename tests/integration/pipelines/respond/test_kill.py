@@ -1,0 +1,89 @@
+"""kill -9 of `twinguard respond` mid-run, a restart and a full replay: no action executes twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tests.support.cli import write_config
+from tests.support.respond import action, commands, publish_actions, publish_twins, results, wait_for
+from twinguard.operators.io.kafka import consumer_lag
+from twinguard.pipelines.config import Config
+
+N = 120
+FLEET = {f"thermostat-{i:06d}": "thermostat" for i in range(N)}
+SITE = """
+[response]
+dry_run = false
+[respond]
+group_id = "{group}"
+guard_max_devices = 100000
+guard_max_type_share = 1.0
+ttl_s = 3600.0
+[respond.rate_per_min]
+commands = "10000000"
+"""
+
+
+def _respond(conf: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "twinguard.pipelines.cli", "--config", str(conf),
+                                 "respond"], stdout=out, stderr=subprocess.STDOUT)
+
+
+def _config(cfg: Config, path: Path, group: str) -> Path:
+    write_config(cfg, path)
+    path.write_text(path.read_text() + SITE.format(group=group))
+    return path
+
+
+def test_kill_restart_and_replay_execute_nothing_twice(unique_topics: Config, tmp_path: Path) -> None:
+    cfg = unique_topics
+    group = f"respond-{cfg.topics.actions}"
+    conf, log = _config(cfg, tmp_path / "site.toml", group), tmp_path / "respond.log"
+    publish_twins(cfg, FLEET)
+    acts = [action(d, "failsafe") for d in FLEET]
+    publish_actions(cfg, acts)
+    first = _respond(conf, log)
+    try:
+        wait_for("some actions executed", lambda: sum(
+            r.status == "succeeded" for r in results(cfg).values()) >= 20, timeout_s=120)
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(30)
+    killed_at = Counter(r.status for r in results(cfg).values())
+    second = _respond(conf, log)
+    try:
+        final = wait_for("every action finished", lambda: (r := results(cfg)) and len(r) == N and all(
+            x.status in ("succeeded", "failed") for x in r.values()) and r, timeout_s=180)
+    finally:
+        second.terminate()
+        second.wait(30)
+    replay_conf = _config(cfg, tmp_path / "replay.toml", group + "-replay")
+    replay = _respond(replay_conf, tmp_path / "replay.log")
+    try:  # a new consumer group: the whole actions topic is read again
+        wait_for("the replay to read every action", lambda: _caught_up(cfg, group + "-replay"),
+                 timeout_s=120)
+    finally:
+        replay.terminate()
+        replay.wait(30)
+    sent = Counter(c.action_id for c in commands(cfg))
+    statuses = Counter(r.status for r in final.values())
+    interrupted = [r for r in final.values() if r.status == "failed"]
+    print(f"at kill: {dict(killed_at)}; final: {dict(statuses)}; commands sent: {sum(sent.values())}")
+    assert max(sent.values()) == 1  # no action executed twice: not after kill -9, not on replay
+    assert all(sent[r.action_id] == 1 for r in final.values() if r.status == "succeeded")
+    assert len(interrupted) <= 1 and all("interrupted" in (r.error or "") for r in interrupted)
+    assert statuses["succeeded"] + len(interrupted) == N
+    assert f"{N} actions ({N} already handled)" in (tmp_path / "replay.log").read_text()
+
+
+def _caught_up(cfg: Config, group: str) -> bool:
+    try:
+        return consumer_lag(cfg.kafka.client_settings(), cfg.topics.actions, group) == 0
+    except Exception:  # noqa: BLE001 - the group has no committed offsets yet
+        return False
