@@ -13,6 +13,10 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+# one bound for both decoders: beyond it the fast path leaves the value to the reference, which
+# rejects it (Numba freezes the imported float as a constant)
+from twinguard.operators.decode.telemetry import MAX_SIGNAL_ABS
+
 U8 = npt.NDArray[np.uint8]
 # Helpers allocate nothing, so they run without Numba's reference counting: with it, every call
 # increfs/decrefs each array argument atomically, which cost ~5 ns per call (measured), several
@@ -36,7 +40,6 @@ MAX_PORT = 65535
 MAX_DEVICE_ID, MAX_SIG = 128, 128  # twinguard.schemas.messages length limits
 MAX_FW, MAX_NAME = 64, 128  # twinguard.schemas.fields
 MAX_SIG_DIGITS = 18  # significant digits an int64 mantissa holds exactly
-MAX_SIGNAL_ABS = 1e12  # twinguard.operators.decode.telemetry.MAX_SIGNAL_ABS (beyond: the reference rejects)
 
 
 def name_table(names: list[bytes]) -> tuple[U8, npt.NDArray[np.int64]]:

@@ -72,6 +72,9 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from twinguard.operators.decode.telemetry import (
+    MAX_SIGNAL_ABS,  # a mean beyond any decodable signal is missing
+)
 from twinguard.operators.detect import spot
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin.layout import (
@@ -107,7 +110,6 @@ Mask = npt.NDArray[np.bool_]
 LEARN, CALIBRATE, LIVE = 0, 1, 2
 STAT_NAMES = ("T2", "Q", "drift", "var")
 S_T2, S_Q, S_DRIFT, S_VAR = range(N_MV_STATS)
-MAX_MEAN_ABS = 1e12  # a window mean beyond any decodable signal (decode's bound) is treated as missing
 MIN_LEARN = 30  # fewer learning windows than this: no model (per-signal baselines judge alone)
 FIT_SHARE = 0.6  # of the learning windows fit the model; the rest calibrate its limits
 MIN_CALIBRATE = 12  # a `train` that ends with fewer calibration windows leaves the device learning
@@ -228,7 +230,7 @@ def judge(arrays: dict[str, np.ndarray], istate: I64, nsig: I64, slots: I64, fin
     z_q = NormalDist().inv_cdf(1.0 - cfg.risk)
     # inf (or a mean beyond any decoded signal) counts as missing: the float32 co-moments would
     # turn it into inf and NaN for every later window of the device
-    means = np.where(np.abs(means) <= MAX_MEAN_ABS, means, np.nan)
+    means = np.where(np.abs(means) <= MAX_SIGNAL_ABS, means, np.nan)
     n_cal = cfg.calibration_windows
     if not cfg.time_context:
         mid_ms = None
