@@ -197,11 +197,7 @@ def cmd_chaos(args: argparse.Namespace, cfg: Config) -> int:
                      brokers=args.brokers, seed=args.seed, duration_s=args.duration,
                      partitions=args.partitions,
                      keep_dir=Path(args.keep_dir) if args.keep_dir else None)
-    report = run_chaos(cfg, cc)
-    write_report(report, Path(args.out))
-    print(format_table(report))
-    print(f"report written to {args.out}")
-    return 0 if report["ok"] else 1
+    return _reported(run_chaos(cfg, cc), Path(args.out), write_report, format_table)
 
 
 def cmd_fuzz(args: argparse.Namespace, cfg: Config) -> int:
@@ -210,10 +206,15 @@ def cmd_fuzz(args: argparse.Namespace, cfg: Config) -> int:
     fc = FuzzConfig(size=args.size, seed=args.seed, partitions=args.partitions,
                     max_restarts=args.restarts, mode=args.mode,
                     keep_dir=Path(args.keep_dir) if args.keep_dir else None)
-    report = run_fuzz(cfg, fc)
-    write_report(report, Path(args.out))
-    print(format_table(report))
-    print(f"report written to {args.out}")
+    return _reported(run_fuzz(cfg, fc), Path(args.out), write_report, format_table)
+
+
+def _reported(report: dict[str, Any], out: Path, write: Callable[[dict[str, Any], Path], Any],
+              table: Callable[[dict[str, Any]], str]) -> int:
+    """An experiment's report written to `out` and shown as a table; exit 0 only if it passed."""
+    write(report, out)
+    print(table(report))
+    print(f"report written to {out}")
     return 0 if report["ok"] else 1
 
 

@@ -7,9 +7,7 @@ import dataclasses
 import logging
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -57,28 +55,19 @@ from twinguard.pipelines.flow import Runtime
 from twinguard.pipelines.kafka import admin as kafka_admin
 from twinguard.pipelines.kafka import local as kafka_local
 from twinguard.pipelines.sim.fleet import FleetSimulator
+from twinguard.pipelines.workdir import in_work_dir
 
 log = logging.getLogger(__name__)
 
 
 def run_chaos(cfg: Config, cc: ChaosConfig) -> dict[str, Any]:
     """Run the whole experiment and return the report (see module docstring)."""
-    t0 = time.monotonic()
-    work = Path(cc.keep_dir or tempfile.mkdtemp(prefix="twinguard-chaos-"))
-    work.mkdir(parents=True, exist_ok=True)
-    ok = False
-    try:
+
+    def experiment(work: Path) -> dict[str, Any]:
         with _broker(cc, work) as broker:
-            report = _with_topics(cfg, cc, broker, work)
-        report["timings"]["total_s"] = round(time.monotonic() - t0, 1)
-        report["work_dir"] = str(work)
-        ok = bool(report["ok"])
-        return report
-    finally:
-        if ok and cc.keep_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log.info("chaos: logs kept in %s", work)
+            return _with_topics(cfg, cc, broker, work)
+
+    return in_work_dir("chaos", cc.keep_dir, experiment)
 
 
 @contextmanager

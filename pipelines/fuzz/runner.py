@@ -10,9 +10,7 @@ import logging
 import os
 import random
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -30,6 +28,7 @@ from twinguard.pipelines.fuzz.catalogue import Context, build
 from twinguard.pipelines.fuzz.model import FuzzConfig, Kind
 from twinguard.pipelines.fuzz.produce import produce
 from twinguard.pipelines.kafka import admin as kafka_admin
+from twinguard.pipelines.workdir import in_work_dir
 from twinguard.schemas.device_types import load_device_types
 
 log = logging.getLogger(__name__)
@@ -38,11 +37,8 @@ INPUT_ROLES = ("telemetry", "activity", "intel")
 
 def run_fuzz(cfg: Config, fc: FuzzConfig) -> dict[str, Any]:
     """Build the catalogue, run the phases the mode asks for, and return the report."""
-    t0 = time.monotonic()
-    work = Path(fc.keep_dir or tempfile.mkdtemp(prefix="twinguard-fuzz-"))
-    work.mkdir(parents=True, exist_ok=True)
-    ok = False
-    try:
+
+    def experiment(work: Path) -> dict[str, Any]:
         with _fleet_secret(cfg):
             keys = KeyRing.from_config(cfg.integrity.key_file, cfg.integrity.master_key_env,
                                        allow_dev_key=False)
@@ -55,16 +51,9 @@ def run_fuzz(cfg: Config, fc: FuzzConfig) -> dict[str, Any]:
                 phases.append(Phase(cfg, fc, work, "mixed", kinds).run())
             if fc.mode == "isolated" or (fc.mode == "auto" and not phases[0]["ok"]):
                 phases += [Phase(cfg, fc, work, k.name, [k]).run() for k in kinds]
-        report = summarise(phases, kinds, fc)
-        report["timings"] = {"total_s": round(time.monotonic() - t0, 1)}
-        report["work_dir"] = str(work)
-        ok = bool(report["ok"])
-        return report
-    finally:
-        if ok and fc.keep_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log.info("fuzz: logs kept in %s", work)
+        return summarise(phases, kinds, fc)
+
+    return in_work_dir("fuzz", fc.keep_dir, experiment)
 
 
 @contextmanager
