@@ -8,6 +8,7 @@ the dataflow and ends the partition after `idle` seconds without input (and, for
 after the producer said it is done). Configuration comes from TWINGUARD__* variables.
 
     python -m twinguard.benchmarks.run_child --stats DIR --idle S [--ready FILE] [--done FILE]
+        [--process-id I --addresses "h:p;h:p"]   (one of several processes, e.g. sustained -p 2)
     python -m bytewax.run "twinguard.benchmarks.run_child:scaling_flow()" -i 0 -a "h:p;h:p"   (env BENCH_*)
 """
 
@@ -168,13 +169,18 @@ def main() -> None:
     ap.add_argument("--ready", default=None, help="touched when the source first polls")
     ap.add_argument("--done", default=None, help="do not end before this file exists")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--process-id", type=int, default=None,
+                    help="this process's index in a cluster (with --addresses)")
+    ap.add_argument("--addresses", default=None, help="host:port;host:port of every process")
     a = ap.parse_args()
     cfg = load_config(os.environ.get("TWINGUARD_CONFIG"))
     flow = _flow(Path(a.stats), a.idle, Path(a.ready) if a.ready else None,
                  Path(a.done) if a.done else None)
     t0 = time.time()
+    cluster = {} if a.addresses is None else {"process_id": a.process_id,
+                                              "addresses": a.addresses.split(";")}
     cli_main(flow, workers_per_process=a.workers,  # type: ignore[no-untyped-call]
-             epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))
+             epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s), **cluster)
     (Path(a.stats) / "process.json").write_text(json.dumps({"run_s": time.time() - t0}))
 
 
