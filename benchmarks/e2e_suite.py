@@ -237,9 +237,13 @@ def _closed(t: dict[str, Any], window_ms: int) -> bool:
 
 
 def evidence_complete(found: list[tuple[dict[str, Any], int, int]], keys: list[bytes],
-                      send_ms: npt.NDArray[np.int64], window_ms: int, lateness_ms: int) -> list[int]:
-    """Per threat, when (event time) the input held everything the engine needed to emit it: an
-    early row's evidence is complete at its last message (`window_end` - 1); a closed window can
+                      send_ms: npt.NDArray[np.int64], window_ms: int, lateness_ms: int,
+                      sent_at: dict[tuple[int, int], int] | None = None) -> list[int]:
+    """Per threat, when the input held everything the engine needed to emit it: an early row's
+    evidence is complete when the message that crossed the threshold was sent (the record at the
+    threat's `source.last` offset: `sent_at`, Kafka CreateTime by (partition, offset); without it,
+    its window's end on the device's clock, `window_end` - 1, which is earlier for a replay sent
+    after the device's last authentic message); a closed window can
     be judged only once it is known to be over: when its device's next message after the window
     was sent, or, if the device stays silent, when the partition's mark passes window_end +
     allowed lateness. What remains between that moment and the broker's append is the pipeline's
@@ -254,7 +258,9 @@ def evidence_complete(found: list[tuple[dict[str, Any], int, int]], keys: list[b
     for t, _, _ in found:
         we = int(t["window_end"])
         if not _closed(t, window_ms):
-            out.append(we - 1)
+            src = t.get("source") or {}
+            key = (int(src.get("partition", -1)), int(src.get("last_offset", -1)))
+            out.append(max(we - 1, (sent_at or {}).get(key, we - 1)))
             continue
         mine = np.asarray(sends.get(str(t["device_id"]).encode(), []), dtype=np.int64)
         j = int(np.searchsorted(mine, we, side="left"))
@@ -290,6 +296,8 @@ def latencies(found: list[tuple[dict[str, Any], int, int]], labels: list[AttackL
               if complete_at is not None else [])
     types = sorted({tt for _, _, tt in found})
     stages = [_stages(t, ts) | {"closed": _closed(t, window_ms)} for t, ts, _ in found]
+    for row, d in zip(stages, delays, strict=False):
+        row["delay_ms"] = d
 
     def split(key: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"all": _pct([r[key] for r in rows]),
@@ -306,7 +314,8 @@ def latencies(found: list[tuple[dict[str, Any], int, int]], labels: list[AttackL
     return {"right_class": _pct(right), "any_class": _pct(anyc),
             "append_minus_window_end": _pct(after_end),
             # the pipeline's own delay: append - when the evidence was complete (event time)
-            "append_minus_evidence_complete": _pct(delays) if complete_at is not None else None,
+            "append_minus_evidence_complete": (split("delay_ms", stages) | {"n": len(delays)}
+                                               | _pct(delays)) if complete_at is not None else None,
             # ... split: complete -> judged (consume + batch wait + engine), judged -> append (sink)
             "evidence_complete_to_detected_ms": _pct(
                 [int(t["detected_at"]) - c for (t, _, _), c in zip(found, complete_at, strict=True)]
@@ -413,10 +422,15 @@ def pace(brokers: str, topic: str, w: Workload) -> dict[str, Any]:
 def latency(brokers: str, rt: Runtime, max_rate: float, per_device_rate: float, gen_rate: float,
             duration_s: float, logdir: Path, partitions: int, config_path: str | None,
             fixed_rate: float | None = None, env: dict[str, str] | None = None,
-            name: str = "e2e-latency", processes: int = 1) -> dict[str, Any]:
+            name: str = "e2e-latency", processes: int = 1,
+            profile_out: Path | None = None) -> dict[str, Any]:
+    """`profile_out`: py-spy samples the dataflow (process 0) while the fleet is paced (raw
+    collapsed stacks; `flamegraph` draws them)."""
     target = fixed_rate or max_rate / 2
     devices = max(20, round(target / per_device_rate))
-    topic = broker.input_topic(brokers, "bench.latency.telemetry", partitions)
+    # a fresh input topic per run: a child reads its input from the beginning, so a shared one
+    # would hand each sustained step the previous steps' messages as a backlog first
+    topic = broker.input_topic(brokers, f"bench.{name}.telemetry", partitions)
     log(f"e2e latency: {devices} devices at nominal rates = ~{target:,.0f} ev/s paced for "
         f"{duration_s:.0f} s")
     child = start_child(brokers, topic, name, logdir, partitions, config_path,
@@ -429,14 +443,28 @@ def latency(brokers: str, rt: Runtime, max_rate: float, per_device_rate: float, 
     start_ms = int((time.time() + 1.5 * est_gen + 3) * 1000)
     w = generate(rt, devices, duration_s, seed=11, start_ms=start_ms)
     late_ms = int(time.time() * 1000) - start_ms
+    if profile_out is not None:  # from when pacing starts, for the whole step
+        time.sleep(max(start_ms / 1000 - time.time(), 0))
+    spy = profiling.record(child.proc.pid, duration_s, profile_out) if profile_out else None
     sent = pace(brokers, topic, w)
     assert child.done is not None
     child.done.touch()
     res = child.finish(300 + duration_s)
+    if spy is not None:
+        res["profile_error"] = _finish_spy(spy)
     found = threats(brokers, child.topics)
     p = rt.cfg.pipeline
-    lat = latencies(found, w.labels, p.window_ms,
-                    evidence_complete(found, w.keys, w.ts_ms, p.window_ms, p.allowed_lateness_ms))
+    early = {(int(t["source"]["partition"]), int(t["source"]["last_offset"]))
+             for t, _, _ in found if not _closed(t, p.window_ms) and t.get("source")}
+    done = evidence_complete(found, w.keys, w.ts_ms, p.window_ms, p.allowed_lateness_ms,
+                             broker.timestamps_at(brokers, topic, early))
+    lat = latencies(found, w.labels, p.window_ms, done)
+    # every threat's clock readings, for a closer look at the slow ones
+    (logdir / f"{name}-threats.jsonl").write_text("".join(
+        json.dumps({"device_id": t["device_id"], "threat": t["threat"], "window_start":
+                    t["window_start"], "window_end": t["window_end"], "complete": c,
+                    "detected_at": t["detected_at"], "append": ts}) + "\n"
+        for (t, ts, _), c in zip(found, done, strict=True)))
     rows = logdir / f"{name}-attacks.jsonl"  # per detected attack, for a closer look
     rows.write_text("".join(json.dumps(a) + "\n" for a in lat.pop("attacks")))
     log(f"e2e latency: p50/p95/p99 = {lat['right_class']['p50']}/{lat['right_class']['p95']}/"

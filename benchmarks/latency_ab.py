@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from twinguard.benchmarks import e2e_suite
+from twinguard.benchmarks import e2e_suite, flamegraph
 from twinguard.benchmarks.broker import private_broker
 from twinguard.benchmarks.harness import Stat, log
 from twinguard.benchmarks.workload import generate
@@ -60,7 +60,8 @@ def _row(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(variants: list[tuple[str, dict[str, str]]], rate: float, duration_s: float, trials: int,
-        out: Path, config_path: str | None) -> dict[str, Any]:
+        out: Path, config_path: str | None, processes: int = 1, profile: bool = False
+        ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     logdir = out / "logs"
     logdir.mkdir(exist_ok=True)
@@ -75,7 +76,14 @@ def run(variants: list[tuple[str, dict[str, str]]], rate: float, duration_s: flo
                 res = e2e_suite.latency(brokers, rt, rate * 2, probe.events_per_device_s,
                                         len(probe) / max(probe.generate_s, 1e-3), duration_s,
                                         logdir, cfg.topics.partitions, config_path,
-                                        fixed_rate=rate, env=env, name=f"ab-{name}-t{t + 1}")
+                                        fixed_rate=rate, env=env, name=f"ab-{name}-t{t + 1}",
+                                        processes=processes,
+                                        profile_out=(out / f"profile-{name}-t{t + 1}.folded"
+                                                     if profile else None))
+                if profile:
+                    flamegraph.write(out / f"profile-{name}-t{t + 1}.folded",
+                                     out / f"flamegraph-{name}-t{t + 1}.svg",
+                                     f"dataflow process, paced at {rate:,.0f} ev/s ({name})")
                 row = {"variant": name, "trial": t + 1, **_row(res),
                        "loadavg_1m": [round(load, 2), round(os.getloadavg()[0], 2)]}
                 runs.append(row)
@@ -92,7 +100,8 @@ def run(variants: list[tuple[str, dict[str, str]]], rate: float, duration_s: flo
     base = summary[first]["delay_p99"]
     for row in summary.values():
         row["delay_p99_ratio_to_" + first] = round(row["delay_p99"] / base, 3) if base else None
-    doc = {"rate": rate, "duration_s": duration_s, "trials": trials, "summary": summary,
+    doc = {"rate": rate, "duration_s": duration_s, "trials": trials, "processes": processes,
+           "summary": summary,
            "runs": runs}
     (out / "latency_ab.json").write_text(json.dumps(doc, indent=1))
     return doc
@@ -106,10 +115,13 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=3, help="runs per variant, alternated")
     ap.add_argument("--variant", type=parse_variant, action="append", required=True,
                     help="NAME:TWINGUARD__SECTION__KEY=VALUE,... (repeat; the first is the base)")
+    ap.add_argument("--processes", type=int, default=1, help="dataflow processes (default 1)")
+    ap.add_argument("--profile", action="store_true",
+                    help="py-spy the dataflow during each run: profile-*.folded + flamegraph-*.svg")
     ap.add_argument("--config", default=None, help="twinguard config file")
     ap.add_argument("--out", required=True, type=Path, help="folder for latency_ab.json + logs")
     a = ap.parse_args()
-    doc = run(a.variant, a.rate, a.duration, a.trials, a.out, a.config)
+    doc = run(a.variant, a.rate, a.duration, a.trials, a.out, a.config, a.processes, a.profile)
     print(json.dumps(doc["summary"], indent=1))
 
 

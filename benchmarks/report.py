@@ -137,6 +137,11 @@ def markdown(r: dict[str, Any]) -> str:
               "| stage | µs/event | % of instrumented pass |", "|---|---:|---:|"]
         for name, s in b["stages"].items():
             L.append(f"| {name} | {s['us_per_event']:.2f} | {s['pct_of_total']:.1f} |")
+        if b.get("windows"):
+            L += ["", f"per window judged (close + detectors + multivariate + model + threats): "
+                  f"{b['us_per_window']} µs over {b['windows']:,} windows; per twin emitted "
+                  f"(state read + risk + encoding): {b['us_per_twin']} µs over {b['twins']:,} "
+                  "twins"]
         dp = b["decode_parts"]
         L += ["", "decode micro-benchmarks (µs/event): " + ", ".join(
             f"{k[:-3]} {v:.2f}" for k, v in dp.items() if k.endswith("_us"))]

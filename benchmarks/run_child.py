@@ -149,7 +149,8 @@ def _flow(stats_dir: Path, idle_s: float, ready: Path | None, done: Path | None)
     stats_dir.mkdir(parents=True, exist_ok=True)
     source = CountingSource(kafka_source(cfg), stats_dir, idle_s, ready, done)
     # recovery is off here (no -r, no recovery config), as in `twinguard run` without a store
-    flow = build_flow(cfg, source=source, runtime=rt, sink=kafka_sink(cfg, recovery=False))
+    flow = build_flow(cfg, source=source, runtime=rt, sink=kafka_sink(cfg, recovery=False),
+                      snapshots=False)
     heap.settle()  # as `twinguard run` does before it runs the flow
     return flow
 

@@ -59,3 +59,17 @@ def test_evidence_is_complete_at_the_devices_next_message_or_after_the_lateness(
     assert lat["append_minus_evidence_complete"]["n"] == 4
     assert lat["evidence_complete_to_detected_ms"]["max"] == 250  # d3: judged 250 ms after
     assert lat["append_minus_window_end"]["max"] == 2_300
+
+
+def test_an_early_rows_evidence_is_complete_when_its_trigger_message_was_sent() -> None:
+    import numpy as np
+
+    from twinguard.benchmarks.e2e_suite import evidence_complete
+
+    replay = _threat("d1", "replay", 10_000, 10_401, 11_000) | {
+        "source": {"partition": 2, "first_offset": 7, "last_offset": 9}}
+    found = [(replay, 11_050, 2)]
+    keys, sends = [b"d1"], np.array([10_400], dtype=np.int64)
+    # the replayed message at offset 9 was sent 500 ms after the device's last authentic one
+    assert evidence_complete(found, keys, sends, 10_000, 2_000, {(2, 9): 10_900}) == [10_900]
+    assert evidence_complete(found, keys, sends, 10_000, 2_000, {}) == [10_400]
