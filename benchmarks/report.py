@@ -173,7 +173,12 @@ def markdown(r: dict[str, Any]) -> str:
                   f"devices): p50 {_fmt(lr['p50'])} / p95 {_fmt(lr['p95'])} / p99 "
                   f"{_fmt(lr['p99'])} ms over {lr['n']} detected attacks; threat append time "
                   f"minus its window's end: p50 {_fmt(aw['p50'])} / p99 {_fmt(aw['p99'])} ms "
-                  "(negative: fired before the window ended); "
+                  "(negative: fired before the window ended); pipeline delay (append - "
+                  "evidence complete) p50 "
+                  f"{_fmt((lat['latency_ms'].get('append_minus_evidence_complete') or {}).get('p50'))}"
+                  " / p99 "
+                  f"{_fmt((lat['latency_ms'].get('append_minus_evidence_complete') or {}).get('p99'))}"
+                  " ms; "
                   f"{lat['definition']}",
                   f"- detection (paced run): {lat['detection']['detected_right_class']}/"
                   f"{lat['detection']['attacks']} right class, "
