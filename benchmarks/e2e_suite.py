@@ -75,6 +75,10 @@ def aggregate_stats(stats_dir: Path) -> dict[str, Any]:
     if lags:  # paced runs: how far behind event time the source polled
         out["consume_lag_ms"] = {"polls": len(lags), "p50": round(percentile(lags, 50)),
                                  "p99": round(percentile(lags, 99)), "max": round(max(lags))}
+    gaps = [float(x) for p in parts for x in p.get("poll_gap_ms") or []]
+    if gaps:  # paced runs: how long the worker left a partition unpolled (stalls)
+        out["poll_gap_ms"] = {"p50": round(percentile(gaps, 50)), "p99": round(percentile(gaps, 99)),
+                              "max": round(max(gaps)), "over_500ms": sum(g > 500 for g in gaps)}
     return out
 
 

@@ -52,6 +52,7 @@ def _row(res: dict[str, Any]) -> dict[str, Any]:
             "threats": lat["append_minus_window_end"].get("n"),
             "latency_p99": lat["right_class"].get("p99"),
             "consume_lag_p99": (res["run"].get("consume_lag_ms") or {}).get("p99"),
+            "poll_gap_max": (res["run"].get("poll_gap_ms") or {}).get("max"),
             "dataflow_cores": cpu.get("dataflow_cores"),
             "cpu_us_per_event": cpu.get("dataflow_cpu_us_per_event"),
             "accounted": bool(res["accounting"].get("all_accounted")),

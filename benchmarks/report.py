@@ -353,15 +353,16 @@ def _sustained_table(sus: dict[str, Any]) -> list[str]:
     L = ["", f"## Sustained live rate, {sus.get('processes', 1)} process(es)", "",
          str(sus["definition"]) + ".", "",
          "| step | rate ev/s | devices | held | pipeline delay p50/p99 ms | append - window end p99 "
-         "ms | consume lag p99 ms | detection latency p50/p99 ms | dataflow cores | µs CPU/event | "
-         "load 1m | why not |",
-         "|---:|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+         "ms | consume lag p99 ms | longest poll gap ms | detection latency p50/p99 ms | dataflow "
+         "cores | µs CPU/event | load 1m | why not |",
+         "|---:|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for i, s in enumerate(sus["steps"], 1):
         cpu = s.get("cpu") or {}
         after_end = s.get("after_window_end_ms") or {}
         L.append(f"| {i} | {s['rate']:,} | {s['devices']:,} | {'yes' if s['held'] else 'no'} | "
                  f"{s['delay_ms'].get('p50')}/{s['delay_ms'].get('p99')} | "
                  f"{after_end.get('p99')} | {s['consume_lag_ms'].get('p99')} | "
+                 f"{(s.get('poll_gap_ms') or {}).get('max')} | "
                  f"{s['latency_ms'].get('p50')}/{s['latency_ms'].get('p99')} | "
                  f"{cpu.get('dataflow_cores')} | {cpu.get('dataflow_cpu_us_per_event')} | "
                  f"{s['loadavg_1m']['before']}-{s['loadavg_1m']['after']} | "

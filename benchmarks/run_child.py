@@ -41,6 +41,10 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
         self.lags_ms: list[float] = []  # paced runs: poll time - event time of the batch's last msg
         self.messages = 0
         self.polls = 0
+        # wall time between this partition's polls once input flows: a stalled worker (GC, a slow
+        # step, a starved CPU) shows here, while the lag of the batch's newest message does not
+        self.gaps_ms: list[float] = []
+        self.last_poll: float | None = None
         self.first_t: float | None = None  # wall time the first message was in hand
         self.last_t: float | None = None  # ... the last message
         self.drained_t: float | None = None  # first empty poll after the last message
@@ -54,6 +58,9 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
         self.polls += 1
         out = list(self.inner.next_batch())
         now = time.time()
+        if self.done is not None and self.first_t is not None and self.last_poll is not None:
+            self.gaps_ms.append(round((now - self.last_poll) * 1000, 1))
+        self.last_poll = now
         n = sum(len(b) for b in out)
         if n:
             self.messages += n
@@ -105,7 +112,8 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
         doc = {"partition": self.name, "pid": os.getpid(),
                "process_id": os.environ.get("BYTEWAX_PROCESS_ID"), "messages": self.messages,
                "polls": self.polls, "first_t": self.first_t, "last_t": self.last_t,
-               "drained_t": self.drained_t, "cpu_s": self.cpu, "consume_lag_ms": self.lags_ms}
+               "drained_t": self.drained_t, "cpu_s": self.cpu, "consume_lag_ms": self.lags_ms,
+               "poll_gap_ms": self.gaps_ms}
         path = self.stats_dir / f"part-{os.getpid()}-{self.name}.json"
         path.write_text(json.dumps(doc))
 

@@ -56,6 +56,7 @@ def _step(brokers: str, rt: Runtime, rate: float, per_device_rate: float, gen_ra
             # message after its window, up to 1 / report rate, or the allowed lateness)
             "after_window_end_ms": lat["append_minus_window_end"],
             "complete_to_detected_ms": lat["evidence_complete_to_detected_ms"],
+            "poll_gap_ms": res["run"].get("poll_gap_ms"),  # worker stalls, if any
             "latency_ms": lat["right_class"], "detection": res["detection"],
             "cpu": res["run"].get("cpu"), "accounting": res["accounting"],
             "loadavg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}}
@@ -111,8 +112,8 @@ def run(brokers: str, rt: Runtime, per_device_rate: float, gen_rate: float, logd
             "steps": steps, "duration_s": duration_s,
             "definition": (f"highest paced rate at which, over {duration_s:.0f} s, threats reached the "
                            f"topic within {DELAY_P99_MS} ms of their evidence being complete "
-                           "(the early row's last message; a closed window's next device message "
-                           "or its end + allowed lateness) "
+                           "(an early row: the message that crossed its threshold; a closed "
+                           "window: its device's next message or its end + allowed lateness) "
                            f"(p99), the source polled within {LAG_P99_MS} ms of event time (p99) and "
                            f"every message was accounted for; {processes} dataflow process(es), "
                            "1 worker each; broker and producer on the same cores")}
