@@ -102,3 +102,23 @@ def read_records(brokers: str, topic: str, timeout_s: float = 120.0) -> list[Rec
         ttype, ts = m.timestamp()
         out.append(Record(m.key(), m.value() or b"", m.partition(), m.offset(), ts, ttype))
     return out
+
+
+def timestamps_at(brokers: str, topic: str, where: set[tuple[int, int]], timeout_s: float = 10.0
+                  ) -> dict[tuple[int, int], int]:
+    """Kafka timestamp (ms) of the record at each (partition, offset) of `topic` (missing ones
+    left out): one seek per record, for the few hundred a latency run asks about."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({**settings(brokers), "group.id": "twinguard-bench-seek",
+                  "enable.auto.commit": False, "enable.partition.eof": False})
+    out: dict[tuple[int, int], int] = {}
+    try:
+        for part, off in sorted(where):
+            c.assign([TopicPartition(topic, part, off)])
+            for m in c.consume(1, timeout_s):
+                if m.error() is None and m.offset() == off:
+                    out[(part, off)] = int(m.timestamp()[1])
+    finally:
+        c.close()
+    return out

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from twinguard.benchmarks import broker, profiling
 from twinguard.benchmarks.harness import PYTHON, Stat, log, percentile
@@ -74,6 +75,10 @@ def aggregate_stats(stats_dir: Path) -> dict[str, Any]:
     if lags:  # paced runs: how far behind event time the source polled
         out["consume_lag_ms"] = {"polls": len(lags), "p50": round(percentile(lags, 50)),
                                  "p99": round(percentile(lags, 99)), "max": round(max(lags))}
+    gaps = [float(x) for p in parts for x in p.get("poll_gap_ms") or []]
+    if gaps:  # paced runs: how long the worker left a partition unpolled (stalls)
+        out["poll_gap_ms"] = {"p50": round(percentile(gaps, 50)), "p99": round(percentile(gaps, 99)),
+                              "max": round(max(gaps)), "over_500ms": sum(g > 500 for g in gaps)}
     return out
 
 
@@ -103,7 +108,7 @@ class Child:
     """A running twinguard.benchmarks.run_child process and where it reports."""
 
     name: str
-    proc: subprocess.Popen[bytes]
+    procs: list[subprocess.Popen[bytes]]  # one per dataflow process (a cluster shares stats_dir)
     stats_dir: Path
     ready: Path
     done: Path | None
@@ -111,35 +116,50 @@ class Child:
     log_path: Path
     t0: float = field(default_factory=time.monotonic)
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """Process 0 (the one profiled)."""
+        return self.procs[0]
+
     def wait_ready(self, timeout_s: float = 300) -> float:
         """Seconds from launch until the source first polled (warm-up + Bytewax start)."""
         deadline = time.monotonic() + timeout_s
-        while not self.ready.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
-                                   f"consuming; see {self.log_path}")
+        readies = [self.ready] + [self.ready.with_name(f"{self.ready.name}.p{i}")
+                                  for i in range(1, len(self.procs))]
+        while not all(r.exists() for r in readies):
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {p.returncode} before "
+                                       f"consuming; see {self.log_path}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name} not consuming after {timeout_s} s")
             time.sleep(0.05)
         return time.monotonic() - self.t0
 
     def finish(self, timeout_s: float) -> dict[str, Any]:
-        try:
-            rc = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError(f"{self.name} did not finish in {timeout_s:.0f} s (killed); "
-                               f"see {self.log_path}") from None
-        if rc != 0:
-            raise RuntimeError(f"{self.name} exited with {rc}; see {self.log_path}")
+        deadline = time.monotonic() + timeout_s
+        for p in self.procs:
+            try:
+                rc = p.wait(timeout=max(deadline - time.monotonic(), 1))
+            except subprocess.TimeoutExpired:
+                for q in self.procs:
+                    q.kill()
+                    q.wait()
+                raise RuntimeError(f"{self.name} did not finish in {timeout_s:.0f} s (killed); "
+                                   f"see {self.log_path}") from None
+            if rc != 0:
+                raise RuntimeError(f"{self.name} exited with {rc}; see {self.log_path}")
         out = aggregate_stats(self.stats_dir)
         out["process_wall_s"] = round(time.monotonic() - self.t0, 2)
         return out
 
 
 def start_child(brokers: str, topic: str, name: str, logdir: Path, partitions: int,
-                config_path: str | None, idle_s: float, paced: bool = False) -> Child:
+                config_path: str | None, idle_s: float, paced: bool = False,
+                env: dict[str, str] | None = None, processes: int = 1) -> Child:
+    """`env`: extra variables for the child (e.g. TWINGUARD__* settings of a variant).
+    `processes` > 1: a cluster of that many run_child processes (1 worker each) sharing the
+    partitions, the stats folder and the output topics; logs NAME.log, NAME-p1.log, ..."""
     out_topics = broker.output_topics(brokers, name, partitions)
     stats = logdir / name
     stats.mkdir(parents=True, exist_ok=True)
@@ -149,10 +169,17 @@ def start_child(brokers: str, topic: str, name: str, logdir: Path, partitions: i
     if done is not None:
         cmd += ["--done", str(done)]
     log_path = logdir / f"{name}.log"
-    with log_path.open("wb") as lf:
-        proc = subprocess.Popen(cmd, env=child_env(brokers, topic, out_topics, config_path),
-                                stdout=lf, stderr=subprocess.STDOUT)
-    return Child(name, proc, stats, ready, done, out_topics, log_path)
+    addrs = ";".join(f"127.0.0.1:{kafka_local.free_port()}" for _ in range(processes))
+    procs = []
+    for i in range(processes):
+        extra = ["--process-id", str(i), "--addresses", addrs] if processes > 1 else []
+        if i > 0:  # each process says when it first polled (Child.wait_ready waits for all)
+            extra += ["--ready", f"{ready}.p{i}"]
+        with (log_path if i == 0 else logdir / f"{name}-p{i}.log").open("wb") as lf:
+            procs.append(subprocess.Popen(
+                cmd + extra, env=child_env(brokers, topic, out_topics, config_path, env),
+                stdout=lf, stderr=subprocess.STDOUT))
+    return Child(name, procs, stats, ready, done, out_topics, log_path)
 
 
 def accounting(brokers: str, topics: dict[str, str], expected: int) -> dict[str, Any]:
@@ -213,8 +240,43 @@ def _closed(t: dict[str, Any], window_ms: int) -> bool:
     return int(t["window_end"]) - int(t["window_start"]) >= window_ms
 
 
+def evidence_complete(found: list[tuple[dict[str, Any], int, int]], keys: list[bytes],
+                      send_ms: npt.NDArray[np.int64], window_ms: int, lateness_ms: int,
+                      sent_at: dict[tuple[int, int], int] | None = None) -> list[int]:
+    """Per threat, when the input held everything the engine needed to emit it: an early row's
+    evidence is complete when the message that crossed the threshold was sent (the record at the
+    threat's `source.last` offset: `sent_at`, Kafka CreateTime by (partition, offset); without it,
+    its window's end on the device's clock, `window_end` - 1, which is earlier for a replay sent
+    after the device's last authentic message); a closed window can
+    be judged only once it is known to be over: when its device's next message after the window
+    was sent, or, if the device stays silent, when the partition's mark passes window_end +
+    allowed lateness. What remains between that moment and the broker's append is the pipeline's
+    own delay; window_end itself is earlier by the device's report interval (up to 2 s for 0.5 Hz
+    cameras) or by the allowed lateness, which no pipeline speed can remove."""
+    devices = {str(t["device_id"]).encode() for t, _, _ in found}
+    sends: dict[bytes, list[int]] = {}
+    for k, ts in zip(keys, send_ms.tolist(), strict=True):  # one pass over the input
+        if k in devices:
+            sends.setdefault(k, []).append(ts)
+    out = []
+    for t, _, _ in found:
+        we = int(t["window_end"])
+        if not _closed(t, window_ms):
+            src = t.get("source") or {}
+            key = (int(src.get("partition", -1)), int(src.get("last_offset", -1)))
+            out.append(max(we - 1, (sent_at or {}).get(key, we - 1)))
+            continue
+        mine = np.asarray(sends.get(str(t["device_id"]).encode(), []), dtype=np.int64)
+        j = int(np.searchsorted(mine, we, side="left"))
+        nxt = int(mine[j]) if j < mine.size else we + lateness_ms
+        out.append(min(nxt, we + lateness_ms))
+    return out
+
+
 def latencies(found: list[tuple[dict[str, Any], int, int]], labels: list[AttackLabel],
-              window_ms: int = 10_000) -> dict[str, Any]:
+              window_ms: int = 10_000, complete_at: list[int] | None = None) -> dict[str, Any]:
+    """`complete_at` (`evidence_complete`, one per threat): adds the pipeline's own delay,
+    append - the moment the evidence was complete, next to append - window_end."""
     by_dev: dict[str, list[tuple[dict[str, Any], int, int]]] = {}
     for rec in found:
         by_dev.setdefault(str(rec[0]["device_id"]), []).append(rec)
@@ -234,8 +296,12 @@ def latencies(found: list[tuple[dict[str, Any], int, int]], labels: list[AttackL
                             "detectors": t.get("detectors", []),
                             **_stages(t, ts, lab.start)})
     after_end = [ts - int(t["window_end"]) for t, ts, _ in found]
+    delays = ([ts - c for (_, ts, _), c in zip(found, complete_at, strict=True)]
+              if complete_at is not None else [])
     types = sorted({tt for _, _, tt in found})
     stages = [_stages(t, ts) | {"closed": _closed(t, window_ms)} for t, ts, _ in found]
+    for row, d in zip(stages, delays, strict=False):
+        row["delay_ms"] = d
 
     def split(key: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"all": _pct([r[key] for r in rows]),
@@ -251,6 +317,13 @@ def latencies(found: list[tuple[dict[str, Any], int, int]], labels: list[AttackL
                            for k in ("evidence_ms", "engine_ms", "sink_ms")}}
     return {"right_class": _pct(right), "any_class": _pct(anyc),
             "append_minus_window_end": _pct(after_end),
+            # the pipeline's own delay: append - when the evidence was complete (event time)
+            "append_minus_evidence_complete": (split("delay_ms", stages) | {"n": len(delays)}
+                                               | _pct(delays)) if complete_at is not None else None,
+            # ... split: complete -> judged (consume + batch wait + engine), judged -> append (sink)
+            "evidence_complete_to_detected_ms": _pct(
+                [int(t["detected_at"]) - c for (t, _, _), c in zip(found, complete_at, strict=True)]
+            ) if complete_at is not None else None,
             # every threat: engine = detected_at - window_end, sink = append - detected_at
             "threat_engine_ms": split("engine_ms", stages),
             "threat_sink_ms": split("sink_ms", stages),
@@ -352,30 +425,58 @@ def pace(brokers: str, topic: str, w: Workload) -> dict[str, Any]:
 
 def latency(brokers: str, rt: Runtime, max_rate: float, per_device_rate: float, gen_rate: float,
             duration_s: float, logdir: Path, partitions: int, config_path: str | None,
-            fixed_rate: float | None = None) -> dict[str, Any]:
+            fixed_rate: float | None = None, env: dict[str, str] | None = None,
+            name: str = "e2e-latency", processes: int = 1,
+            profile_out: Path | None = None) -> dict[str, Any]:
+    """`profile_out`: py-spy samples the dataflow (process 0) while the fleet is paced (raw
+    collapsed stacks; `flamegraph` draws them)."""
     target = fixed_rate or max_rate / 2
     devices = max(20, round(target / per_device_rate))
-    topic = broker.input_topic(brokers, "bench.latency.telemetry", partitions)
+    # a fresh input topic per run: a child reads its input from the beginning, so a shared one
+    # would hand each sustained step the previous steps' messages as a backlog first
+    topic = broker.input_topic(brokers, f"bench.{name}.telemetry", partitions)
     log(f"e2e latency: {devices} devices at nominal rates = ~{target:,.0f} ev/s paced for "
         f"{duration_s:.0f} s")
-    child = start_child(brokers, topic, "e2e-latency", logdir, partitions, config_path,
-                        idle_s=5, paced=True)
-    est_gen = devices * per_device_rate * duration_s / max(gen_rate, 1.0)
-    start_ms = int((time.time() + 1.5 * est_gen + 8) * 1000)
-    w = generate(rt, devices, duration_s, seed=11, start_ms=start_ms)
+    child = start_child(brokers, topic, name, logdir, partitions, config_path,
+                        idle_s=5, paced=True, env=env, processes=processes)
+    # the fleet starts once the child polls: its start-up (Numba warm-up, a cold cache after a
+    # fresh install, a busy machine) would otherwise eat into the plan and the paced producer
+    # would start with a burst of overdue messages that measures the start-up, not the pipeline
     ready_s = child.wait_ready()
+    est_gen = devices * per_device_rate * duration_s / max(gen_rate, 1.0)
+    # generation slows down on a busy machine (2.2 s late at load 15 with 1.5x + 3 s): be generous,
+    # waiting costs nothing but wall time
+    start_ms = int((time.time() + 2.5 * est_gen + 5) * 1000)
+    w = generate(rt, devices, duration_s, seed=11, start_ms=start_ms)
     late_ms = int(time.time() * 1000) - start_ms
+    if profile_out is not None:  # from when pacing starts, for the whole step
+        time.sleep(max(start_ms / 1000 - time.time(), 0))
+    spy = profiling.record(child.proc.pid, duration_s, profile_out) if profile_out else None
     sent = pace(brokers, topic, w)
     assert child.done is not None
     child.done.touch()
     res = child.finish(300 + duration_s)
+    if spy is not None:
+        res["profile_error"] = _finish_spy(spy)
     found = threats(brokers, child.topics)
-    lat = latencies(found, w.labels, rt.cfg.pipeline.window_ms)
-    rows = logdir / "e2e-latency-attacks.jsonl"  # per detected attack, for a closer look
+    p = rt.cfg.pipeline
+    early = {(int(t["source"]["partition"]), int(t["source"]["last_offset"]))
+             for t, _, _ in found if not _closed(t, p.window_ms) and t.get("source")}
+    done = evidence_complete(found, w.keys, w.ts_ms, p.window_ms, p.allowed_lateness_ms,
+                             broker.timestamps_at(brokers, topic, early))
+    lat = latencies(found, w.labels, p.window_ms, done)
+    # every threat's clock readings, for a closer look at the slow ones
+    (logdir / f"{name}-threats.jsonl").write_text("".join(
+        json.dumps({"device_id": t["device_id"], "threat": t["threat"], "window_start":
+                    t["window_start"], "window_end": t["window_end"], "complete": c,
+                    "detected_at": t["detected_at"], "append": ts}) + "\n"
+        for (t, ts, _), c in zip(found, done, strict=True)))
+    rows = logdir / f"{name}-attacks.jsonl"  # per detected attack, for a closer look
     rows.write_text("".join(json.dumps(a) + "\n" for a in lat.pop("attacks")))
     log(f"e2e latency: p50/p95/p99 = {lat['right_class']['p50']}/{lat['right_class']['p95']}/"
         f"{lat['right_class']['p99']} ms over {lat['right_class']['n']} detected attacks")
-    return {"target_rate": round(target), "devices": devices, "workload": w.describe(),
+    return {"target_rate": round(target), "devices": devices, "processes": processes,
+            "workload": w.describe(),
             "producer": {**sent, "started_late_ms": max(late_ms, 0)}, "child_ready_s": ready_s,
             "run": res, "latency_ms": lat, "detection": detection(found, w),
             "accounting": accounting(brokers, child.topics, len(w)),

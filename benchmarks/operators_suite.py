@@ -73,6 +73,18 @@ class Stages:
     """Seconds spent per stage, accumulated by patched wrappers during one instrumented run."""
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def count(self, name: str, fn: Callable[..., Any], n: Callable[[Any, Any], int]
+              ) -> Callable[..., Any]:
+        """Count what each call handles (`n(first argument, result)`), time nothing."""
+        acc = self.counts
+
+        def counted_call(*args: Any, **kwargs: Any) -> Any:
+            out = fn(*args, **kwargs)
+            acc[name] += n(args[1] if len(args) > 1 else None, out)
+            return out
+        return counted_call
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         acc = self.seconds
@@ -98,12 +110,17 @@ def _patched(st: Stages) -> Iterator[None]:
         (Scorer, "predict", "engine.xgboost_predict"),
         (Scorer, "contributions", "engine.xgboost_contributions"),
         (ShardEngine, "_threat", "engine.encode_threats_actions"),
-        (ShardEngine, "twins", "engine.encode_twins"),
+        (ShardEngine, "_emit_twins", "engine.encode_twins"),  # sweeps and the final flush
     ]
-    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in targets]
+    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in targets + [(ShardEngine, "_judge", "")]]
     try:
         for obj, attr, name in targets:
             setattr(obj, attr, st.wrap(name, getattr(obj, attr)))
+        # what the per-window and per-twin costs are divided by
+        ShardEngine._judge = st.count("windows", ShardEngine._judge,  # type: ignore[method-assign]
+                                      lambda w, _out: len(w))
+        ShardEngine._emit_twins = st.count(  # type: ignore[method-assign]
+            "twins", ShardEngine._emit_twins, lambda _lo, out: len(out))
         yield
     finally:
         for obj, attr, fn in saved:
@@ -148,8 +165,18 @@ def breakdown(rt: Runtime, w: Workload) -> dict[str, Any]:
     stages = {k: {"seconds": round(v, 3), "us_per_event": round(v / n * 1e6, 3),
                   "pct_of_total": round(100 * v / total, 1)}
               for k, v in sorted(sec.items())}
+    windows, twins = st.counts["windows"], st.counts["twins"]
+    per_window = sum(sec[k] for k in ("engine.kernels.close_due", "engine.detectors",
+                                      "engine.multivariate", "engine.xgboost_predict",
+                                      "engine.xgboost_contributions",
+                                      "engine.encode_threats_actions"))
     return {"events": n, "total_s": round(total, 3),
             "events_per_s_instrumented": round(n / total), "stages": stages,
+            # judging a window (close + detectors + multivariate + model + threats) and emitting
+            # a twin, per item: they scale with windows and changed devices, not with events
+            "windows": windows, "twins": twins,
+            "us_per_window": round(per_window / windows * 1e6, 2) if windows else None,
+            "us_per_twin": round(sec["engine.encode_twins"] / twins * 1e6, 2) if twins else None,
             "decode_parts": decode_parts(rt, w)}
 
 

@@ -8,6 +8,7 @@ the dataflow and ends the partition after `idle` seconds without input (and, for
 after the producer said it is done). Configuration comes from TWINGUARD__* variables.
 
     python -m twinguard.benchmarks.run_child --stats DIR --idle S [--ready FILE] [--done FILE]
+        [--process-id I --addresses "h:p;h:p"]   (one of several processes, e.g. sustained -p 2)
     python -m bytewax.run "twinguard.benchmarks.run_child:scaling_flow()" -i 0 -a "h:p;h:p"   (env BENCH_*)
 """
 
@@ -40,6 +41,10 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
         self.lags_ms: list[float] = []  # paced runs: poll time - event time of the batch's last msg
         self.messages = 0
         self.polls = 0
+        # wall time between this partition's polls once input flows: a stalled worker (GC, a slow
+        # step, a starved CPU) shows here, while the lag of the batch's newest message does not
+        self.gaps_ms: list[float] = []
+        self.last_poll: float | None = None
         self.first_t: float | None = None  # wall time the first message was in hand
         self.last_t: float | None = None  # ... the last message
         self.drained_t: float | None = None  # first empty poll after the last message
@@ -53,6 +58,9 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
         self.polls += 1
         out = list(self.inner.next_batch())
         now = time.time()
+        if self.done is not None and self.first_t is not None and self.last_poll is not None:
+            self.gaps_ms.append(round((now - self.last_poll) * 1000, 1))
+        self.last_poll = now
         n = sum(len(b) for b in out)
         if n:
             self.messages += n
@@ -104,7 +112,8 @@ class _CountingPartition(StatefulSourcePartition[RawBatch, int]):
         doc = {"partition": self.name, "pid": os.getpid(),
                "process_id": os.environ.get("BYTEWAX_PROCESS_ID"), "messages": self.messages,
                "polls": self.polls, "first_t": self.first_t, "last_t": self.last_t,
-               "drained_t": self.drained_t, "cpu_s": self.cpu, "consume_lag_ms": self.lags_ms}
+               "drained_t": self.drained_t, "cpu_s": self.cpu, "consume_lag_ms": self.lags_ms,
+               "poll_gap_ms": self.gaps_ms}
         path = self.stats_dir / f"part-{os.getpid()}-{self.name}.json"
         path.write_text(json.dumps(doc))
 
@@ -148,7 +157,8 @@ def _flow(stats_dir: Path, idle_s: float, ready: Path | None, done: Path | None)
     stats_dir.mkdir(parents=True, exist_ok=True)
     source = CountingSource(kafka_source(cfg), stats_dir, idle_s, ready, done)
     # recovery is off here (no -r, no recovery config), as in `twinguard run` without a store
-    flow = build_flow(cfg, source=source, runtime=rt, sink=kafka_sink(cfg, recovery=False))
+    flow = build_flow(cfg, source=source, runtime=rt, sink=kafka_sink(cfg, recovery=False),
+                      snapshots=False)
     heap.settle()  # as `twinguard run` does before it runs the flow
     return flow
 
@@ -168,13 +178,18 @@ def main() -> None:
     ap.add_argument("--ready", default=None, help="touched when the source first polls")
     ap.add_argument("--done", default=None, help="do not end before this file exists")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--process-id", type=int, default=None,
+                    help="this process's index in a cluster (with --addresses)")
+    ap.add_argument("--addresses", default=None, help="host:port;host:port of every process")
     a = ap.parse_args()
     cfg = load_config(os.environ.get("TWINGUARD_CONFIG"))
     flow = _flow(Path(a.stats), a.idle, Path(a.ready) if a.ready else None,
                  Path(a.done) if a.done else None)
     t0 = time.time()
+    cluster = {} if a.addresses is None else {"process_id": a.process_id,
+                                              "addresses": a.addresses.split(";")}
     cli_main(flow, workers_per_process=a.workers,  # type: ignore[no-untyped-call]
-             epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s))
+             epoch_interval=timedelta(seconds=cfg.recovery.snapshot_interval_s), **cluster)
     (Path(a.stats) / "process.json").write_text(json.dumps({"run_s": time.time() - t0}))
 
 

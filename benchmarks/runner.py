@@ -17,6 +17,7 @@ from typing import Any
 
 from twinguard.benchmarks import (
     e2e_suite,
+    flamegraph,
     memory,
     operators_suite,
     peers_suite,
@@ -118,6 +119,8 @@ def run_bench(config_path: str | None, suites: list[str], quick: bool, out: Path
             r["operators"] = operators_suite.run(rt, wl, plan.operator_trials, plan.fleet_sizes,
                                                  plan.fleet_duration_s)
             prof = _profile_operators(plan, out / "profile-operators.folded", logdir)
+            flamegraph.write(out / "profile-operators.folded", out / "flamegraph-operators.svg",
+                             "operators: run_offline in-process (decode -> shard engines)")
             profiles["operators (run_offline: decode -> shard engines, no Kafka)"] = prof
             texts.append(profiling.format_text("operators: run_offline in-process", prof))
         guarded("operators", ops)
@@ -146,12 +149,23 @@ def _kafka(r: dict[str, Any], cfg: Config, rt: Runtime, w: Workload, plan: Plan,
                                       "same host"
             state: dict[str, Any] = {}
             if "sustained" in suites:
-                def sus() -> None:
-                    r["sustained"] = sustained.run(
+                def sus(processes: int) -> None:
+                    start = plan.sustained_start_rate
+                    one = r.get("sustained") if processes > 1 else None
+                    if one and one.get("events_per_s"):  # 2 processes start where 1 held
+                        start = one["events_per_s"]
+                    res = sustained.run(
                         brokers, rt, w.events_per_device_s, len(w) / max(w.generate_s, 1e-3), logdir,
-                        parts, config_path, plan.sustained_start_rate, plan.sustained_duration_s,
-                        refine=plan.sustained_refine, max_steps=plan.sustained_max_steps)
-                guarded("sustained", sus)
+                        parts, config_path, start, plan.sustained_duration_s,
+                        refine=plan.sustained_refine, max_steps=plan.sustained_max_steps,
+                        processes=processes)
+                    if processes == 1:
+                        r["sustained"] = res
+                    # 1 process: its headline (steps are the top level's); 2: the whole search
+                    r.setdefault("sustained", {}).setdefault("by_processes", {})[
+                        str(processes)] = sustained.headline(res) if processes == 1 else res
+                guarded("sustained", lambda: sus(1))
+                guarded("sustained_2p", lambda: sus(2))
                 if set(suites) <= {"sustained"}:
                     return
 
@@ -163,6 +177,8 @@ def _kafka(r: dict[str, Any], cfg: Config, rt: Runtime, w: Workload, plan: Plan,
                 r.setdefault("e2e", {})["throughput"] = th
                 r["e2e"]["events_per_s"] = th["events_per_s"]["median"]
                 prof = profiling.summarize(out / "profile-e2e.folded")
+                flamegraph.write(out / "profile-e2e.folded", out / "flamegraph-e2e.svg",
+                                 "e2e: the twinguard dataflow process (warm-up trial, Kafka in/out)")
                 profiles["e2e (twinguard dataflow process, warm-up trial)"] = prof
                 texts.append(profiling.format_text(
                     "e2e: the dataflow process during the warm-up trial", prof,

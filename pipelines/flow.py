@@ -149,12 +149,14 @@ def by_user(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, Activi
 
 def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None,
                sink: Sink[OutMsg] | None = None, runtime: Runtime | None = None,
-               activity: Source[RawBatch] | None = None) -> Dataflow:
+               activity: Source[RawBatch] | None = None, snapshots: bool = True) -> Dataflow:
     """telemetry -> decode (-> dead letters) -> shard -> twin/window/detect/score -> outputs;
     activity -> decode -> the device's shard (desired state, drift) + a user shard (insider).
 
     Kafka by default; with an explicit telemetry `source`, activity comes only from `activity` or
-    from batches of `source` whose topic is `topics.activity` (the embedded demo interleaves both)."""
+    from batches of `source` whose topic is `topics.activity` (the embedded demo interleaves both).
+    `snapshots` False only where recovery is known to be off (shard state is then not copied at
+    every epoch close); under `python -m bytewax.run` it may be on without this code knowing."""
     cfg = cfg or load_config(os.environ.get("TWINGUARD_CONFIG"))
     rt = runtime or Runtime.from_config(cfg, live=source is None)
     standalone = runtime is None and source is None  # `python -m bytewax.run`: the whole process
@@ -174,7 +176,7 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     shards = op.flat_map("shard", decoded, partial(by_shard, n))
 
     def builder(resume: TwinStore | None) -> TimedLogic[ShardItem, OutMsg, TwinStore]:
-        logic = ShardLogic(rt.engine, resume, rt.control, rt.cfg.activity)
+        logic = ShardLogic(rt.engine, resume, rt.control, rt.cfg.activity, snapshots)
         CENSUS.add(logic)
         return TimedLogic("twin_shards", logic)
 

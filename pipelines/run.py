@@ -54,7 +54,8 @@ def run_kafka(cfg: Config, place: Place, until_idle: float | None = None) -> Non
     idle = IdleStop(until_idle) if until_idle else None  # one decision for both topics
     flow = build_flow(cfg, source=kafka_source(cfg, idle), runtime=rt,
                       activity=activity_source(cfg, idle),
-                      sink=kafka_sink(cfg, recovery=recovery is not None))
+                      sink=kafka_sink(cfg, recovery=recovery is not None),
+                      snapshots=recovery is not None)
     heap.settle()
     try:
         cli_main(flow, workers_per_process=place.workers, process_id=place.process_id,

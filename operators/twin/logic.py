@@ -17,7 +17,6 @@ from twinguard.operators.twin.desired import ControlTable, DesiredTracker
 from twinguard.operators.twin.engine import EngineContext, ShardEngine
 from twinguard.operators.twin.store import TwinStore
 
-TICK = timedelta(seconds=1)
 ShardItem = TelemetryBatch | ActivityBatch
 
 
@@ -25,9 +24,14 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
     """Feeds a shard's batches to its engine; ticks close idle windows and emit twins."""
 
     def __init__(self, ctx: EngineContext, resume: TwinStore | None,
-                 control: ControlTable | None = None, activity: ActivityConfig | None = None
-                 ) -> None:
+                 control: ControlTable | None = None, activity: ActivityConfig | None = None,
+                 snapshots: bool = True) -> None:
+        """`snapshots` False: recovery is known to be off, so Bytewax's per-epoch snapshot (it
+        asks even then, and drops the answer) gets the live store instead of a copy (~0.5 µs per
+        device per epoch: a 40 ms stall every epoch at 80k devices)."""
         activity = activity or ActivityConfig()
+        self.snapshots = snapshots
+        self.tick = timedelta(milliseconds=ctx.pipeline.idle_tick_ms)
         if resume is None:
             self.engine = ShardEngine.fresh(ctx)
         else:  # idle time is measured from now: downtime must not push the watermark forward
@@ -62,7 +66,7 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
         return self.engine.flush() + self.desired.flush(self.engine), False
 
     def notify_at(self) -> datetime:
-        return datetime.now(UTC) + TICK
+        return datetime.now(UTC) + self.tick
 
     def snapshot(self) -> TwinStore:
-        return self.engine.store.snapshot()
+        return self.engine.store.snapshot() if self.snapshots else self.engine.store
