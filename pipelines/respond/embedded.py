@@ -18,7 +18,8 @@ from twinguard.pipelines.respond.responder import ACTUATORS, Responder, Source
 from twinguard.schemas.device_types import load_device_types
 from twinguard.schemas.messages import ActionResult
 
-REVERSIBLE = frozenset({"quarantine", "rate_limit", "block_ip", "failsafe", "suspend_user"})
+REVERSIBLE = frozenset({"quarantine", "lock_credentials", "rate_limit", "block_ip", "failsafe",
+                        "suspend_user"})
 
 
 class SimulatedActuator:

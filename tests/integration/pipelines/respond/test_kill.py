@@ -4,41 +4,31 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
-from tests.support.cli import write_config
-from tests.support.respond import action, commands, publish_actions, publish_twins, results, wait_for
+from tests.support.respond import (
+    action,
+    commands,
+    publish_actions,
+    publish_twins,
+    respond_process,
+    results,
+    site_config,
+    wait_for,
+)
 from twinguard.operators.io.kafka import consumer_lag
 from twinguard.pipelines.config import Config
 
 N = 120
 FLEET = {f"thermostat-{i:06d}": "thermostat" for i in range(N)}
-SITE = """
-[response]
-dry_run = false
-[respond]
-group_id = "{group}"
-guard_max_devices = 100000
-guard_max_type_share = 1.0
-ttl_s = 3600.0
-[respond.rate_per_min]
+RATES = """[respond.rate_per_min]
 commands = "10000000"
 """
 
 
-def _respond(conf: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "twinguard.pipelines.cli", "--config", str(conf),
-                                 "respond"], stdout=out, stderr=subprocess.STDOUT)
-
-
 def _config(cfg: Config, path: Path, group: str) -> Path:
-    write_config(cfg, path)
-    path.write_text(path.read_text() + SITE.format(group=group))
-    return path
+    return site_config(cfg, path, group, RATES)
 
 
 def test_kill_restart_and_replay_execute_nothing_twice(unique_topics: Config, tmp_path: Path) -> None:
@@ -48,7 +38,7 @@ def test_kill_restart_and_replay_execute_nothing_twice(unique_topics: Config, tm
     publish_twins(cfg, FLEET)
     acts = [action(d, "failsafe") for d in FLEET]
     publish_actions(cfg, acts)
-    first = _respond(conf, log)
+    first = respond_process(conf, log)
     try:
         wait_for("some actions executed", lambda: sum(
             r.status == "succeeded" for r in results(cfg).values()) >= 20, timeout_s=120)
@@ -56,7 +46,7 @@ def test_kill_restart_and_replay_execute_nothing_twice(unique_topics: Config, tm
         os.kill(first.pid, signal.SIGKILL)
         first.wait(30)
     killed_at = Counter(r.status for r in results(cfg).values())
-    second = _respond(conf, log)
+    second = respond_process(conf, log)
     try:
         final = wait_for("every action finished", lambda: (r := results(cfg)) and len(r) == N and all(
             x.status in ("succeeded", "failed") for x in r.values()) and r, timeout_s=180)
@@ -64,7 +54,7 @@ def test_kill_restart_and_replay_execute_nothing_twice(unique_topics: Config, tm
         second.terminate()
         second.wait(30)
     replay_conf = _config(cfg, tmp_path / "replay.toml", group + "-replay")
-    replay = _respond(replay_conf, tmp_path / "replay.log")
+    replay = respond_process(replay_conf, tmp_path / "replay.log")
     try:  # a new consumer group: the whole actions topic is read again
         wait_for("the replay to read every action", lambda: _caught_up(cfg, group + "-replay"),
                  timeout_s=120)
