@@ -139,7 +139,8 @@ class Child:
 
 
 def start_child(brokers: str, topic: str, name: str, logdir: Path, partitions: int,
-                config_path: str | None, idle_s: float, paced: bool = False) -> Child:
+                config_path: str | None, idle_s: float, paced: bool = False,
+                extra_env: dict[str, str] | None = None) -> Child:
     out_topics = broker.output_topics(brokers, name, partitions)
     stats = logdir / name
     stats.mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,7 @@ def start_child(brokers: str, topic: str, name: str, logdir: Path, partitions: i
         cmd += ["--done", str(done)]
     log_path = logdir / f"{name}.log"
     with log_path.open("wb") as lf:
-        proc = subprocess.Popen(cmd, env=child_env(brokers, topic, out_topics, config_path),
+        proc = subprocess.Popen(cmd, env=child_env(brokers, topic, out_topics, config_path, extra_env),
                                 stdout=lf, stderr=subprocess.STDOUT)
     return Child(name, proc, stats, ready, done, out_topics, log_path)
 

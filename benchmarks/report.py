@@ -226,6 +226,10 @@ def markdown(r: dict[str, Any]) -> str:
             else:
                 L.append(f"| {s['devices']:,} | {s['bytes_per_device']:,.0f} | "
                          f"{s['slot_bytes']:,} | {s['rss_delta_per_device']:,.0f} |")
+    if isinstance(r.get("respond"), dict):
+        from twinguard.benchmarks.respond_suite import markdown as respond_markdown
+
+        L += respond_markdown(r["respond"])
     prof = r.get("profile")
     if isinstance(prof, dict):
         L += ["", "## Where the time goes (py-spy, own time; full lists in profile.txt)", ""]
