@@ -121,6 +121,9 @@ def run(brokers: str, paced: int, rate: float, burst: int, trials: int = 1) -> d
         stop.set()
         service.join(60)
         admin.delete_topics(settings, cfg.topics.all().values())
+        p = _PRODUCERS.pop(cfg.kafka.brokers, None)
+        if p is not None:  # before the broker goes: it would keep trying to reconnect
+            p.flush(5)
 
 
 def _burst(cfg: Config, prefix: str, n: int) -> dict[str, Any]:

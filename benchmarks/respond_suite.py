@@ -9,8 +9,9 @@ carry it) - event time of the attack's first message (its label start); split in
 (action issued - attack start), the service (execution started - issued) and the actuator
 (succeeded - started). Every action is routed to the Kafka command-topic actuator (a gateway's
 acknowledged command): this measures twinguard, not an MQTT broker or a SOAR tool. The guard is
-opened and rate limits lifted so that nothing waits on purpose; actions the policy holds for an
-analyst (life-critical types, approval tiers) are counted, not timed.
+opened, rate limits lifted and every tier set to auto so that nothing waits on purpose (the
+automated path is what is timed); life-critical types still wait for an analyst and are counted,
+not timed.
 
 Then benchmarks/respond_latency.py: action -> executed latency at a paced rate, and actions/s
 through the guard for bursts (median of trials). Load average is recorded before and after each
@@ -54,8 +55,10 @@ def run(rt: Runtime, devices: int, duration_s: float, paced: int, burst: int, tr
 def _respond_config(brokers: str, topics: dict[str, str], config_path: str | None) -> Config:
     base = load_config(config_path)
     routes = dict.fromkeys(RespondConfig().routes, "commands")
+    auto = dict.fromkeys(routes, "auto")
     return base.replace(kafka={"brokers": brokers}, topics=topics, response={"dry_run": False},
                         respond={"group_id": f"bench-{topics['actions']}", "routes": routes,
+                                 "tiers": auto, "unknown_type_tier": "auto",
                                  "guard_max_devices": 10**9, "guard_max_type_share": 1.0,
                                  "ttl_s": 3600.0, "rate_per_min": {"commands": str(10**9)}})
 
@@ -104,7 +107,8 @@ def attack_to_action(brokers: str, rt: Runtime, devices: int, duration_s: float,
            "definition": "succeeded record of the first action on the attacked device for the "
                          "attack's threat class - event time of the attack's first message; "
                          "telemetry paced to event time, all actions routed to the commands "
-                         "actuator, guard opened; actions held for an analyst are not timed"}
+                         "actuator, tiers auto, guard opened; life-critical devices' actions "
+                         "wait for an analyst and are not timed"}
     log(f"respond: attack -> action executed p50/p99 = {res['latency_ms']['p50']}/"
         f"{res['latency_ms']['p99']} ms over {len(timed)} of {len(w.labels)} attacks")
     return res
