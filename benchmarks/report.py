@@ -230,6 +230,10 @@ def markdown(r: dict[str, Any]) -> str:
             else:
                 L.append(f"| {s['devices']:,} | {s['bytes_per_device']:,.0f} | "
                          f"{s['slot_bytes']:,} | {s['rss_delta_per_device']:,.0f} |")
+    if isinstance(r.get("respond"), dict):
+        from twinguard.benchmarks.respond_suite import markdown as respond_markdown
+
+        L += respond_markdown(r["respond"])
     prof = r.get("profile")
     if isinstance(prof, dict):
         L += ["", "## Where the time goes (py-spy, own time; full lists in profile.txt)", ""]
@@ -343,6 +347,10 @@ def summary(r: dict[str, Any]) -> str:
         met = {True: "yes", False: "no", None: "-"}[t["met"]]
         lines.append(f"{t['description']:<40}{_fmt(t['value'], units[key]):>18}"
                      f"{t['target']:>22}  {met}")
+    if isinstance(r.get("respond"), dict):  # no goal in TARGETS: its numbers as measured
+        from twinguard.benchmarks.respond_suite import markdown as respond_markdown
+
+        lines += [x[2:].replace("**", "") for x in respond_markdown(r["respond"]) if x.startswith("- ")]
     for name, err in (r.get("errors") or {}).items():
         lines.append(f"error in {name}: {err}")
     return "\n".join(lines)

@@ -1,8 +1,10 @@
 """Response benchmark on a real broker: action-to-executed latency p50/p99 at a paced rate, and
-actions/s through the policy, the blast-radius guard and the commands actuator for a burst.
+actions/s through the policy, the blast-radius guard and the commands actuator for a burst (median
+of `trials` bursts, with the process CPU seconds each took and the load average around it).
 
 `python -m twinguard.benchmarks.respond_latency --brokers HOST:PORT` (e.g. inside
-deploy/kafka/with-broker.sh); it creates and deletes its own topics.
+deploy/kafka/with-broker.sh); it creates and deletes its own topics. `twinguard bench --suite
+respond` runs it after the attack-to-action measurement (benchmarks/respond_suite.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from twinguard.benchmarks.harness import Stat, loadavg
 from twinguard.operators.detect.policy import output_id
 from twinguard.operators.io.kafka import produce_all, producer, read_topic
 from twinguard.pipelines.config import Config, load_config
@@ -66,7 +69,7 @@ def _wait(cfg: Config, ids: set[str], timeout_s: float) -> dict[str, ActionResul
     raise TimeoutError(f"not every action executed within {timeout_s} s")
 
 
-def run(brokers: str, paced: int, rate: float, burst: int) -> dict[str, float]:
+def run(brokers: str, paced: int, rate: float, burst: int, trials: int = 1) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
     base = load_config()
     cfg = base.replace(kafka={"brokers": brokers},
@@ -106,22 +109,36 @@ def run(brokers: str, paced: int, rate: float, burst: int) -> dict[str, float]:
         lat = np.array([done[i].at - issued[i] for i in paced_ids], dtype=np.float64)
         # consumed and decided (the step is recorded) vs the actuator's own time
         to_start = np.array([(done[i].executed_at or 0) - issued[i] for i in paced_ids], dtype=np.float64)
-        print(f"burst: {burst} actions at once", flush=True)
-        acts = _actions(f"burst-{suffix}", burst)
-        _send(cfg, cfg.topics.actions, [(a.device_id.encode(), msgspec.json.encode(a)) for a in acts])
-        sent_at = time.time() * 1000
-        got = _wait(cfg, {a.id for a in acts}, 600)
-        span_s = (max(r.at for r in got.values()) - sent_at) / 1000
+        bursts = [_burst(cfg, f"burst-{suffix}-{t}", burst) for t in range(trials)]
         return {"paced_actions": paced, "paced_rate_per_s": rate,
                 "latency_p50_ms": float(np.percentile(lat, 50)),
                 "latency_p99_ms": float(np.percentile(lat, 99)),
                 "to_start_p50_ms": float(np.percentile(to_start, 50)),
-                "burst_actions": burst, "burst_seconds": span_s,
-                "burst_actions_per_s": burst / span_s if span_s > 0 else float("inf")}
+                "burst_actions": burst, "burst_trials": bursts,
+                "burst_seconds": Stat([b["seconds"] for b in bursts]).median,
+                "burst_actions_per_s": Stat([b["actions_per_s"] for b in bursts]).median}
     finally:
         stop.set()
         service.join(60)
         admin.delete_topics(settings, cfg.topics.all().values())
+        p = _PRODUCERS.pop(cfg.kafka.brokers, None)
+        if p is not None:  # before the broker goes: it would keep trying to reconnect
+            p.flush(5)
+
+
+def _burst(cfg: Config, prefix: str, n: int) -> dict[str, Any]:
+    """`n` actions at once; seconds until the last one executed, and this process's CPU seconds
+    meanwhile (the service's thread, plus this benchmark polling the results topic)."""
+    print(f"burst: {n} actions at once", flush=True)
+    acts = _actions(prefix, n)
+    load, cpu0 = loadavg(), time.process_time()
+    _send(cfg, cfg.topics.actions, [(a.device_id.encode(), msgspec.json.encode(a)) for a in acts])
+    sent_at = time.time() * 1000
+    got = _wait(cfg, {a.id for a in acts}, 600)
+    span_s = (max(r.at for r in got.values()) - sent_at) / 1000
+    return {"seconds": round(span_s, 3), "actions_per_s": n / span_s if span_s > 0 else float("inf"),
+            "cpu_s": round(time.process_time() - cpu0, 2), "loadavg_before": load,
+            "loadavg_after": loadavg()}
 
 
 def main() -> None:
@@ -130,8 +147,9 @@ def main() -> None:
     p.add_argument("--paced", type=int, default=200, help="actions for the latency run (default 200)")
     p.add_argument("--rate", type=float, default=20.0, help="their rate per second (default 20)")
     p.add_argument("--burst", type=int, default=1000, help="actions for the throughput run")
+    p.add_argument("--trials", type=int, default=3, help="bursts (the median counts; default 3)")
     args = p.parse_args()
-    print(json.dumps(run(args.brokers, args.paced, args.rate, args.burst), indent=2))
+    print(json.dumps(run(args.brokers, args.paced, args.rate, args.burst, args.trials), indent=2))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from twinguard.benchmarks import (
     peers_suite,
     profiling,
     report,
+    respond_suite,
     scaling,
     sustained,
 )
@@ -31,7 +32,7 @@ from twinguard.benchmarks.workload import Workload, generate
 from twinguard.pipelines.config import Config, load_config
 from twinguard.pipelines.flow import Runtime
 
-SUITES = ("operators", "e2e", "peers", "scaling", "memory", "sustained")
+SUITES = ("operators", "e2e", "peers", "scaling", "memory", "sustained", "respond")
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,18 @@ class Plan:
     sustained_refine: int = 2  # halvings between the last held and the first failed rate
     sustained_max_steps: int = 8
     latency_rate: float | None = None  # None: half the measured sustained rate
+    respond_devices: int = 300  # paced fleet of the attack -> action run (respond suite)
+    respond_duration_s: float = 90.0
+    respond_paced: int = 200  # actions for the action -> executed run
+    respond_burst: int = 2000  # actions per burst through the guard
+    respond_trials: int = 3
 
 
 # the latency run needs >= 60 s: shorter fleets start identity attacks before login profiles exist
 QUICK = Plan(1_500, 40, 3, 2, 60, 1, (10_000, 100_000), 5, fleet_sizes=(1_000,),
              sustained_start_rate=5_000, sustained_duration_s=60.0, sustained_refine=0,
-             sustained_max_steps=2)
+             sustained_max_steps=2, respond_devices=120, respond_duration_s=60.0, respond_paced=60,
+             respond_burst=500)
 FULL = Plan(10_000, 45, 5, 3, 75, 2, (10_000, 100_000, 1_000_000), 15,
             fleet_sizes=(1_000, 10_000, 100_000))
 
@@ -132,6 +139,12 @@ def run_bench(config_path: str | None, suites: list[str], quick: bool, out: Path
     if kafka_suites and w is not None:
         _kafka(r, cfg, rt, w, plan, kafka_suites, config_path, logdir, out, profiles, texts,
                guarded)
+    if "respond" in suites:  # its own broker and fleet: it needs no workload
+        def resp() -> None:
+            r["respond"] = respond_suite.run(
+                rt, plan.respond_devices, plan.respond_duration_s, plan.respond_paced,
+                plan.respond_burst, plan.respond_trials, logdir, cfg.topics.partitions, config_path)
+        guarded("respond", resp)
     r["meta"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     save()
     return r

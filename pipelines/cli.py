@@ -489,9 +489,10 @@ def _parser() -> argparse.ArgumentParser:
 
     b = add("bench", cmd_bench, "benchmarks: operators, end to end on a private Kafka broker, "
             "peers (naive and expert Bytewax, Quix Streams, a micro-batch consumer), scaling, memory, "
-            "sustained (the highest live rate held within 1 s)")
+            "sustained (the highest live rate held within 1 s), respond (attack -> action executed, "
+            "actions/s through the guard)")
     b.add_argument("--suite", choices=["operators", "e2e", "peers", "scaling", "memory", "sustained",
-                                       "all"],
+                                       "respond", "all"],
                    default="all", help="which suite (default all)")
     b.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
     b.add_argument("--out", required=True, help="results folder (results.json, results.md, plots)")

@@ -19,6 +19,7 @@ from twinguard.operators.batches import OutMsg, RawBatch
 from twinguard.operators.decode.activity import ActivityBatch, ActivityOut, decode_activity
 from twinguard.operators.decode.brake import RejectBrake, mark_quarantined
 from twinguard.operators.decode.fast import decode_batch
+from twinguard.operators.decode.results import ResultOut, decode_results
 from twinguard.operators.decode.telemetry import DecodeConfig, DecodeOut
 from twinguard.operators.detect.scoring import MODEL_FILE, Scorer, default_model_dir
 from twinguard.operators.integrity.signatures import KeyRing
@@ -89,16 +90,22 @@ def load_scorer(model_dir: str) -> Scorer:
     return Scorer.rules_only()
 
 
+def topic_source(cfg: Config, topic: str, idle: IdleStop | None = None) -> KafkaBatchSource:
+    return KafkaBatchSource(cfg.kafka.client_settings(), topic, cfg.kafka.consume_batch,
+                            cfg.kafka.poll_timeout_s, idle, cfg.kafka.group_id, lag=record_lag)
+
+
 def kafka_source(cfg: Config, idle: IdleStop | None = None) -> KafkaBatchSource:
-    return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.telemetry,
-                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle,
-                            cfg.kafka.group_id, lag=record_lag)
+    return topic_source(cfg, cfg.topics.telemetry, idle)
 
 
 def activity_source(cfg: Config, idle: IdleStop | None = None) -> KafkaBatchSource:
-    return KafkaBatchSource(cfg.kafka.client_settings(), cfg.topics.activity,
-                            cfg.kafka.consume_batch, cfg.kafka.poll_timeout_s, idle,
-                            cfg.kafka.group_id, lag=record_lag)
+    return topic_source(cfg, cfg.topics.activity, idle)
+
+
+def results_source(cfg: Config, idle: IdleStop | None = None) -> KafkaBatchSource:
+    """What `twinguard respond` did (action_results): the twins show each device's containment."""
+    return topic_source(cfg, cfg.topics.action_results, idle)
 
 
 def follow_intel(cfg: Config, rt: Runtime) -> IntelReader | None:
@@ -116,12 +123,19 @@ def kafka_sink(cfg: Config, recovery: bool | None = None) -> KafkaOutSink:
                         confirm=recovery is not False)
 
 
-def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
-    """Telemetry or activity by the batch's topic: one path, so a shard sees both in input order."""
+Decoded = DecodeOut | ActivityOut | ResultOut
+
+
+def decode_step(rt: Runtime, raw: RawBatch) -> Decoded:
+    """Telemetry, activity or action results by the batch's topic: one path, so a shard sees them
+    in input order."""
     if rt.engine.intel.failure is not None:  # never run on silently with intel frozen or empty
         raise RuntimeError(f"{rt.engine.intel.failure}; restart `twinguard run` once the cause is fixed")
+    out: Decoded
     if raw.topic == rt.cfg.topics.activity:
-        out: DecodeOut | ActivityOut = decode_activity(raw, rt.decode)
+        out = decode_activity(raw, rt.decode)
+    elif raw.topic == rt.cfg.topics.action_results:
+        out = decode_results(raw, rt.decode)
     else:
         out = decode_batch(raw, rt.types, rt.keys, rt.decode)
     notes = rt.brake.observe(raw.topic, raw.partition, raw.keys, out.rejected, out.last_reason)
@@ -130,28 +144,30 @@ def decode_step(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
     return out
 
 
-def _counted_decode(rt: Runtime, raw: RawBatch) -> DecodeOut | ActivityOut:
+def _counted_decode(rt: Runtime, raw: RawBatch) -> Decoded:
     """decode_step with the batch counted as input (here, not in decode_step: the offline flow
     and the start-up warm-up share decode_step and must not count)."""
     count_input(raw)
     return decode_step(rt, raw)
 
 
-def by_shard(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ShardItem]]:
-    if isinstance(out, ActivityOut):
+def by_shard(shards: int, out: Decoded) -> list[tuple[str, ShardItem]]:
+    if isinstance(out, ActivityOut | ResultOut):
         return list(out.by_device(shards))
     return [(str(s), b) for s, b in out.oks.split_by_shard()]
 
 
-def by_user(shards: int, out: DecodeOut | ActivityOut) -> list[tuple[str, ActivityBatch]]:
+def by_user(shards: int, out: Decoded) -> list[tuple[str, ActivityBatch]]:
     return out.by_user(shards) if isinstance(out, ActivityOut) else []
 
 
 def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None,
                sink: Sink[OutMsg] | None = None, runtime: Runtime | None = None,
-               activity: Source[RawBatch] | None = None, snapshots: bool = True) -> Dataflow:
+               activity: Source[RawBatch] | None = None,
+               responses: Source[RawBatch] | None = None, snapshots: bool = True) -> Dataflow:
     """telemetry -> decode (-> dead letters) -> shard -> twin/window/detect/score -> outputs;
-    activity -> decode -> the device's shard (desired state, drift) + a user shard (insider).
+    activity -> decode -> the device's shard (desired state, drift) + a user shard (insider);
+    action results -> the device's shard (the twin's response state, operators/twin/response.py).
 
     Kafka by default; with an explicit telemetry `source`, activity comes only from `activity` or
     from batches of `source` whose topic is `topics.activity` (the embedded demo interleaves both).
@@ -161,7 +177,8 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     rt = runtime or Runtime.from_config(cfg, live=source is None)
     standalone = runtime is None and source is None  # `python -m bytewax.run`: the whole process
     if standalone:  # as `twinguard run`: a wrong broker or topic fails now, in one line
-        require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity],
+        require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity,
+                                                     cfg.topics.action_results],
                        cfg.startup.broker_timeout_s)
         follow_intel(cfg, rt)
         serve(cfg.metrics, rt.engine.scorer)
@@ -170,6 +187,8 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     if activity is not None or source is None:
         acts_in = op.input("activity_in", flow, activity or activity_source(cfg))
         raw = op.merge("inputs", raw, acts_in)
+    if responses is not None or source is None:  # the twins show what `respond` did to a device
+        raw = op.merge("with_results", raw, op.input("results_in", flow, responses or results_source(cfg)))
     n = rt.cfg.pipeline.shards
     decoded = op.map("decode", raw, timed("decode", partial(_counted_decode, rt)))
     dead = op.flat_map("dead_letters", decoded, lambda d: d.errs)

@@ -19,6 +19,7 @@ from twinguard.pipelines.flow import (
     follow_intel,
     kafka_sink,
     kafka_source,
+    results_source,
 )
 from twinguard.pipelines.kafka.admin import require_topics
 from twinguard.pipelines.metrics.server import serve
@@ -44,7 +45,8 @@ def run_kafka(cfg: Config, place: Place, until_idle: float | None = None) -> Non
              f" until idle {until_idle}s" if until_idle else "")
     rt = Runtime.from_config(cfg, live=True)  # refuses the development key before Kafka is asked
     settings = cfg.kafka.client_settings()
-    require_topics(settings, [cfg.topics.telemetry, cfg.topics.activity], cfg.startup.broker_timeout_s)
+    require_topics(settings, [cfg.topics.telemetry, cfg.topics.activity, cfg.topics.action_results],
+                   cfg.startup.broker_timeout_s)
     for warning in spread_warnings(cfg, place, partition_counts(
             settings, [cfg.topics.telemetry, cfg.topics.activity])):
         log.warning("%s", warning)
@@ -53,7 +55,7 @@ def run_kafka(cfg: Config, place: Place, until_idle: float | None = None) -> Non
     reader = follow_intel(cfg, rt)
     idle = IdleStop(until_idle) if until_idle else None  # one decision for both topics
     flow = build_flow(cfg, source=kafka_source(cfg, idle), runtime=rt,
-                      activity=activity_source(cfg, idle),
+                      activity=activity_source(cfg, idle), responses=results_source(cfg, idle),
                       sink=kafka_sink(cfg, recovery=recovery is not None),
                       snapshots=recovery is not None)
     heap.settle()

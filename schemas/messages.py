@@ -162,6 +162,9 @@ class Action(Struct):
     reason: str
     issued_at: EpochMs
     schema_version: int = SCHEMA_VERSION
+    # the threat class that asked for it (absent in older actions): policy tiers, the guard's
+    # reasons and analysts see why a device is acted on
+    threat: Annotated[str, Meta(max_length=64, pattern=r"^[a-z_]{1,64}$")] | None = None
 
 
 RESULT_STATUSES = ("pending", "in_progress", "succeeded", "failed", "skipped", "cancelled", "reverted")
@@ -230,6 +233,24 @@ class LastThreat(Struct):
     at: EpochMs
 
 
+RESPONSE_STATES = ("quarantined", "credentials_locked", "key_rotated", "failsafe", "rate_limited",
+                   "ip_blocked", "user_suspended")
+
+
+class ResponseState(Struct, omit_defaults=True):
+    """A containment in force on a device, from twinguard.action_results: what, since when, until
+    when it auto-reverts (absent: confirmed, kept until reverted by hand), by which action and who."""
+
+    state: Annotated[str, Meta(pattern="^(" + "|".join(RESPONSE_STATES) + ")$")]
+    action_id: str
+    action: str
+    by: str
+    since: EpochMs
+    until: EpochMs | None = None
+    threat: str | None = None
+    active: Annotated[int, Meta(ge=1)] = 1  # containments in force (this one is the latest)
+
+
 class TwinState(Struct):
     """twinguard.twins (compacted, key = device_id): the latest enriched twin."""
 
@@ -251,6 +272,7 @@ class TwinState(Struct):
     commands: Count = 0  # activity messages folded into this twin
     risk: Annotated[float, Meta(ge=0.0, le=100.0, description="Risk score (operators/twin/risk.py)")] = 0.0
     risk_reasons: list[str] = []  # its top reasons, most important first
+    response: ResponseState | None = None  # set while a response action contains the device
 
 
 class DeadLetter(Struct):

@@ -81,6 +81,17 @@ def decode_checked(decoder: msgspec.json.Decoder[M], value: bytes | None, key: b
     """One message through the checks every input topic shares: present, within the size limit,
     not nested too deep (checked before parsing: the parser recurses), valid JSON of the schema,
     and keyed by its own device_id; a RejectError says which failed."""
+    msg = decode_bounded(decoder, value, cfg, what)
+    device_id: str = getattr(msg, "device_id")  # noqa: B009 - every keyed schema has one
+    if key is not None and key != device_id.encode():
+        raise RejectError(f"message key {preview(key, 64)!r} does not match device_id "
+                          f"{device_id!r}")
+    return msg
+
+
+def decode_bounded(decoder: msgspec.json.Decoder[M], value: bytes | None, cfg: DecodeConfig,
+                   what: str) -> M:
+    """decode_checked without the key check (topics keyed by something else than the device)."""
     if value is None or len(value) == 0:
         raise RejectError(f"empty message (no value): expected a JSON {what} object")
     if len(value) > cfg.max_message_bytes:
@@ -95,10 +106,6 @@ def decode_checked(decoder: msgspec.json.Decoder[M], value: bytes | None, key: b
         raise RejectError(f"schema: {schema_reason(str(e))}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as e:  # msgspec raises the latter for bad UTF-8
         raise RejectError(f"malformed JSON: {e}") from None
-    device_id: str = getattr(msg, "device_id")  # noqa: B009 - every keyed schema has one
-    if key is not None and key != device_id.encode():
-        raise RejectError(f"message key {preview(key, 64)!r} does not match device_id "
-                          f"{device_id!r}")
     return msg
 
 

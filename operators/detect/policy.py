@@ -136,5 +136,5 @@ def response_actions(threat: str, threat_id: str, device: str, now_ms: int, dry_
                 tier, why = "approval", f"{x.why}; {NO_PEER}"
         out.append(Action(id=output_id(threat_id, x.action), threat_id=threat_id, device_id=device,
                           action=x.action, target=target, tier=tier, dry_run=dry_run,
-                          reason=why, issued_at=now_ms))
+                          reason=why, issued_at=now_ms, threat=threat))
     return out

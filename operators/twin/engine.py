@@ -35,6 +35,7 @@ from twinguard.operators.settings import DetectionConfig, PipelineConfig, Respon
 from twinguard.operators.twin import identity
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin import risk as R
+from twinguard.operators.twin.response import current
 from twinguard.operators.twin.store import TwinStore
 from twinguard.schemas.device_types import DeviceTypeTable
 from twinguard.schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, N_FEATURES, THREAT_CLASSES
@@ -368,6 +369,7 @@ class ShardEngine:
                 status=self._status(i[K.I_BASE_N], cls, at, max_ts), threats_total=total,
                 last_threat=last, baseline_windows=i[K.I_BASE_N], updated_at=now_ms, risk=risk,
                 risk_reasons=reasons, commands=commands,
+                response=current(st.responses.get(st.device_ids[s])),
                 desired={n: float(v) for n, v, t in zip(names, want, want_ts, strict=False)
                          if t >= 0}))
         return out

@@ -12,12 +12,14 @@ from bytewax.operators import StatefulBatchLogic
 
 from twinguard.operators.batches import OutMsg, TelemetryBatch
 from twinguard.operators.decode.activity import ActivityBatch
+from twinguard.operators.decode.results import ResultBatch
 from twinguard.operators.settings import ActivityConfig
 from twinguard.operators.twin.desired import ControlTable, DesiredTracker
 from twinguard.operators.twin.engine import EngineContext, ShardEngine
+from twinguard.operators.twin.response import apply_results
 from twinguard.operators.twin.store import TwinStore
 
-ShardItem = TelemetryBatch | ActivityBatch
+ShardItem = TelemetryBatch | ActivityBatch | ResultBatch  # results: the device's response state
 
 
 class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
@@ -54,7 +56,11 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
             if run:
                 out += self.engine.process(TelemetryBatch.concat(run))
                 run = []
-            out += self.desired.apply(self.engine, v)
+            if isinstance(v, ResultBatch):
+                out += apply_results(self.engine.store, v, self.engine.twin_states,
+                                     int(self.engine.ctx.now() * 1000))
+            else:
+                out += self.desired.apply(self.engine, v)
         if run:
             out += self.engine.process(TelemetryBatch.concat(run))
         return out, False

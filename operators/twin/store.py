@@ -17,6 +17,7 @@ import numpy.typing as npt
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin.layout import device_arrays
 from twinguard.schemas.device_types import MAX_SIGNALS
+from twinguard.schemas.messages import ResponseState
 
 I64 = npt.NDArray[np.int64]
 MAX_PEER_GROUPS = 256  # (type, firmware) groups per shard; devices beyond share their type's row
@@ -56,6 +57,8 @@ class TwinStore:
     servers: set[str] = field(default_factory=set)
     # peer baselines: one row per type, then one per (type, firmware) group (kernels.I_PEER)
     peer_groups: dict[tuple[int, str], int] = field(default_factory=dict)
+    # device -> action id -> containment in force (operators/twin/response.py; sparse)
+    responses: dict[str, dict[str, ResponseState]] = field(default_factory=dict)
     peer: np.ndarray = field(init=False)
     peer_n: I64 = field(init=False)
 
@@ -177,6 +180,7 @@ class TwinStore:
         snap.peer_src, snap.peer_dst = dict(self.peer_src), dict(self.peer_dst)
         snap.servers = set(self.servers)
         snap.intel_hits = dict(self.intel_hits)
+        snap.responses = {d: dict(e) for d, e in self.responses.items()}
         snap.peer_groups = dict(self.peer_groups)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()

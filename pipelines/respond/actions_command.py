@@ -51,7 +51,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             until = f" until {time.strftime('%H:%M:%S', time.gmtime(r.expires_at / 1000))}Z" \
                 if r.expires_at else ""
             print(printable(f"{r.action_id}  {r.status:<11} {r.performs:<16} {r.request.target:<24} "
-                            f"{r.actuator or '-':<8}{until}  {r.reason.split('; ')[-1]}"))
+                            f"{r.actuator or '-':<8} {r.request.threat or '-':<14}{until}  "
+                            f"{r.reason.split('; ')[-1]}"))
         print(f"{len(rows)} actions")
         return 0
     if not args.action_id:

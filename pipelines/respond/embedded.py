@@ -11,14 +11,16 @@ from typing import Any
 
 import msgspec
 
+from twinguard.operators.twin.response import fold
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.respond.actuators.base import Actuator, Step
 from twinguard.pipelines.respond.clock import now_ms
 from twinguard.pipelines.respond.responder import ACTUATORS, Responder, Source
 from twinguard.schemas.device_types import load_device_types
-from twinguard.schemas.messages import ActionResult
+from twinguard.schemas.messages import ActionResult, ResponseState
 
-REVERSIBLE = frozenset({"quarantine", "rate_limit", "block_ip", "failsafe", "suspend_user"})
+REVERSIBLE = frozenset({"quarantine", "lock_credentials", "rate_limit", "block_ip", "failsafe",
+                        "suspend_user"})
 
 
 class SimulatedActuator:
@@ -73,8 +75,9 @@ class _Twins:
 
 def respond_offline(cfg: Config, actions: list[dict[str, Any]], twins: Iterable[Mapping[str, Any]],
                     out: Path) -> Counter[str]:
-    """Every action (as if issued with dry run off) through the Responder; the final status counts.
-    Writes out/action_results.jsonl."""
+    """Every action (as if issued with dry run off) through the Responder; the final status counts
+    and `devices_contained`: devices whose twin would show a response state (the dataflow's own
+    fold of the results). Writes out/action_results.jsonl."""
     actuators: dict[str, Actuator] = {name: SimulatedActuator(name) for name in ACTUATORS}
     outbox = _FileOutbox(out)
     r = Responder(cfg.respond, False, actuators, {}, load_device_types(), _Twins(twins), outbox, now_ms)
@@ -83,4 +86,8 @@ def respond_offline(cfg: Config, actions: list[dict[str, Any]], twins: Iterable[
     dead = outbox.close()
     final = Counter(s.status if s.status != "pending" else f"pending ({s.hold})" for s in r.state.values())
     final["dead_lettered"] = len(dead)
+    contained: dict[str, dict[str, ResponseState]] = {}
+    for rec in r.state.values():
+        fold(contained.setdefault(rec.request.device_id, {}), rec)
+    final["devices_contained"] = sum(1 for entries in contained.values() if entries)
     return final

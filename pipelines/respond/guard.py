@@ -55,6 +55,13 @@ class RateLimiter:
     _tokens: dict[str, float] = field(default_factory=dict)
     _last: dict[str, float] = field(default_factory=dict)
 
+    def replay(self, starts: Iterable[tuple[int, str]]) -> None:
+        """Rebuild the buckets after a restart from the starts the results topic recorded
+        ((executed_at ms, actuator), any order): a bucket refills within a minute, so replaying
+        them from full buckets gives the budget the stopped service had."""
+        for at_ms, actuator in sorted(starts):
+            self.take(actuator, at_ms / 1000)
+
     def take(self, actuator: str, now_s: float) -> bool:
         """Use one start of `actuator`'s budget if one is left."""
         rate = self.per_min.get(actuator)

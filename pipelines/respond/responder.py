@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -23,6 +23,7 @@ from twinguard.schemas.device_types import DeviceTypeTable
 from twinguard.schemas.messages import Action, ActionDecision, ActionResult
 
 log = logging.getLogger(__name__)
+M = TypeVar("M")
 ACTUATORS = ("mqtt", "commands", "webhook")
 INTERRUPTED = ("interrupted: respond stopped during this step, so its outcome is unknown; it is not "
                "repeated (an action never runs twice): check the device, then revert or re-issue by hand")
@@ -87,16 +88,17 @@ class Responder:
                                                    at=self.clock()), durable=False)
             else:
                 self._track(rec)
+        # the rate limits' budgets, like the guard's window, come back from the recorded starts
+        self.rates.replay((r.executed_at, r.actuator) for r in latest.values()
+                          if r.executed_at is not None and not r.dry_run)
         self.counts["restored"] = len(latest)
 
     # --- inputs ----------------------------------------------------------------------------------
     def on_action(self, raw: bytes, src: Source) -> None:
         """A new action from the actions topic: plan it, then hold, skip or execute it."""
         self.counts["actions"] += 1
-        try:
-            action = self._actions.decode(raw)
-        except msgspec.DecodeError as e:
-            self._dead(src, raw, f"malformed action: {e}")
+        action = self._decode(self._actions, raw, src, "action")
+        if action is None:
             return
         if action.id in self.state:
             self.counts["duplicates"] += 1  # a replay or a re-emitted action: it already has a result
@@ -106,7 +108,7 @@ class Responder:
                        f"{', '.join(sorted(self.cfg.routes))}): add it to [respond.routes]")
             return
         dtype = self.fleet.type_of(action.device_id)
-        p = plan(action.action, action.tier, dtype, self.cfg)
+        p = plan(action.action, action.tier, dtype, self.cfg, action.threat)
         rec = ActionResult(action_id=action.id, status="pending", step="decide", reason=p.reason,
                            at=self.clock(), request=action, performs=p.action, actuator=p.actuator,
                            device_type=dtype, dry_run=self.dry_run or action.dry_run)
@@ -122,10 +124,8 @@ class Responder:
     def on_decision(self, raw: bytes, src: Source) -> None:
         """An analyst's approve, reject, revert or confirm of one action."""
         self.counts["decisions"] += 1
-        try:
-            d = self._decisions.decode(raw)
-        except msgspec.DecodeError as e:
-            self._dead(src, raw, f"malformed decision: {e}")
+        d = self._decode(self._decisions, raw, src, "decision")
+        if d is None:
             return
         rec = self.state.get(d.action_id)
         if rec is None:
@@ -262,6 +262,14 @@ class Responder:
             self.active.add(rec.action_id)
         else:
             self.active.discard(rec.action_id)
+
+    def _decode(self, decoder: msgspec.json.Decoder[M], raw: bytes, src: Source, what: str) -> M | None:
+        """The message, or None after dead-lettering it with what is wrong."""
+        try:
+            return decoder.decode(raw)
+        except msgspec.DecodeError as e:
+            self._dead(src, raw, f"malformed {what}: {e}")
+            return None
 
     def _dead(self, src: Source, raw: bytes, reason: str) -> None:
         self.counts["dead_lettered"] += 1

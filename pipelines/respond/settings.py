@@ -17,7 +17,8 @@ def _rates() -> dict[str, str]:
 
 def _mqtt() -> dict[str, str]:
     return {"host": "127.0.0.1", "port": "1883", "admin_user": "twinguard-admin",
-            "admin_password_env": "TWINGUARD_MQTT_ADMIN_PASSWORD", "timeout_s": "5"}
+            "admin_password_env": "TWINGUARD_MQTT_ADMIN_PASSWORD", "timeout_s": "5",
+            "secrets_dir": ""}
 
 
 def _webhook() -> dict[str, str]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 
+from tests.support.cli import write_config
 from tests.support.kafka import produce
 from twinguard.operators.detect.policy import output_id
 from twinguard.operators.io.kafka import read_topic
@@ -100,3 +104,29 @@ def responding(cfg: Config) -> Iterator[threading.Thread]:
         t.join(60)
         if failure:  # the service's own error explains a test that timed out waiting for it
             raise AssertionError(f"respond failed: {failure[0]!r}") from failure[0]
+
+
+# executing, no blast-radius limit, containments that outlive the test; tests add their own lines
+SITE = """
+[response]
+dry_run = false
+[respond]
+group_id = "{group}"
+guard_max_devices = 100000
+guard_max_type_share = 1.0
+ttl_s = 3600.0
+"""
+
+
+def site_config(cfg: Config, path: Path, group: str, extra: str) -> Path:
+    """A config file for a `twinguard respond` process: `cfg`'s topics, SITE, then `extra`."""
+    write_config(cfg, path)
+    path.write_text(path.read_text() + SITE.format(group=group) + extra)
+    return path
+
+
+def respond_process(conf: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`twinguard respond` as its own process (to be killed with -9), output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "twinguard.pipelines.cli", "--config", str(conf),
+                                 "respond"], stdout=out, stderr=subprocess.STDOUT)

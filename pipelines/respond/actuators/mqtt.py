@@ -1,5 +1,7 @@
 """Mosquitto dynamic-security actuator: quarantine disables the device's client (which also
-disconnects it), release enables it; a credential lock rotates its password to an unrecorded secret."""
+disconnects it), release enables it. A credential lock rotates its password to an unrecorded secret
+(the device is locked out); its release sets a fresh password kept for the operator (escrow.py says
+why not the old one); a key rotation does both at once."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from twinguard.pipelines.respond.actuators.base import ActuatorError, Step
+from twinguard.pipelines.respond.actuators.escrow import SecretEscrow
 
 CTRL = "mosquitto_ctrl"
 # answers that mean the broker could not be reached or did not answer: trying later may work
@@ -28,6 +31,10 @@ class MqttActuator:
             raise ValueError(f"[respond.mqtt] needs the broker admin password in the environment "
                              f"variable {settings.get('admin_password_env')!r} (it is empty)")
         self.timeout_s = float(settings.get("timeout_s", "5"))
+        try:
+            self._escrow = SecretEscrow(settings.get("secrets_dir", ""))
+        except OSError as e:
+            raise ValueError(f"[respond.mqtt] secrets_dir: {e}") from None
         self._home = tempfile.TemporaryDirectory(prefix="twinguard-mqtt-")
         opts = Path(self._home.name) / "mosquitto_ctrl"
         opts.touch(mode=0o600)
@@ -35,26 +42,45 @@ class MqttActuator:
                         f"-u {settings.get('admin_user', 'twinguard-admin')}\n-P {password}\n")
 
     def reverts(self, action: str) -> bool:
-        return action == "quarantine"
+        return action in ("quarantine", "lock_credentials")
 
     def execute(self, step: Step) -> dict[str, str]:
         client = step.request.target
         if step.action == "quarantine":
             self._ctrl("disableClient", client)
             return {"mqtt_client": client, "effect": "client disabled and disconnected"}
-        if step.action in ("lock_credentials", "rotate_key"):
+        if step.action == "lock_credentials":
             self._ctrl("setClientPassword", client, secrets.token_hex(24))  # hex: never starts with "-"
-            return {"mqtt_client": client,
-                    "effect": "password rotated to an unrecorded secret: re-enrol the device"}
+            return {"mqtt_client": client, "effect": "password rotated to an unrecorded secret: "
+                    "locked out until released (a fresh password then goes to the operator)"}
+        if step.action == "rotate_key":
+            return self._reissue(client, "password rotated")
         raise ActuatorError(f"mqtt cannot perform '{step.action}' (it does quarantine, "
                             "lock_credentials, rotate_key): fix [respond.routes]", retryable=False)
 
     def revert(self, step: Step) -> dict[str, str]:
+        client = step.request.target
+        if step.action == "lock_credentials":
+            return self._reissue(client, "released with a new password (the locked one is "
+                                 "presumed stolen)")
         if step.action != "quarantine":
             raise ActuatorError(f"mqtt cannot undo '{step.action}': a rotated password is not "
-                                "restored, re-enrol the device", retryable=False)
-        self._ctrl("enableClient", step.request.target)
-        return {"mqtt_client": step.request.target, "effect": "client enabled"}
+                                "restored, re-provision the device", retryable=False)
+        self._ctrl("enableClient", client)
+        return {"mqtt_client": client, "effect": "client enabled"}
+
+    def _reissue(self, client: str, what: str) -> dict[str, str]:
+        """A fresh password, kept for the operator first (a set password whose secret was lost
+        would lock the device out for good), then set on the broker."""
+        secret = secrets.token_hex(24)
+        try:
+            kept = self._escrow.put(client, secret)
+        except OSError as e:
+            raise ActuatorError(f"cannot keep the new password of {client} in "
+                                f"{self._escrow.dir}: {e}", retryable=False) from None
+        self._ctrl("setClientPassword", client, secret)
+        return {"mqtt_client": client, **kept,
+                "effect": f"{what}: the operator provisions the device from {kept['secret_file']}"}
 
     def _ctrl(self, *args: str) -> None:
         env = {**os.environ, "XDG_CONFIG_HOME": self._home.name, "HOME": self._home.name}

@@ -23,6 +23,10 @@ def test_demo_prints_and_saves_the_riskiest_devices(config: Config, tmp_path: Pa
     assert "riskiest devices" in printed and top[0]["device_id"] in printed
     # every action went through the response loop (simulated actuators) and ended in a state
     response = summary["response"]
-    assert sum(n for s, n in response.items() if s != "dead_lettered") == summary["actions"]
+    counts = {s: n for s, n in response.items() if s not in ("dead_lettered", "devices_contained")}
+    assert sum(counts.values()) == summary["actions"]
     assert response["dead_lettered"] == 0 and "response (simulated actuators" in printed
+    # actions executed against the embedded actuators, and devices whose twin shows it
+    assert response["succeeded"] > 0 and 0 < response["devices_contained"] <= summary["devices_acted_on"]
+    assert f"{response['succeeded']} succeeded" in printed
     assert (tmp_path / "demo" / "action_results.jsonl").stat().st_size > 0

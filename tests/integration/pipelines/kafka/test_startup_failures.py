@@ -38,15 +38,18 @@ def test_a_missing_topic_names_the_command_that_creates_it(kafka_brokers: str, c
                                                            tmp_path: Path) -> None:
     cfg = config.replace(kafka={"brokers": kafka_brokers},
                          topics={"telemetry": "twinguard.never-created.telemetry",
-                                 "activity": "twinguard.never-created.activity"})
+                                 "activity": "twinguard.never-created.activity",
+                                 "action_results": "twinguard.never-created.action_results"})
     config_file = write_config(cfg, tmp_path / "twinguard.toml")
     res = twinguard("--config", str(config_file), "run", "--until-idle", "3",
                     "--insecure-dev-key")
     assert res.returncode == 2, res.stderr
     lines = non_log_lines(res.stderr)
     assert len(lines) == 1, res.stderr
-    assert "'twinguard.never-created.telemetry', 'twinguard.never-created.activity' not found" in (
-        lines[0]) and "`twinguard topics create`" in lines[0], lines
+    # every input it reads is named: telemetry, activity, and the action results the twins follow
+    assert ("'twinguard.never-created.telemetry', 'twinguard.never-created.activity', "
+            "'twinguard.never-created.action_results' not found") in lines[0], lines
+    assert "`twinguard topics create`" in lines[0], lines
     assert not any(raw in res.stderr for raw in RAW_LIBRDKAFKA), res.stderr
 
 

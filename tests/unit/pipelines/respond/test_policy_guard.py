@@ -20,6 +20,17 @@ def test_the_dataflow_tier_holds_unless_configured() -> None:
     assert plan("rate_limit", "auto", "thermostat", cfg).tier == "auto"
 
 
+def test_the_threat_class_explains_and_may_choose_the_tier() -> None:
+    cfg = RespondConfig(tiers={"quarantine@brute_force": "approval", "quarantine": "auto"})
+    p = plan("quarantine", "auto", "smart_meter", cfg, "brute_force")
+    assert p.tier == "approval" and p.reason.startswith("for a brute_force threat; ")
+    assert "[respond.tiers] quarantine@brute_force" in p.reason
+    assert plan("quarantine", "approval", "smart_meter", cfg, "dos").tier == "auto"
+    # the device type is more specific than the threat class
+    cfg = RespondConfig(tiers={"quarantine@dos": "approval", "quarantine:smart_meter": "auto"})
+    assert plan("quarantine", "auto", "smart_meter", cfg, "dos").tier == "auto"
+
+
 def test_life_critical_types_are_never_cut_off() -> None:
     for action in ("quarantine", "lock_credentials", "rotate_key", "block_ip", "rate_limit"):
         p = plan(action, "auto", "infusion_pump", CFG)

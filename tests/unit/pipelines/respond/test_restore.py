@@ -61,3 +61,16 @@ def test_restart_fails_interrupted_steps_and_keeps_the_rest() -> None:
     assert {a.device_id for a in r.acted} == {"smart_meter-1", "smart_meter-4"}  # the guard remembers
     r.on_action(msgspec.json.encode(contained.request), Source("actions", 0, 9, None))
     assert r.counts["duplicates"] == 1 and len(out.results) == 1  # a replayed action does nothing
+
+
+def test_restart_keeps_the_rate_limits_spent_budget() -> None:
+    """Two starts of a 2/min actuator 10 s before the restart: a third waits until the bucket has
+    refilled one start (30 s after the first), as it would have without the restart."""
+    cfg = RespondConfig(rate_per_min={"mqtt": "2"})
+    now = [NOW]
+    r = Responder(cfg, False, {}, {}, load_device_types(), NoTwins(), Records(), lambda: now[0])
+    r.restore([_rec(str(i), "succeeded", executed_at=NOW - 10_000, expires_at=NOW + 60_000)
+               for i in (1, 2)])
+    assert not r.rates.take("mqtt", NOW / 1000)  # spent: a fresh bucket would have said yes
+    assert not r.rates.take("mqtt", (NOW + 19_000) / 1000)
+    assert r.rates.take("mqtt", (NOW + 20_500) / 1000)  # 30 s after the starts: one start back
