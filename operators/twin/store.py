@@ -56,6 +56,10 @@ class TwinStore:
     servers: set[str] = field(default_factory=set)
     # peer baselines: one row per type, then one per (type, firmware) group (kernels.I_PEER)
     peer_groups: dict[tuple[int, str], int] = field(default_factory=dict)
+    # analyst feedback (operators/feedback/apply.py), sparse: slot -> (threats hidden, the last
+    # one's id, class, window end), and slot -> ts of the benign verdict whose re-learning was done
+    suppressed: dict[int, tuple[int, str, int, int]] = field(default_factory=dict)
+    relearned: dict[int, int] = field(default_factory=dict)
     peer: np.ndarray = field(init=False)
     peer_n: I64 = field(init=False)
 
@@ -178,6 +182,7 @@ class TwinStore:
         snap.servers = set(self.servers)
         snap.intel_hits = dict(self.intel_hits)
         snap.peer_groups = dict(self.peer_groups)
+        snap.suppressed, snap.relearned = dict(self.suppressed), dict(self.relearned)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()
         return snap
