@@ -31,7 +31,8 @@ from twinguard.operators.twin.engine import EngineContext
 from twinguard.operators.twin.logic import ShardItem, ShardLogic
 from twinguard.operators.twin.store import TwinStore
 from twinguard.operators.users.insider import Reorder, UserLogic, UserStore
-from twinguard.pipelines import adaptive, heap
+from twinguard.pipelines import heap
+from twinguard.pipelines.adapt import readers as adaptive
 from twinguard.pipelines.config import Config, load_config
 from twinguard.pipelines.kafka.admin import require_topics
 from twinguard.pipelines.metrics.counting import (

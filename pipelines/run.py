@@ -8,7 +8,8 @@ from datetime import timedelta
 from bytewax._bytewax import cli_main
 
 from twinguard.operators.io.kafka import IdleStop
-from twinguard.pipelines import adaptive, heap
+from twinguard.pipelines import heap
+from twinguard.pipelines.adapt import readers as adaptive
 from twinguard.pipelines.cluster.identity import Place
 from twinguard.pipelines.cluster.spread import partition_counts, spread_warnings
 from twinguard.pipelines.config import Config
