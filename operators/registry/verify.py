@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from twinguard.operators.detect.scoring import ModelError, Scorer, sha256_file
+from twinguard.operators.detect.scoring import ModelError, Scorer, sha256_file, verify_digests
 from twinguard.schemas.features import FEATURE_SCHEMA
 from twinguard.schemas.messages import ModelRecord
 
@@ -33,14 +33,10 @@ def load_record(rec: ModelRecord) -> Scorer:
         raise ModelError(f"model {rec.name} {rec.version}: {d} is not a readable directory")
     if not rec.files:
         raise ModelError(f"model {rec.name} {rec.version}: the record lists no files to verify")
-    for name, digest in rec.files.items():
-        path = d / Path(name).name
-        if not path.is_file():
-            raise ModelError(f"model {rec.name} {rec.version}: {path} is missing")
-        got = sha256_file(path)
-        if got != digest:
-            raise ModelError(f"model {rec.name} {rec.version}: {path.name} sha256 {got[:12]}… is "
-                             f"not the registered {digest[:12]}… (file altered?)")
+    try:
+        verify_digests(rec.files, d, "the registry record")
+    except ModelError as e:
+        raise ModelError(f"model {rec.name} {rec.version}: {e}") from None
     if rec.feature_schema and rec.feature_schema != FEATURE_SCHEMA:
         raise ModelError(f"model {rec.name} {rec.version}: feature schema {rec.feature_schema} is "
                          f"not this build's {FEATURE_SCHEMA}; retrain")

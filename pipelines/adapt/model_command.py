@@ -113,6 +113,8 @@ def _earlier(cfg: Config, name: str, version: str, *, rollback: bool) -> ModelRe
 
 def _list(cfg: Config, name: str, as_json: bool) -> int:
     current, versions = registry(cfg, name)
+    if current is not None and current.version not in versions:  # written by hand, not promoted
+        versions[current.version] = current
     rows = sorted(versions.values(), key=lambda r: r.promoted_at)
     if as_json:
         for r in rows:

@@ -90,10 +90,14 @@ def test_promote_during_a_run_swaps_between_batches_and_refuses_a_corrupt_model(
     assert "xgb-corrupt-3 refused, xgb-hotswap-2 keeps scoring" in dead[0]["reason"]
     assert "sha256" in dead[0]["reason"]
 
+    # the registry's current record is the refused one: list shows it, rollback repairs it
     listed = twinguard("--config", str(config), "model", "list")
     assert listed.returncode == 0, listed.stderr
-    assert any(line.startswith("* xgb-hotswap-2") for line in listed.stdout.splitlines())
+    rows = [line[:2] + line[2:].split()[0] for line in listed.stdout.splitlines()[1:]]
+    assert rows == ["  xgb-hotswap-2", "* xgb-corrupt-3"], listed.stdout
     back = twinguard("--config", str(config), "model", "rollback", "xgb-hotswap-2")
-    assert back.returncode == 2 and "already the current version" in back.stderr
+    assert back.returncode == 0 and "xgb-hotswap-2 promoted" in back.stdout, back.stderr
+    again = twinguard("--config", str(config), "model", "rollback", "xgb-hotswap-2")
+    assert again.returncode == 2 and "already the current version" in again.stderr
     never = twinguard("--config", str(config), "model", "rollback", "nope")
     assert never.returncode == 2 and "was never promoted" in never.stderr

@@ -36,8 +36,9 @@ def test_a_verified_record_loads_its_version(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("change", "reason"), [
-    (lambda d: (d / MODEL_FILE).write_bytes(b"\0" * 8), r"model.ubj sha256 .* is not the registered"),
-    (lambda d: (d / META_FILE).unlink(), r"metadata.json is missing"),
+    (lambda d: (d / MODEL_FILE).write_bytes(b"\0" * 8),
+     r"model.ubj: sha256 .* does not match the registry record"),
+    (lambda d: (d / META_FILE).unlink(), r"metadata.json listed in the registry record is missing"),
 ])
 def test_altered_files_are_refused(tmp_path: Path, change: object, reason: str) -> None:
     d = model_version_dir(tmp_path / "m", "v2")
