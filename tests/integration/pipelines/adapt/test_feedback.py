@@ -13,22 +13,12 @@ from pathlib import Path
 import msgspec
 
 from tests.support.cli import twinguard, write_config
+from tests.support.cluster import fresh_outputs
 from tests.support.kafka import produce, read_outputs
 from twinguard.operators.io.kafka import read_topic
 from twinguard.pipelines.config import Config
-from twinguard.pipelines.kafka import admin as kafka_admin
 from twinguard.pipelines.sim.simulate import produce_simulation
 from twinguard.schemas.messages import Feedback
-
-OUTPUTS = ("threats", "twins", "actions", "deadletter")
-
-
-def fresh_outputs(cfg: Config, suffix: str) -> Config:
-    """`cfg` writing to new, empty output topics (the input and feedback topics stay)."""
-    out = cfg.replace(topics={r: f"{getattr(cfg.topics, r)}.{suffix}" for r in OUTPUTS})
-    kafka_admin.create_topics(out.kafka.client_settings(), [
-        s for s in kafka_admin.topic_specs(out) if s.name in {getattr(out.topics, r) for r in OUTPUTS}])
-    return out
 
 
 def test_feedback_suppresses_a_class_for_a_type_and_counts_what_it_hid(unique_topics: Config,
