@@ -36,6 +36,7 @@ from twinguard.pipelines.config import Config
 from twinguard.pipelines.sim.fleet import SimConfig
 
 MINUTE_MS = 60_000
+BYTES_FACTOR, CONNS_FACTOR = 20.0, 8.0  # the new firmware's traffic vs the old
 
 
 def _alarms(cfg: Config, dtype: str, since_ms: int) -> list[dict[str, Any]]:
@@ -56,8 +57,8 @@ def run(brokers: str, out: Path, devices: int, duration_s: float, rollout_at_s: 
         fleet = PacedFleet(cfg, SimConfig(devices=devices, duration_s=duration_s, seed=seed,
                                           attack_fraction=0.0))
         at_ms = fleet.fleet.start_ms + int(rollout_at_s * 1000)
-        fleet.transform = rollout(fleet.keys, dtype, at_ms, "5.55.1", bytes_factor=6.0,
-                                  conns_factor=3.0)
+        fleet.transform = rollout(fleet.keys, dtype, at_ms, "5.55.1", bytes_factor=BYTES_FACTOR,
+                                  conns_factor=CONNS_FACTOR)
         log = out / "adapt_feedback.run.log"
         out.mkdir(parents=True, exist_ok=True)
         proc = start_run(cfg, log, until_idle=10)
@@ -76,12 +77,13 @@ def run(brokers: str, out: Path, devices: int, duration_s: float, rollout_at_s: 
                     given[cls] = (first[0]["id"], int(time.time() * 1000))
                     print(f"feedback on {cls}: {r.stdout.strip()}", flush=True)
         fleet.join()
+        end_ms = int(time.time() * 1000)  # the last telemetry was sent
         if fleet.error:
             raise RuntimeError(fleet.error)
         cpu_s = finish_run(proc, log)
         threats = [t for t, _ in records(cfg, cfg.topics.threats)]
         twins = {t["device_id"]: t for t, _ in records(cfg, cfg.topics.twins)}
-        results = _measure(threats, twins, given, dtype, at_ms, fleet.sent)
+        results = _measure(threats, twins, given, dtype, (at_ms, end_ms), fleet.sent)
         results.update(devices=devices, duration_s=duration_s, rollout_at_s=rollout_at_s,
                        rollout_type=dtype, scope=scope, first_alarms=first_alarms, seed=seed,
                        run_cpu_s=round(cpu_s, 1), loadavg_at_start=load_start)
@@ -91,12 +93,12 @@ def run(brokers: str, out: Path, devices: int, duration_s: float, rollout_at_s: 
 
 
 def _measure(threats: list[dict[str, Any]], twins: dict[str, dict[str, Any]],
-             given: dict[str, tuple[str, int]], dtype: str, at_ms: int, sent: int
+             given: dict[str, tuple[str, int]], dtype: str, span: tuple[int, int], sent: int
              ) -> dict[str, Any]:
+    at_ms, end_ms = span
     ours = sorted((t for t in threats if t["device_type"] == dtype and t["window_end"] >= at_ms),
                   key=lambda t: t["detected_at"])
-    others = [t for t in threats if t["device_type"] != dtype]
-    end_ms = max((t["detected_at"] for t in threats), default=at_ms)
+    others = [t for t in threats if t["device_type"] != dtype and t["window_end"] >= at_ms]
     first_fb = min((ts for _, ts in given.values()), default=end_ms)
     last_fb = max((ts for _, ts in given.values()), default=end_ms)
     before = [t for t in ours if t["detected_at"] < first_fb]
@@ -105,7 +107,6 @@ def _measure(threats: list[dict[str, Any]], twins: dict[str, dict[str, Any]],
                                if t["threat"] == cls and t["detected_at"] >= ts] or [0]) / 1000, 1)
                for cls, (_, ts) in given.items()}
     hidden = sum(t.get("suppressed_threats", 0) for t in twins.values() if t["device_type"] == dtype)
-    span = max(t["detected_at"] for t in threats) - min(t["detected_at"] for t in threats) if threats else 0
     return {
         "telemetry_sent": sent, "twins": len(twins),
         "events_folded": sum(int(t["version"]) for t in twins.values()),
@@ -115,7 +116,7 @@ def _measure(threats: list[dict[str, Any]], twins: dict[str, dict[str, Any]],
         "seconds_to_silence": silence,
         "first_alarm_after_rollout_s": round((ours[0]["detected_at"] - at_ms) / 1000, 1) if ours else None,
         "suppressed_in_twins": hidden,
-        "other_types_alarms_per_min": _per_minute(len(others), span),
+        "other_types_alarms_per_min": _per_minute(len(others), end_ms - at_ms),
         "by_class": {c: sum(1 for t in ours if t["threat"] == c) for c in {t["threat"] for t in ours}},
     }
 
