@@ -1,8 +1,9 @@
 """Issue 15 item 6a: a benign fleet-wide change the current model flags, silenced by feedback.
 
 A simulated fleet without attacks runs live (paced to event time) through `twinguard run` on a
-broker; at `--rollout-at` seconds every device of one type gets a new firmware that sends several
-times the bytes over more connections (benign: richer telemetry). An analyst loop watches the
+broker; from `--rollout-at` seconds on (staggered over `--spread` seconds) every device of one type
+gets a new firmware that sends many times the bytes over more connections (benign: richer
+telemetry). An analyst loop watches the
 threats topic and, for each threat class the rolled-out type is alarmed with, gives `twinguard
 feedback FIRST_ALARM --verdict benign --scope type` once it has seen `--first-alarms` of them. The
 results: false alarms per minute on that type before and after the feedback, time from each verdict
@@ -50,7 +51,7 @@ def _per_minute(n: int, span_ms: int) -> float | None:
 
 
 def run(brokers: str, out: Path, devices: int, duration_s: float, rollout_at_s: float,
-        first_alarms: int, dtype: str, scope: str, seed: int) -> Path:
+        spread_s: float, first_alarms: int, dtype: str, scope: str, seed: int) -> Path:
     load_start = loadavg()
     cfg = bench_config(brokers, "feedback")
     try:
@@ -58,7 +59,7 @@ def run(brokers: str, out: Path, devices: int, duration_s: float, rollout_at_s: 
                                           attack_fraction=0.0))
         at_ms = fleet.fleet.start_ms + int(rollout_at_s * 1000)
         fleet.transform = rollout(fleet.keys, dtype, at_ms, "5.55.1", bytes_factor=BYTES_FACTOR,
-                                  conns_factor=CONNS_FACTOR)
+                                  conns_factor=CONNS_FACTOR, spread_ms=int(spread_s * 1000))
         log = out / "adapt_feedback.run.log"
         out.mkdir(parents=True, exist_ok=True)
         proc = start_run(cfg, log, until_idle=10)
@@ -85,6 +86,7 @@ def run(brokers: str, out: Path, devices: int, duration_s: float, rollout_at_s: 
         twins = {t["device_id"]: t for t, _ in records(cfg, cfg.topics.twins)}
         results = _measure(threats, twins, given, dtype, (at_ms, end_ms), fleet.sent)
         results.update(devices=devices, duration_s=duration_s, rollout_at_s=rollout_at_s,
+                       rollout_spread_s=spread_s,
                        rollout_type=dtype, scope=scope, first_alarms=first_alarms, seed=seed,
                        run_cpu_s=round(cpu_s, 1), loadavg_at_start=load_start)
     finally:
@@ -122,7 +124,8 @@ def _measure(threats: list[dict[str, Any]], twins: dict[str, dict[str, Any]],
 
 
 def _summary(r: dict[str, Any]) -> list[str]:
-    return [f"benign rollout on {r['rollout_type']} at {r['rollout_at_s']} s, {r['devices']} devices, "
+    return [f"benign rollout on {r['rollout_type']} from {r['rollout_at_s']} s over "
+            f"{r['rollout_spread_s']} s, {r['devices']} devices, "
             f"{r['duration_s']} s; feedback scope {r['scope']} on the first {r['first_alarms']} alarms "
             f"of each class: {sorted(r['feedback_given'])}",
             f"false alarms per minute on {r['rollout_type']}: {r['alarms_per_min_before_feedback']} "
@@ -138,16 +141,18 @@ def main() -> None:
     p.add_argument("--brokers", required=True, help="Kafka bootstrap servers")
     p.add_argument("--out", required=True, help="results folder (adapt_feedback.json/.md)")
     p.add_argument("--devices", type=int, default=300)
-    p.add_argument("--duration", type=float, default=240.0, help="seconds of live telemetry")
-    p.add_argument("--rollout-at", type=float, default=90.0, help="seconds in (after baselines)")
+    p.add_argument("--duration", type=float, default=300.0, help="seconds of live telemetry")
+    p.add_argument("--rollout-at", type=float, default=80.0, help="seconds in (after baselines)")
+    p.add_argument("--spread", type=float, default=150.0,
+                   help="the rollout reaches the type's devices over this many seconds")
     p.add_argument("--first-alarms", type=int, default=3,
                    help="alarms of a class the analyst waits for before the verdict (default 3)")
     p.add_argument("--type", default="ip_camera", help="the device type rolled out")
     p.add_argument("--scope", default="type", choices=("type", "cohort"))
     p.add_argument("--seed", type=int, default=7)
     a = p.parse_args()
-    run(a.brokers, Path(a.out), a.devices, a.duration, a.rollout_at, a.first_alarms, a.type,
-        a.scope, a.seed)
+    run(a.brokers, Path(a.out), a.devices, a.duration, a.rollout_at, a.spread, a.first_alarms,
+        a.type, a.scope, a.seed)
 
 
 if __name__ == "__main__":

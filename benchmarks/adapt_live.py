@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -119,16 +120,21 @@ class PacedFleet(threading.Thread):
 
 
 def rollout(keys: KeyRing, device_type: str, at_ms: int, fw: str, bytes_factor: float,
-            conns_factor: float) -> Transform:
-    """A benign firmware rollout: from `at_ms` on, every device of `device_type` runs `fw` and
-    sends `bytes_factor` times the bytes over `conns_factor` times the connections (say, richer
-    telemetry); messages re-signed with the device's key, as the new firmware would sign them."""
+            conns_factor: float, spread_ms: int = 0) -> Transform:
+    """A benign firmware rollout: from `at_ms` on, staggered over `spread_ms` (each device at a
+    fixed point given by a hash of its id, as a fleet manager updates in waves), every device of
+    `device_type` runs `fw` and sends `bytes_factor` times the bytes over `conns_factor` times the
+    connections (say, richer telemetry); messages re-signed with the device's key, as the new
+    firmware would sign them."""
+    def switch_ms(device: str) -> int:
+        return at_ms + spread_ms * (zlib.crc32(device.encode()) % 1000) // 1000
+
     def change(values: list[bytes]) -> list[bytes]:
         out = []
         for v in values:
             ev = _telemetry.decode(v)
             ts = ev.ts if isinstance(ev.ts, int) else int(ev.ts.timestamp() * 1000)
-            if ev.type != device_type or ts < at_ms or ev.net is None:
+            if ev.type != device_type or ev.net is None or ts < switch_ms(ev.device_id):
                 out.append(v)
                 continue
             net = msgspec.structs.replace(ev.net, bytes_out=int(ev.net.bytes_out * bytes_factor),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     if ttl_ms > cfg.feedback.max_ttl_s * 1000:
         raise ValueError(f"--ttl {args.ttl}: longer than [feedback] max_ttl_s "
                          f"({cfg.feedback.max_ttl_s:g} s)")
+    print(f"looking {args.threat_id} up on {cfg.topics.threats} ...", file=sys.stderr, flush=True)
     ev = find_threat(cfg, args.threat_id)
     fw = device_firmware(cfg, ev.device_id) if args.scope == "cohort" else None
     if args.scope == "cohort" and not fw:
