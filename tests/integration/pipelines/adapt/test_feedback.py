@@ -38,7 +38,7 @@ def test_feedback_suppresses_a_class_for_a_type_and_counts_what_it_hid(unique_to
     unknown = twinguard("--config", first, "feedback", "0" * 24, "--verdict", "false_positive")
     assert unknown.returncode == 2, unknown.stderr
     progress, error = unknown.stderr.strip().splitlines()  # the error itself is one line
-    assert progress.startswith("looking 000") and error.startswith("twinguard feedback: threat '000")
+    assert progress.startswith("looking 000") and error.startswith("twinguard feedback: error: threat '000")
     assert error.endswith("is not on " + cfg.topics.threats + ": give an id `twinguard threats` prints")
     given = twinguard("--config", first, "feedback", target[0]["id"], "--verdict", "false_positive",
                       "--scope", "type", "--ttl", "2h", "--note", "lab traffic", "--analyst", "soc.bob")
