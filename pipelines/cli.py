@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twinguard.pipelines.adapt import feedback_command, model_command
 from twinguard.pipelines.cluster import command as cluster_command
 from twinguard.pipelines.cluster import identity as cluster_identity
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
@@ -485,6 +486,8 @@ def _parser() -> argparse.ArgumentParser:
     add("config", cmd_config, "print the resolved configuration (secrets masked)")
 
     respond_command.add_arguments(add("respond", respond_command.run, respond_command.HELP))
+    feedback_command.add_arguments(add("feedback", feedback_command.run, feedback_command.HELP))
+    model_command.add_arguments(add("model", model_command.run, model_command.HELP))
     actions_command.add_arguments(add("actions", actions_command.run, actions_command.HELP))
 
     b = add("bench", cmd_bench, "benchmarks: operators, end to end on a private Kafka broker, "

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from twinguard.operators.decode.brake import BrakeConfig
+from twinguard.operators.feedback.settings import FeedbackConfig
+from twinguard.operators.registry.settings import ModelsConfig
 from twinguard.operators.settings import (
     ActivityConfig,
     DetectionConfig,
@@ -59,6 +61,7 @@ class TopicsConfig:
     action_results: str = "twinguard.action_results"
     action_decisions: str = "twinguard.action_decisions"
     commands: str = "twinguard.commands"
+    models: str = "twinguard.models"
     partitions: int = 4
 
     def all(self) -> dict[str, str]:
@@ -98,6 +101,8 @@ class Config:
     startup: StartupConfig = field(default_factory=StartupConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     respond: RespondConfig = field(default_factory=RespondConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

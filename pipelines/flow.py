@@ -26,12 +26,14 @@ from twinguard.operators.integrity.signatures import KeyRing
 from twinguard.operators.intel.reader import IntelReader, start_intel_reader
 from twinguard.operators.intel.table import IntelTable
 from twinguard.operators.io.kafka import IdleStop, KafkaBatchSource, KafkaOutSink
+from twinguard.operators.registry.slot import ModelSlot
 from twinguard.operators.twin.desired import ControlTable
 from twinguard.operators.twin.engine import EngineContext
 from twinguard.operators.twin.logic import ShardItem, ShardLogic
 from twinguard.operators.twin.store import TwinStore
 from twinguard.operators.users.insider import Reorder, UserLogic, UserStore
 from twinguard.pipelines import heap
+from twinguard.pipelines.adapt import readers as adaptive
 from twinguard.pipelines.config import Config, load_config
 from twinguard.pipelines.kafka.admin import require_topics
 from twinguard.pipelines.metrics.counting import (
@@ -77,7 +79,8 @@ class Runtime:
         return cls(cfg, types, keys,
                    EngineContext(types, scorer, p, cfg.detection, cfg.response, intel=intel,
                                  risk=cfg.risk, mark_lead_ms=p.max_mark_lead_ms if live else None,
-                                 telemetry_topic=cfg.topics.telemetry),
+                                 telemetry_topic=cfg.topics.telemetry, models=ModelSlot(scorer),
+                                 hidden=adaptive.count_hidden),
                    DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms),
                    RejectBrake(cfg.brake), ControlTable.from_types(types))
 
@@ -132,6 +135,8 @@ def decode_step(rt: Runtime, raw: RawBatch) -> Decoded:
     if rt.engine.intel.failure is not None:  # never run on silently with intel frozen or empty
         raise RuntimeError(f"{rt.engine.intel.failure}; restart `twinguard run` once the cause is fixed")
     out: Decoded
+    if (failure := adaptive.reader_failure(rt.engine)) is not None:
+        raise RuntimeError(f"{failure}; restart `twinguard run` once the cause is fixed")
     if raw.topic == rt.cfg.topics.activity:
         out = decode_activity(raw, rt.decode)
     elif raw.topic == rt.cfg.topics.action_results:
@@ -178,9 +183,11 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     standalone = runtime is None and source is None  # `python -m bytewax.run`: the whole process
     if standalone:  # as `twinguard run`: a wrong broker or topic fails now, in one line
         require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity,
-                                                     cfg.topics.action_results],
+                                                     cfg.topics.action_results,
+                                                     *adaptive.required_topics(cfg)],
                        cfg.startup.broker_timeout_s)
         follow_intel(cfg, rt)
+        adaptive.follow_adaptive(cfg, rt.engine)
         serve(cfg.metrics, rt.engine.scorer)
     flow = Dataflow("twinguard")
     raw = op.input("telemetry_in", flow, source or kafka_source(cfg))

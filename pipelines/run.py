@@ -9,6 +9,7 @@ from bytewax._bytewax import cli_main
 
 from twinguard.operators.io.kafka import IdleStop
 from twinguard.pipelines import heap
+from twinguard.pipelines.adapt import readers as adaptive
 from twinguard.pipelines.cluster.identity import Place
 from twinguard.pipelines.cluster.spread import partition_counts, spread_warnings
 from twinguard.pipelines.config import Config
@@ -45,14 +46,15 @@ def run_kafka(cfg: Config, place: Place, until_idle: float | None = None) -> Non
              f" until idle {until_idle}s" if until_idle else "")
     rt = Runtime.from_config(cfg, live=True)  # refuses the development key before Kafka is asked
     settings = cfg.kafka.client_settings()
-    require_topics(settings, [cfg.topics.telemetry, cfg.topics.activity, cfg.topics.action_results],
-                   cfg.startup.broker_timeout_s)
+    require_topics(settings, [cfg.topics.telemetry, cfg.topics.activity, cfg.topics.action_results,
+                              *adaptive.required_topics(cfg)], cfg.startup.broker_timeout_s)
     for warning in spread_warnings(cfg, place, partition_counts(
             settings, [cfg.topics.telemetry, cfg.topics.activity])):
         log.warning("%s", warning)
     serve(cfg.metrics, rt.engine.scorer)
     warm_up(rt)
     reader = follow_intel(cfg, rt)
+    followers = adaptive.follow_adaptive(cfg, rt.engine)
     idle = IdleStop(until_idle) if until_idle else None  # one decision for both topics
     flow = build_flow(cfg, source=kafka_source(cfg, idle), runtime=rt,
                       activity=activity_source(cfg, idle), responses=results_source(cfg, idle),
@@ -73,6 +75,9 @@ def run_kafka(cfg: Config, place: Place, until_idle: float | None = None) -> Non
     finally:
         if reader is not None:
             reader.stop()
+        adaptive.stop_readers(followers)
     if rt.engine.intel.failure is not None:  # the run ended before a batch could report it
         raise RuntimeError(rt.engine.intel.failure)
+    if (failure := adaptive.reader_failure(rt.engine)) is not None:
+        raise RuntimeError(failure)
     log.info("twinguard run: finished")

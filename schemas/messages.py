@@ -102,14 +102,45 @@ class Intel(Struct, omit_defaults=True):
 
 
 class Feedback(Struct, omit_defaults=True):
-    """twinguard.feedback (key = threat id): an analyst verdict."""
+    """twinguard.feedback (compacted, key = threat id: an analyst's latest verdict wins): an analyst
+    verdict on a threat. `twinguard feedback` copies the threat's fields (device, type, class,
+    detectors, model version, window end) from the threats topic and the firmware from its twin;
+    the dataflow refuses a record whose fields do not reproduce `threat_id` (an unknown threat).
+    A false_positive or benign verdict suppresses that threat class for its `scope` until
+    `ts + ttl_ms`: the device, every device of its type, or its cohort (type + firmware)."""
 
     threat_id: str
-    verdict: Annotated[str, Meta(pattern=r"^(true_positive|false_positive|benign_positive)$")]
+    verdict: Annotated[str, Meta(pattern=r"^(true_positive|false_positive|benign|benign_positive)$",
+                                 description="benign_positive: older spelling of benign")]
     analyst: str
     ts: EpochMs
     threat: str | None = None
     note: str = ""
+    scope: Annotated[str, Meta(pattern=r"^(device|type|cohort)$")] = "device"
+    ttl_ms: Annotated[int, Meta(ge=0, description="suppression lifetime; 0: [feedback] default_ttl")] = 0
+    device_id: DeviceId | None = None
+    device_type: str | None = None
+    fw: Firmware | None = None  # the device's firmware when the verdict was given (cohort scope)
+    detectors: list[str] = []
+    model_version: str | None = None
+    window_end: EpochMs | None = None
+
+
+class ModelRecord(Struct, omit_defaults=True):
+    """twinguard.models (compacted, key = model name): the registry. The latest record per name is
+    the version every running dataflow scores with; `files` are sha256-verified on load."""
+
+    name: str
+    version: str
+    location: Annotated[str, Meta(min_length=1, description="model directory: a path or file:// URI "
+                                  "every process can read")]
+    files: dict[str, str]  # file name -> sha256 (model.ubj, metadata.json, ...)
+    promoted_at: EpochMs
+    promoted_by: str = ""
+    feature_schema: str = ""
+    metrics: dict[str, float] = {}
+    note: str = ""
+    schema_version: int = SCHEMA_VERSION
 
 
 class Contribution(Struct):
@@ -273,6 +304,8 @@ class TwinState(Struct):
     risk: Annotated[float, Meta(ge=0.0, le=100.0, description="Risk score (operators/twin/risk.py)")] = 0.0
     risk_reasons: list[str] = []  # its top reasons, most important first
     response: ResponseState | None = None  # set while a response action contains the device
+    suppressed_threats: Count = 0  # threats analyst feedback hid (no threat event, no action)
+    last_suppressed: LastThreat | None = None  # the latest of them (its id as if it were emitted)
 
 
 class DeadLetter(Struct):
@@ -300,6 +333,7 @@ TOPIC_SCHEMAS: dict[str, type[Struct]] = {
     "activity": Activity,
     "intel": Intel,
     "feedback": Feedback,
+    "models": ModelRecord,
     "twins": TwinState,
     "threats": ThreatEvent,
     "actions": Action,

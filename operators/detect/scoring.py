@@ -143,11 +143,17 @@ def verify_files(meta: dict[str, Any], where: Path) -> None:
     files = meta.get("files", {})
     if not isinstance(files, dict):
         raise ModelError(f"{where}/{META_FILE}: `files` must map file names to sha256")
+    verify_digests(files, where, META_FILE)
+
+
+def verify_digests(files: dict[str, str], where: Path, listed_in: str) -> None:
+    """Refuse unless every file {name: sha256} exists in `where` with that sha256 (metadata.json's
+    `files`, or a model registry record's)."""
     for name, digest in files.items():
-        path = where / Path(name).name  # names only: a metadata file cannot point elsewhere
+        path = where / Path(name).name  # names only: a listing cannot point elsewhere
         if not path.is_file():
-            raise ModelError(f"{where}: {name} listed in {META_FILE} is missing")
+            raise ModelError(f"{where}: {name} listed in {listed_in} is missing")
         got = sha256_file(path)
         if got != digest:
-            raise ModelError(f"{where}/{name}: sha256 {got[:12]}… does not match metadata "
+            raise ModelError(f"{where}/{name}: sha256 {got[:12]}… does not match {listed_in} "
                              f"{str(digest)[:12]}… (file altered?)")

@@ -29,8 +29,11 @@ from twinguard.operators.detect.policy import (
     severity,
 )
 from twinguard.operators.detect.scoring import Scorer, all_normal, finite_features
+from twinguard.operators.feedback.apply import HiddenCounter, hide_suppressed, relearn_baselines
+from twinguard.operators.feedback.table import SuppressionTable
 from twinguard.operators.integrity.signatures import authentic
 from twinguard.operators.intel.table import IntelTable
+from twinguard.operators.registry.slot import ModelSlot
 from twinguard.operators.settings import DetectionConfig, PipelineConfig, ResponseConfig, RiskConfig
 from twinguard.operators.twin import identity
 from twinguard.operators.twin import kernels as K
@@ -70,6 +73,14 @@ class EngineContext:
     # live input: marks stay within now() + this; None where event time is simulated or historical
     mark_lead_ms: int | None = None
     telemetry_topic: str = "twinguard.telemetry"  # where rejected events' dead letters point
+    # analyst verdicts (operators/feedback) and the hot-swapped model (operators/registry): both
+    # replicated per process by a reader thread, like intel
+    feedback: SuppressionTable = field(default_factory=SuppressionTable)
+    models: ModelSlot | None = None  # None: `scorer` for good (train, replay, tests)
+    hidden: HiddenCounter | None = None  # counts threats feedback hid (the process's metrics)
+
+    def live_scorer(self) -> Scorer:
+        return self.scorer if self.models is None else self.models.current
 
     def mark_cap(self) -> int:
         """The highest event time a partition's mark may reach now (kernels.update_batch)."""
@@ -119,6 +130,18 @@ class ShardEngine:
     # per telemetry batch after the kernels (e.g. desired-state drift): (engine, batch, slots) -> out
     on_batch: list[Callable[[ShardEngine, TelemetryBatch, I64], list[OutMsg]]] = field(
         default_factory=list)
+    scorer: Scorer | None = None  # the model of the current activation (pin_model)
+
+    def pin_model(self) -> None:
+        """Take the process's current model (and feedback's re-learn requests) for one whole
+        activation: a model hot-swapped meanwhile scores from the next one, never half a batch."""
+        self.scorer = self.ctx.live_scorer()
+        if self.ctx.feedback.current.relearn:
+            relearn_baselines(self.store, self.ctx.feedback.current)
+
+    @property
+    def model(self) -> Scorer:
+        return self.scorer or self.ctx.scorer
 
     @property
     def triggers(self) -> F64:
@@ -226,9 +249,11 @@ class ShardEngine:
             hook(self.store, w, d)
         rows = np.nonzero(d.cls > 0)[0]
         rows = rows[self._not_cooling_down(w, d, rows)]
+        rows = hide_suppressed(self.store, self.ctx.types, self.ctx.feedback.current, w.meta, d.cls,
+                               rows, self.model.version, int(self.ctx.now() * 1000), self.ctx.hidden)
         if rows.size == 0:
             return []
-        contrib = self.ctx.scorer.contributions(w.features[rows], d.cls[rows])
+        contrib = self.model.contributions(w.features[rows], d.cls[rows])
         out: list[OutMsg] = []
         for j, r in enumerate(rows.tolist()):
             out += self._threat(w, r, d, fired[r], probs[r], contrib[j])
@@ -252,7 +277,7 @@ class ShardEngine:
         classes, treewalk), so learning devices' quiet windows are not scored."""
         probs = all_normal(features.shape[0])
         if rows.any():
-            probs[rows] = self.ctx.scorer.predict(features[rows])
+            probs[rows] = self.model.predict(features[rows])
         return probs
 
     def _not_cooling_down(self, w: Windows, d: Decisions, rows: I64) -> npt.NDArray[np.bool_]:
@@ -271,7 +296,7 @@ class ShardEngine:
         st, ctx = self.store, self.ctx
         s, ws, we, part, first, last, _final = (int(v) for v in w.meta[r])
         device, threat = st.device_ids[s], THREAT_CLASSES[int(d.cls[r])]
-        version = ctx.scorer.version
+        version = self.model.version
         tid = output_id(device, threat, version, str(we))
         dets = [det for det, hit in zip(DETECTORS, fired.tolist(), strict=True) if hit]
         dtype = ctx.types.types[st.arrays["istate"][s, K.I_TYPE]]
@@ -285,7 +310,7 @@ class ShardEngine:
             id=tid, device_id=device, device_type=dtype.name,
             threat=threat, severity=severity(threat, float(d.score[r]), len(dets)),
             score=round(float(d.score[r]), 4),
-            probabilities={} if ctx.scorer.booster is None else
+            probabilities={} if self.model.booster is None else
                           {c: round(float(p), 4) for c, p in zip(THREAT_CLASSES, probs, strict=True)},
             detectors=[det.name for det in dets],
             reasons=([f"{det.name}: {det.describe(w.evidence_row(r), names)}" for det in dets] or
@@ -352,10 +377,11 @@ class ShardEngine:
         types, intel, max_ts = ctx.types.types, ctx.intel.current, st.max_ts
         cols = [a[k][slots].tolist() for k in ("istate", "last_threat", "last_sig", "desired",
                                                   "desired_ts", "threats_total", "commands")]
+        hidden = [st.suppressed.get(s) for s in slots.tolist()]
         risks = R.assess_many(st, slots, types, intel, ctx.risk)
         out = []
-        for s, i, (cls, at), sig, want, want_ts, total, commands, (risk, reasons) in zip(
-                slots.tolist(), *cols, risks, strict=True):
+        for s, i, (cls, at), sig, want, want_ts, total, commands, (risk, reasons), hid in zip(
+                slots.tolist(), *cols, risks, hidden, strict=True):
             dt = types[i[K.I_TYPE]]
             last = None
             if cls > 0:
@@ -371,7 +397,11 @@ class ShardEngine:
                 risk_reasons=reasons, commands=commands,
                 response=current(st.responses.get(st.device_ids[s])),
                 desired={n: float(v) for n, v, t in zip(names, want, want_ts, strict=False)
-                         if t >= 0}))
+                         if t >= 0},
+                suppressed_threats=hid[0] if hid else 0,
+                last_suppressed=None if hid is None else LastThreat(
+                    id=hid[1], threat=THREAT_CLASSES[hid[2]],
+                    severity=severity(THREAT_CLASSES[hid[2]], 0.0, 0), at=hid[3])))
         return out
 
     def _status(self, base_n: int, cls: int, at: int, max_ts: int) -> str:

@@ -47,6 +47,7 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
         self.engine.on_windows.append(self.desired.explain)
 
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMsg], bool]:
+        self.engine.pin_model()  # one model for the whole activation (operators/registry/slot.py)
         out: list[OutMsg] = []
         run: list[TelemetryBatch] = []  # consecutive telemetry batches go to the engine as one
         for v in values:
@@ -66,9 +67,11 @@ class ShardLogic(StatefulBatchLogic[ShardItem, OutMsg, TwinStore]):
         return out, False
 
     def on_notify(self) -> tuple[list[OutMsg], bool]:
+        self.engine.pin_model()
         return self.engine.tick() + self.desired.expire(self.engine), False
 
     def on_eof(self) -> tuple[list[OutMsg], bool]:
+        self.engine.pin_model()
         return self.engine.flush() + self.desired.flush(self.engine), False
 
     def notify_at(self) -> datetime:

@@ -59,6 +59,10 @@ class TwinStore:
     peer_groups: dict[tuple[int, str], int] = field(default_factory=dict)
     # device -> action id -> containment in force (operators/twin/response.py; sparse)
     responses: dict[str, dict[str, ResponseState]] = field(default_factory=dict)
+    # analyst feedback (operators/feedback/apply.py), sparse: slot -> (threats hidden, the last
+    # one's id, class, window end), and slot -> ts of the benign verdict whose re-learning was done
+    suppressed: dict[int, tuple[int, str, int, int]] = field(default_factory=dict)
+    relearned: dict[int, int] = field(default_factory=dict)
     peer: np.ndarray = field(init=False)
     peer_n: I64 = field(init=False)
 
@@ -182,6 +186,7 @@ class TwinStore:
         snap.intel_hits = dict(self.intel_hits)
         snap.responses = {d: dict(e) for d, e in self.responses.items()}
         snap.peer_groups = dict(self.peer_groups)
+        snap.suppressed, snap.relearned = dict(self.suppressed), dict(self.relearned)
         snap.peer, snap.peer_n = self.peer.copy(), self.peer_n.copy()
         snap.part_max, snap.part_wall = self.part_max.copy(), self.part_wall.copy()
         return snap

@@ -19,7 +19,7 @@ from twinguard.pipelines.config import Config
 log = logging.getLogger(__name__)
 
 # keyed latest-value tables: keep the last record per key
-COMPACTED_ROLES = ("intel", "twins", "action_results")
+COMPACTED_ROLES = ("intel", "twins", "action_results", "feedback", "models")
 
 
 class KafkaAdminError(RuntimeError):

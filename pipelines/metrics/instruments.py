@@ -23,6 +23,12 @@ DEAD_LETTERS = Counter(
 THREATS = Counter(
     f"{PREFIX}_threats", "Threat events written, by threat class and severity",
     ["threat", "severity"])
+SUPPRESSED = Counter(
+    f"{PREFIX}_threats_suppressed", "Threats analyst feedback hid (no threat event, no action), "
+    "by threat class and the verdict's scope", ["threat", "scope"])
+MODEL_SWAPS = Counter(
+    f"{PREFIX}_model_swaps", "Model versions hot-swapped in from the registry, or refused",
+    ["outcome"])
 ACTIONS = Counter(
     f"{PREFIX}_actions", "Response actions written, by action type, tier and mode",
     ["action", "tier", "mode"])

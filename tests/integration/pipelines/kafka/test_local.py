@@ -70,15 +70,17 @@ def test_end_offsets_of_a_missing_topic_is_a_clear_error(kafka_brokers: str) -> 
 
 
 def _assert_layout(settings: dict[str, str], cfg: Config, partitions: int) -> None:
-    """Every configured topic has the partition count; exactly intel, twins and action_results
-    (the respond service's state) are compacted."""
+    """Every configured topic has the partition count; exactly intel, twins, action_results (the
+    respond service's state), feedback (latest verdict per threat) and models (the registry) are
+    compacted."""
     admin = AdminClient(settings)
     meta = admin.list_topics(timeout=10).topics
     for role, name in cfg.topics.all().items():
         assert len(meta[name].partitions) == partitions, role
         resource = ConfigResource(ResourceType.TOPIC, name)
         entries = admin.describe_configs([resource])[resource].result(timeout=10)
-        expected = "compact" if role in ("intel", "twins", "action_results") else "delete"
+        expected = "compact" if role in ("intel", "twins", "action_results", "feedback",
+                                         "models") else "delete"
         assert entries["cleanup.policy"].value == expected, role
 
 

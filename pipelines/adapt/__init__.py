@@ -1,0 +1,1 @@
+"""Adaptive security: `twinguard feedback`, `twinguard model`, and the readers a dataflow runs."""
