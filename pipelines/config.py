@@ -19,6 +19,7 @@ from twinguard.operators.settings import (
     ResponseConfig,
     RiskConfig,
 )
+from twinguard.pipelines.archive.settings import ArchiveConfig
 from twinguard.pipelines.cluster.settings import ClusterConfig
 from twinguard.pipelines.kafka.startup import StartupConfig
 from twinguard.pipelines.metrics.settings import MetricsConfig
@@ -59,6 +60,7 @@ class TopicsConfig:
     action_results: str = "twinguard.action_results"
     action_decisions: str = "twinguard.action_decisions"
     commands: str = "twinguard.commands"
+    windows: str = "twinguard.windows"
     partitions: int = 4
 
     def all(self) -> dict[str, str]:
@@ -98,6 +100,7 @@ class Config:
     startup: StartupConfig = field(default_factory=StartupConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     respond: RespondConfig = field(default_factory=RespondConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

@@ -36,6 +36,7 @@ from twinguard.operators.twin import identity
 from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin import risk as R
 from twinguard.operators.twin.store import TwinStore
+from twinguard.operators.twin.window_records import window_records
 from twinguard.schemas.device_types import DeviceTypeTable
 from twinguard.schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, N_FEATURES, THREAT_CLASSES
 from twinguard.schemas.messages import (
@@ -69,6 +70,7 @@ class EngineContext:
     # live input: marks stay within now() + this; None where event time is simulated or historical
     mark_lead_ms: int | None = None
     telemetry_topic: str = "twinguard.telemetry"  # where rejected events' dead letters point
+    emit_windows: bool = False  # every final window to the `windows` role (the archive, off by default)
 
     def mark_cap(self) -> int:
         """The highest event time a partition's mark may reach now (kernels.update_batch)."""
@@ -223,12 +225,15 @@ class ShardEngine:
         d = decide(fired, probs, warm, self.ctx.detection, anomaly)
         for hook in self.on_windows:
             hook(self.store, w, d)
+        ctx = self.ctx
+        out: list[OutMsg] = (window_records(
+            self.store, ctx.types, ctx.intel.current, ctx.risk, ctx.scorer.version, w.features,
+            w.meta, d.cls, probs) if ctx.emit_windows else [])
         rows = np.nonzero(d.cls > 0)[0]
         rows = rows[self._not_cooling_down(w, d, rows)]
         if rows.size == 0:
-            return []
+            return out
         contrib = self.ctx.scorer.contributions(w.features[rows], d.cls[rows])
-        out: list[OutMsg] = []
         for j, r in enumerate(rows.tolist()):
             out += self._threat(w, r, d, fired[r], probs[r], contrib[j])
         return out
