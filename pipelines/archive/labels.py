@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from twinguard.pipelines.archive.records import FEATURE_PREFIX, SCHEMAS
-from twinguard.pipelines.archive.store import Manifest
+from twinguard.pipelines.archive.records import FEATURE_PREFIX
+from twinguard.pipelines.archive.store import read_kind
 from twinguard.schemas.features import FEATURE_NAMES, THREAT_CLASSES
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,6 @@ class Labelled:
     weight: npt.NDArray[np.float64]
     window_end: npt.NDArray[np.int64]
     summary: dict[str, int]  # how many windows each rule labelled or left out
-
-
-def read_kind(root: Path, kind: str) -> pl.DataFrame:
-    """Every row of `kind` in the files the manifest lists (an empty frame of the schema if none)."""
-    files = [root / f for f in Manifest.read(root / "manifest.json").files
-             if f.startswith(f"kind={kind}/")]
-    if not files:
-        return pl.DataFrame(schema=SCHEMAS[kind])
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical")
 
 
 def labelled_windows(root: Path, cooldown_ms: int, unlabelled_weight: float) -> Labelled:

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twinguard.pipelines.archive.records import frame
+import polars as pl
+
+from twinguard.pipelines.archive.records import SCHEMAS, frame
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -126,3 +128,12 @@ class ArchiveStore:
         if size > self.max_bytes:
             log.warning("archive: %d bytes in the newest date partition alone exceed max_bytes=%d; "
                         "kept (raise the bound)", size, self.max_bytes)
+
+
+def read_kind(root: Path, kind: str) -> pl.DataFrame:
+    """Every row of `kind` in the files the manifest lists (an empty frame of the schema if none)."""
+    files = [root / f for f in Manifest.read(root / "manifest.json").files
+             if f.startswith(f"kind={kind}/")]
+    if not files:
+        return pl.DataFrame(schema=SCHEMAS[kind])
+    return pl.concat([pl.read_parquet(f) for f in files], how="vertical")

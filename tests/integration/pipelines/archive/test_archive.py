@@ -12,11 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.archive import archived
 from tests.support.cli import twinguard, write_config
 from tests.support.kafka import produce
 from twinguard.operators.io.kafka import read_topic
-from twinguard.pipelines.archive.store import Manifest
+from twinguard.pipelines.archive.store import Manifest, read_kind
 from twinguard.pipelines.config import Config
 from twinguard.pipelines.sim.simulate import produce_simulation
 
@@ -73,13 +72,13 @@ def test_archive_resumes_after_a_kill_without_losing_or_repeating_rows(
     assert again.returncode == 0, again.stderr[-3000:]
     assert "windows" in again.stderr and "dead-lettered" in again.stderr  # progress on stderr
 
-    rows = archived(out, "windows")
+    rows = read_kind(out, "windows")
     assert rows.height == len(windows)  # every window once: none lost, none twice
     assert rows.select(["_partition", "_offset"]).is_duplicated().sum() == 0
     assert sorted(rows["window_end"].to_list()) == sorted(w["window_end"] for w in windows)
-    th = archived(out, "threats")
+    th = read_kind(out, "threats")
     assert sorted(th["id"].to_list()) == sorted(str(t["id"]) for t in threats)
-    fb = archived(out, "feedback")
+    fb = read_kind(out, "feedback")
     assert sorted(fb["threat_id"].to_list()) == sorted(k.decode() for k, _ in feedback)
     dead = [json.loads(v) for _, v in read_topic(settings, cfg.topics.deadletter)]
     reasons = {d["topic"]: d["reason"] for d in dead if d["stage"] == "archive"}

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.archive import archived
 from twinguard.pipelines.archive.records import FEATURE_PREFIX, ArchiveRejectError, to_row
-from twinguard.pipelines.archive.store import ArchiveStore, Manifest
+from twinguard.pipelines.archive.store import ArchiveStore, Manifest, read_kind
 from twinguard.schemas.features import FEATURE_NAMES
 
 EXAMPLE = Path(__file__).parents[4] / "schemas" / "examples" / "windows.json"
@@ -55,9 +54,9 @@ def test_files_of_a_flush_killed_before_its_manifest_are_removed_and_rewritten(t
 
     reopened = ArchiveStore(tmp_path)
     assert reopened.next_offset("fb", 0) == 1  # resume re-reads offset 1 ...
-    assert archived(tmp_path, "feedback")["threat_id"].to_list() == ["t0"]  # ... whose file is gone
+    assert read_kind(tmp_path, "feedback")["threat_id"].to_list() == ["t0"]  # ... whose file is gone
     reopened.append({("feedback", "1970-01-02"): [_feedback(1, 1)]}, {"fb": {0: 2}})
-    assert archived(tmp_path, "feedback")["threat_id"].to_list() == ["t0", "t1"]
+    assert read_kind(tmp_path, "feedback")["threat_id"].to_list() == ["t0", "t1"]
     assert len(list(tmp_path.glob("kind=feedback/*/*.parquet"))) == 2
 
 
@@ -71,7 +70,7 @@ def test_the_oldest_date_partitions_go_first_when_over_the_bound(tmp_path: Path,
     bounded = ArchiveStore(tmp_path, max_bytes=2 * one_day + 10)
     bounded.append({("feedback", "1970-01-05"): [_feedback(4, 4)]}, {"fb": {0: 4}})
 
-    assert archived(tmp_path, "feedback")["threat_id"].to_list() == ["t3", "t4"]
+    assert read_kind(tmp_path, "feedback")["threat_id"].to_list() == ["t3", "t4"]
     assert not (tmp_path / "kind=feedback" / "date=1970-01-02").exists()
     assert Manifest.read(tmp_path / "manifest.json").dropped == ["1970-01-02", "1970-01-03"]
     assert "dropped date partition 1970-01-02" in caplog.text
