@@ -26,6 +26,7 @@ def test_defaults_load() -> None:
         "action_results",
         "action_decisions",
         "commands",
+        "windows",
     }
 
 
