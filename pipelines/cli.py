@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from twinguard.pipelines.adapt import feedback_command, model_command
+from twinguard.pipelines.archive import command as archive_command
+from twinguard.pipelines.archive import retrain_command
 from twinguard.pipelines.cluster import command as cluster_command
 from twinguard.pipelines.cluster import identity as cluster_identity
 from twinguard.pipelines.config import Config, ConfigError, load_config, masked
@@ -44,6 +46,8 @@ def _config(args: argparse.Namespace) -> Config:
         cfg = cfg.replace(recovery={"snapshot_interval_s": args.snapshot_interval})
     if getattr(args, "insecure_dev_key", False):
         cfg = cfg.replace(integrity={"insecure_dev_key": True})
+    if getattr(args, "emit_windows", False):
+        cfg = cfg.replace(archive={"emit_windows": True})
     return cfg
 
 
@@ -98,6 +102,8 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
+    if args.from_archive:
+        return retrain_command.run(args, cfg)
     if args.inputs:
         return _train_tables(args, cfg)
     from twinguard.pipelines.sim.train import TrainConfig, train
@@ -325,6 +331,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--insecure-dev-key", action="store_true",
                    help="with no HMAC keys configured, accept messages signed with the public "
                    "development key (demos and tests only: anyone can sign with it)")
+    r.add_argument("--emit-windows", action="store_true", help="also write every closed window "
+                   "(features, twin context, model verdict) to the windows topic for `twinguard "
+                   "archive` (config archive.emit_windows)")
 
     s = add("simulate", cmd_simulate, "produce simulated fleet telemetry and operator activity "
             "with labelled attacks")
@@ -347,7 +356,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--devices", type=int, default=1500)
     t.add_argument("--duration", type=float, default=180.0)
     t.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
-    t.add_argument("--rounds", type=int, default=60)
+    t.add_argument("--rounds", type=int, default=60, help="boosting rounds (--from-archive: "
+                   "rounds added to the champion)")
+    retrain_command.add_arguments(t)
     t.add_argument("--warmup-rows", type=int, default=None, metavar="N",
                    help="tables: first N rows per device only learn (default 100)")
     add_table_arguments(t)
@@ -489,6 +500,7 @@ def _parser() -> argparse.ArgumentParser:
     feedback_command.add_arguments(add("feedback", feedback_command.run, feedback_command.HELP))
     model_command.add_arguments(add("model", model_command.run, model_command.HELP))
     actions_command.add_arguments(add("actions", actions_command.run, actions_command.HELP))
+    archive_command.add_arguments(add("archive", archive_command.run, archive_command.HELP))
 
     b = add("bench", cmd_bench, "benchmarks: operators, end to end on a private Kafka broker, "
             "peers (naive and expert Bytewax, Quix Streams, a micro-batch consumer), scaling, memory, "

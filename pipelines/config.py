@@ -21,6 +21,7 @@ from twinguard.operators.settings import (
     ResponseConfig,
     RiskConfig,
 )
+from twinguard.pipelines.archive.settings import ArchiveConfig
 from twinguard.pipelines.cluster.settings import ClusterConfig
 from twinguard.pipelines.kafka.startup import StartupConfig
 from twinguard.pipelines.metrics.settings import MetricsConfig
@@ -62,6 +63,7 @@ class TopicsConfig:
     action_decisions: str = "twinguard.action_decisions"
     commands: str = "twinguard.commands"
     models: str = "twinguard.models"
+    windows: str = "twinguard.windows"
     partitions: int = 4
 
     def all(self) -> dict[str, str]:
@@ -103,6 +105,7 @@ class Config:
     respond: RespondConfig = field(default_factory=RespondConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections changed: cfg.replace(kafka={"brokers": b})."""

@@ -80,7 +80,8 @@ class Runtime:
                    EngineContext(types, scorer, p, cfg.detection, cfg.response, intel=intel,
                                  risk=cfg.risk, mark_lead_ms=p.max_mark_lead_ms if live else None,
                                  telemetry_topic=cfg.topics.telemetry, models=ModelSlot(scorer),
-                                 hidden=adaptive.count_hidden),
+                                 hidden=adaptive.count_hidden,
+                                 emit_windows=cfg.archive.emit_windows),
                    DecodeConfig(p.shards, p.max_message_bytes, p.max_future_skew_ms),
                    RejectBrake(cfg.brake), ControlTable.from_types(types))
 

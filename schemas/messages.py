@@ -91,14 +91,29 @@ class Activity(Struct, omit_defaults=True):
     src_ip: IpAddress | None = None
 
 
+class PolicyRule(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What a `policy` intel entry changes for its cohort while it is live (operators/intel/policy.py).
+    Tightening only unless `loosen` is true: a threshold above the default is ignored and tier `auto`
+    is refused without it."""
+
+    model_threshold: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
+    anomaly_z: Annotated[float, Meta(gt=0.0, le=1000.0)] | None = None
+    tier: Annotated[str, Meta(pattern=r"^(auto|approval)$")] | None = None
+    loosen: bool = False
+
+
 class Intel(Struct, omit_defaults=True):
-    """twinguard.intel (compacted, key = indicator): threat intelligence."""
+    """twinguard.intel (compacted, key = indicator): threat intelligence.
+
+    kind `policy`: `indicator` names the cohort, `type=<device_type>` and/or `fw=<version>` joined by
+    `,` (e.g. `type=plc,fw=2.1.0`), and `policy` says what changes for it (PolicyRule)."""
 
     indicator: str
     kind: Annotated[str, Meta(pattern=r"^(ip|cidr|firmware|policy)$")]
     severity: Annotated[str, Meta(pattern=r"^(low|medium|high|critical)$")] = "medium"
     note: str = ""
     expires_at: EpochMs | None = None
+    policy: PolicyRule | None = None
 
 
 class Feedback(Struct, omit_defaults=True):
@@ -308,6 +323,25 @@ class TwinState(Struct):
     last_suppressed: LastThreat | None = None  # the latest of them (its id as if it were emitted)
 
 
+class WindowRecord(Struct):
+    """twinguard.windows (key = device_id, off by default): one closed window for the archive, its
+    features (schemas/features.py names; null = missing), twin context and the model's verdict."""
+
+    device_id: DeviceId
+    device_type: str
+    fw: str | None
+    risk: Annotated[float, Meta(ge=0.0, le=100.0)]
+    window_start: EpochMs
+    window_end: EpochMs
+    features: dict[str, float | None]
+    feature_schema: str
+    model_class: str  # the model's most probable class
+    model_probability: Probability
+    decided: str  # what the engine decided (normal = no threat)
+    model_version: str
+    schema_version: int = SCHEMA_VERSION
+
+
 class DeadLetter(Struct):
     """twinguard.deadletter: a rejected input message, its original bytes (or, for a long one, their
     first `value_b64` bytes plus the whole message's length and sha256: a dead letter must fit the
@@ -338,6 +372,7 @@ TOPIC_SCHEMAS: dict[str, type[Struct]] = {
     "threats": ThreatEvent,
     "actions": Action,
     "deadletter": DeadLetter,
+    "windows": WindowRecord,
     "action_results": ActionResult,
     "action_decisions": ActionDecision,
     "commands": Command,

@@ -11,9 +11,10 @@ The price: a change reaches the engines one poll later, and a replay run with a 
 explain threats differently (threat ids never depend on intel).
 
 Indicators (`twinguard.schemas.messages.Intel`): `ip` an address; `cidr` a network (host bits ignored);
-`firmware` "<version>" for every device type or "<device_type>:<version>" for one; `policy` kept for
-policy overrides (stored, not used yet). An entry stops matching at `expires_at` (compared with the
-event's time); a tombstone (empty value) on the topic removes it.
+`firmware` "<version>" for every device type or "<device_type>:<version>" for one; `policy` a cohort
+("type=<device_type>,fw=<version>") whose detection thresholds and response tier the entry's
+`policy` tightens while live (grammar: operators/intel/policy.py). An entry stops matching at
+`expires_at` (compared with the event's time); a tombstone (empty value) on the topic removes it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from twinguard.operators.decode.depth import depth_reason
-from twinguard.schemas.messages import Intel
+from twinguard.operators.intel.policy import Cohort, PolicyRejectError, check_rule, parse_cohort
+from twinguard.schemas.messages import Intel, PolicyRule
 
 log = logging.getLogger(__name__)
 _decoder = msgspec.json.Decoder(Intel)
@@ -67,6 +69,7 @@ class IntelEntry:
     severity: str
     note: str
     expires_at: int | None
+    policy: PolicyRule | None = None  # kind policy: what it changes for the cohort
 
     def live(self, at_ms: int) -> bool:
         return self.expires_at is None or at_ms < self.expires_at
@@ -123,6 +126,11 @@ def _normalise(msg: Intel, allow_broad_cidrs: bool) -> IntelEntry:
                 raise IntelRejectError(
                     f"cidr {ind} is broader than /{shortest} (IPv{net.version}): it would flag "
                     "nearly every address; set intel.allow_broad_cidrs = true if meant")
+        elif msg.kind == "policy":
+            ind = parse_cohort(ind).indicator
+        check_rule(msg.kind, msg.policy)
+    except PolicyRejectError as e:
+        raise IntelRejectError(str(e)) from None
     except ValueError as e:
         if isinstance(e, IntelRejectError):
             raise
@@ -130,7 +138,7 @@ def _normalise(msg: Intel, allow_broad_cidrs: bool) -> IntelEntry:
     if not ind or (msg.kind == "firmware" and ind.endswith(":")):
         raise IntelRejectError(f"{msg.kind} indicator {msg.indicator!r} is empty; firmware "
                                "indicators are '<version>' or '<device_type>:<version>'")
-    return IntelEntry(ind, msg.kind, msg.severity, msg.note, msg.expires_at)
+    return IntelEntry(ind, msg.kind, msg.severity, msg.note, msg.expires_at, msg.policy)
 
 
 @dataclass
@@ -142,6 +150,7 @@ class IntelIndex:
     nets: dict[tuple[int, int], dict[int, IntelEntry]] = field(default_factory=dict)
     firmware: dict[tuple[str, str], IntelEntry] = field(default_factory=dict)
     policies: dict[str, IntelEntry] = field(default_factory=dict)
+    cohorts: list[tuple[Cohort, IntelEntry]] = field(default_factory=list)  # the policies, parsed
     _memo: dict[str, tuple[IntelEntry, ...]] = field(default_factory=dict)
 
     @classmethod
@@ -159,6 +168,7 @@ class IntelIndex:
                 idx.firmware[(dtype, version)] = e
             else:
                 idx.policies[e.indicator] = e
+                idx.cohorts.append((parse_cohort(e.indicator), e))
         idx.nets = {k: nets[k] for k in sorted(nets, key=lambda k: -k[1])}
         return idx
 
@@ -184,6 +194,12 @@ class IntelIndex:
             if e is not None and e.live(at_ms):
                 return e
         return None
+
+    def policies_for(self, device_type: str, fw: str | None, at_ms: int
+                     ) -> list[tuple[str, PolicyRule]]:
+        """(indicator, rule) of every live policy whose cohort holds this device."""
+        return [(e.indicator, e.policy) for c, e in self.cohorts
+                if e.policy is not None and e.live(at_ms) and c.matches(device_type, fw)]
 
     def _candidates(self, address: str) -> tuple[IntelEntry, ...]:
         found = self._memo.get(address)

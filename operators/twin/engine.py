@@ -18,6 +18,7 @@ import numpy.typing as npt
 from twinguard.operators.batches import OutMsg, TelemetryBatch
 from twinguard.operators.detect import multivariate as MV
 from twinguard.operators.detect.anomaly import anomaly_score
+from twinguard.operators.detect.cohorts import Effective, cohort_rows, with_tier
 from twinguard.operators.detect.detectors import DETECTORS, run_detectors
 from twinguard.operators.detect.policy import (
     RESPONSES,
@@ -40,6 +41,7 @@ from twinguard.operators.twin import kernels as K
 from twinguard.operators.twin import risk as R
 from twinguard.operators.twin.response import current
 from twinguard.operators.twin.store import TwinStore
+from twinguard.operators.twin.window_records import window_records
 from twinguard.schemas.device_types import DeviceTypeTable
 from twinguard.schemas.features import FEATURE_NAMES, FEATURE_SCHEMA, N_FEATURES, THREAT_CLASSES
 from twinguard.schemas.messages import (
@@ -81,6 +83,7 @@ class EngineContext:
 
     def live_scorer(self) -> Scorer:
         return self.scorer if self.models is None else self.models.current
+    emit_windows: bool = False  # every final window to the `windows` role (the archive, off by default)
 
     def mark_cap(self) -> int:
         """The highest event time a partition's mark may reach now (kernels.update_batch)."""
@@ -236,28 +239,51 @@ class ShardEngine:
         if len(w) == 0:
             return []
         w.mv = self._multivariate(w)
-        evidence = w.evidence
-        fired = run_detectors(evidence, self.ctx.detection)
+        evidence, det = w.evidence, self.ctx.detection
+        cohorts = self._cohorts(w)  # windows of devices under intel policy (detect/cohorts.py)
+        fired = run_detectors(evidence, det)
+        for rows, eff in cohorts:
+            fired[rows] = run_detectors(evidence[rows], eff.detection)
         # the model judges whole windows of learned devices; early rows are for the detectors
-        warm = w.features[:, BASELINE_WINDOWS] >= self.ctx.detection.warmup_windows
+        warm = w.features[:, BASELINE_WINDOWS] >= det.warmup_windows
         warm &= w.meta[:, 6] == 1
         probs = self._predict(w.features, warm | fired.any(axis=1))
-        anomaly = np.maximum(anomaly_score(evidence, self.ctx.detection.anomaly_z,
-                                           self.ctx.detection.anomaly_volume_z), MV.score(w.mv))
-        d = decide(fired, probs, warm, self.ctx.detection, anomaly)
+        anomaly = np.maximum(anomaly_score(evidence, det.anomaly_z, det.anomaly_volume_z),
+                             MV.score(w.mv))
+        d = decide(fired, probs, warm, det, anomaly)
+        for rows, eff in cohorts:
+            e = eff.detection
+            anomaly[rows] = np.maximum(anomaly_score(evidence[rows], e.anomaly_z,
+                                                     e.anomaly_volume_z), MV.score(w.mv[rows]))
+            sub = decide(fired[rows], probs[rows], warm[rows], e, anomaly[rows])
+            d.cls[rows], d.score[rows] = sub.cls, sub.score
         for hook in self.on_windows:
             hook(self.store, w, d)
+        ctx = self.ctx
+        out: list[OutMsg] = (window_records(
+            self.store, ctx.types, ctx.intel.current, ctx.risk, self.model.version, w.features,
+            w.meta, d.cls, probs) if ctx.emit_windows else [])
         rows = np.nonzero(d.cls > 0)[0]
         rows = rows[self._not_cooling_down(w, d, rows)]
         rows = hide_suppressed(self.store, self.ctx.types, self.ctx.feedback.current, w.meta, d.cls,
                                rows, self.model.version, int(self.ctx.now() * 1000), self.ctx.hidden)
         if rows.size == 0:
-            return []
+            return out
         contrib = self.model.contributions(w.features[rows], d.cls[rows])
-        out: list[OutMsg] = []
+        policy = {int(r): eff for group, eff in cohorts for r in group.tolist()}
         for j, r in enumerate(rows.tolist()):
-            out += self._threat(w, r, d, fired[r], probs[r], contrib[j])
+            out += self._threat(w, r, d, fired[r], probs[r], contrib[j], policy.get(r))
         return out
+
+    def _cohorts(self, w: Windows) -> list[tuple[I64, Effective]]:
+        st, intel = self.store, self.ctx.intel.current
+        if not intel.cohorts:
+            return []
+        slots = w.meta[:, 0].tolist()
+        types = self.ctx.types.types
+        kinds = [types[int(st.arrays["istate"][s, K.I_TYPE])].name for s in slots]
+        return cohort_rows(intel, self.ctx.detection, kinds, [st.fws[s] for s in slots],
+                           w.meta[:, 2].tolist())
 
     def _multivariate(self, w: Windows) -> F64:
         """The multivariate model (detect/multivariate.py) learns from / judges the closed windows."""
@@ -292,7 +318,7 @@ class ShardEngine:
         return keep
 
     def _threat(self, w: Windows, r: int, d: Decisions, fired: npt.NDArray[np.bool_],
-                probs: F64, contrib: F64) -> list[OutMsg]:
+                probs: F64, contrib: F64, policy: Effective | None = None) -> list[OutMsg]:
         st, ctx = self.store, self.ctx
         s, ws, we, part, first, last, _final = (int(v) for v in w.meta[r])
         device, threat = st.device_ids[s], THREAT_CLASSES[int(d.cls[r])]
@@ -314,7 +340,8 @@ class ShardEngine:
                           {c: round(float(p), 4) for c, p in zip(THREAT_CLASSES, probs, strict=True)},
             detectors=[det.name for det in dets],
             reasons=([f"{det.name}: {det.describe(w.evidence_row(r), names)}" for det in dets] or
-                     [f"model: p({threat})={d.score[r]:.2f}"]) + R.threat_reasons(st, s, we, ctx.risk),
+                     [f"model: p({threat})={d.score[r]:.2f}"]) + R.threat_reasons(st, s, we, ctx.risk)
+                    + ([policy.why] if policy else []),
             features=[Contribution(FEATURE_NAMES[k], round(float(w.features[r, k]), 4),
                                    round(float(contrib[k]), 4)) for k in top.tolist()],
             model_version=version, feature_schema=FEATURE_SCHEMA, window_start=ws, window_end=we,
@@ -330,8 +357,10 @@ class ShardEngine:
         out = [OutMsg("threats", key, _enc.encode(ev))]
         peers = {aim: identity.block_target(st, s, aim, ws, ctx.response.networks())
                  for aim in aims(threat)}
-        out += [OutMsg("actions", key, _enc.encode(act)) for act in response_actions(
-            threat, tid, device, now_ms, ctx.response.dry_run, peers)]
+        acts = response_actions(threat, tid, device, now_ms, ctx.response.dry_run, peers)
+        if policy is not None:
+            acts = with_tier(acts, policy.tier, policy.why)
+        out += [OutMsg("actions", key, _enc.encode(act)) for act in acts]
         return out
 
     def twins(self) -> list[OutMsg]:

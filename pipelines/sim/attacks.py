@@ -13,6 +13,7 @@ from twinguard.pipelines.sim.clock import ReportClock, send_times
 from twinguard.pipelines.sim.devices import FleetDevices, outside_address
 from twinguard.pipelines.sim.events import BAD_SIG, NO_SIG
 from twinguard.pipelines.sim.fdi import fdi_params, needs_generic
+from twinguard.pipelines.sim.variants import EXFIL_FLOOD_BYTES, EXFIL_FLOOD_RATE, base_attack
 from twinguard.schemas.device_types import DeviceTypeTable
 
 I64 = npt.NDArray[np.int64]
@@ -40,6 +41,7 @@ class Attack:
     ks: I64 = field(default_factory=lambda: np.zeros(0, np.int64))  # tampered / captured steps
     modes: I64 = field(default_factory=lambda: np.zeros(0, np.int64))  # tampering: BAD_SIG / NO_SIG
     slot0: int = 0  # replay: capture slot of ks[0]
+    variant: str = ""  # a variant's name (sim/variants.py); `threat` is then its base attack
     label_ts: tuple[int, int] = (0, 0)
 
 
@@ -72,18 +74,20 @@ def plan_attacks(rng: np.random.Generator, devices: FleetDevices, clock: ReportC
     lo = min(int(warmup_s * 1000), hi)  # a run too short for warmup + 15 s starts late
     attacks = []
     for i, d in enumerate(chosen):
-        threat = shuffled[i % len(shuffled)]
+        variant = shuffled[i % len(shuffled)]
+        threat = base_attack(variant)
+        variant = "" if variant == threat else variant
         # never before the device's first report: floods interpolate from it, replays need it
         first = int(clock.report_ts(np.array([d]), np.zeros(1, np.int64))[0])
         lo_t = min(max(lo, identity.IDENT_START_MS), hi) if threat in identity.IDENT_THREATS else lo
         a0 = max(int(rng.integers(lo_t, hi + 1)), first + 1)
         a1 = dur_ms - 1 if threat in ("firmware_tampering", "hijack") else min(
             a0 + int(rng.integers(10_000, 20_001)), dur_ms - 1)
-        at = Attack(int(d), threat, a0, a1)
+        at = Attack(int(d), threat, a0, a1, variant=variant)
         try:
             planner.plan(at, rng)
         except NoMessagesError:  # a very short run: widen to everything after the first report
-            at = Attack(int(d), threat, first, dur_ms - 1)
+            at = Attack(int(d), threat, first, dur_ms - 1, variant=variant)
             try:
                 planner.plan(at, rng)
             except NoMessagesError:
@@ -119,6 +123,8 @@ class _Planner:
         label: list[I64] = [reg]
         if at.threat in EXTRA_THREATS:
             label = self._extra(at, rng, hz, reg, reg_all)
+            if at.variant == "exfil_flood":
+                at.params = {"mult": rng.uniform(*EXFIL_FLOOD_BYTES)}
         elif at.threat in identity.IDENT_THREATS:
             at.extra_ts, at.params = identity.plan_attack(
                 at.threat, (at.a0, at.a1), (devs.src[d], devs.dst[d]), hz, reg_all, rng,
@@ -150,7 +156,7 @@ class _Planner:
                ) -> list[I64]:
         """A flood, scan or login storm: extra send times (and scan ports); returns label times."""
         if at.threat == "dos":
-            rate = rng.uniform(8, 30) * hz
+            rate = rng.uniform(*(EXFIL_FLOOD_RATE if at.variant == "exfil_flood" else (8, 30))) * hz
         elif at.threat == "scan":
             # >= 6 probes/s: even a window that sees only 5 s of the scan gets 30 ports
             rate = max(rng.uniform(3, 10) * hz, rng.uniform(6, 12))

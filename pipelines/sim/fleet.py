@@ -32,6 +32,7 @@ from twinguard.pipelines.sim.identity import IDENT_THREATS, plan_lookalikes
 from twinguard.pipelines.sim.labels import AttackLabel
 from twinguard.pipelines.sim.physics import MODELS, ROC_MARGIN
 from twinguard.pipelines.sim.run import FleetPass, FleetPlan
+from twinguard.pipelines.sim.variants import VARIANTS, label_of
 from twinguard.schemas.device_types import DeviceTypeTable
 
 # BROKERS, EXTERNAL_NETS, MODELS and ROC_MARGIN moved out with their modules; still importable here
@@ -74,10 +75,11 @@ class SimConfig:
                              "report more than once per ms; use more devices or a lower rate")
         if not 0.0 <= self.attack_fraction <= 1.0:
             raise ValueError(f"SimConfig.attack_fraction must be in [0, 1], got {self.attack_fraction}")
-        unknown = [a for a in self.attacks if a not in ATTACK_CLASSES]
+        unknown = [a for a in self.attacks if a not in ATTACK_CLASSES and a not in VARIANTS]
         if unknown:
             raise ValueError(f"SimConfig.attacks: unknown class(es) {', '.join(unknown)} "
-                             f"(known: {', '.join(ATTACK_CLASSES)})")
+                             f"(known: {', '.join(ATTACK_CLASSES)}; variants: "
+                             f"{', '.join(VARIANTS)})")
         if self.warmup_s < 0:
             raise ValueError(f"SimConfig.warmup_s must be >= 0, got {self.warmup_s}")
         if self.start_ms is not None and self.start_ms < 0:
@@ -115,7 +117,8 @@ class FleetSimulator:
         self._lookalikes = plan_lookalikes(fleet, types, self.dur_ms,
                                            {a.dev for a in attacks.attacks}, seed)
         self.labels: list[AttackLabel] = sorted(
-            (AttackLabel(fleet.ids[a.dev], a.threat, self.start_ms + a.label_ts[0],
+            (AttackLabel(fleet.ids[a.dev], label_of(a.variant or a.threat),
+                         self.start_ms + a.label_ts[0],
                          self.start_ms + a.label_ts[1]) for a in attacks.attacks),
             key=lambda lb: (lb.start, lb.device_id))
         eps = float(np.sum(1000.0 / fleet.iv_ms))

@@ -132,7 +132,8 @@ class AttackInjector:
             identity.fill_extra(ev, at.threat, at.params, base_out, base_in, devs.port[d], a)
             return ev
         if at.threat == "dos":
-            ev.bout = np.rint(base_out * np.exp(0.12 * a.standard_normal(n))).astype(np.int64)
+            mult = at.params.get("mult", 1.0)  # exfil_flood (sim/variants.py) carries data out
+            ev.bout = np.rint(mult * base_out * np.exp(0.12 * a.standard_normal(n))).astype(np.int64)
             ev.bin = np.rint(base_in * np.exp(0.15 * a.standard_normal(n))).astype(np.int64)
             ev.conn = a.integers(5, 51, n)
         elif at.threat == "scan":

@@ -86,33 +86,51 @@ def dataset(cfg: Config, tc: TrainConfig, seeds: tuple[int, ...]) -> tuple[np.nd
 
 def train(cfg: Config, tc: TrainConfig, out_dir: Path) -> dict[str, Any]:
     """Train, evaluate on the held-out fleet, write the model directory; returns the metadata."""
-    import xgboost as xgb
-
     x, y = dataset(cfg, tc, tc.seeds)
     xh, yh = dataset(cfg, tc, (tc.holdout_seed,))
     counts = np.bincount(y, minlength=len(THREAT_CLASSES))
-    weights = class_weights(counts)[y]
+    booster, params = fit_booster(x, y, class_weights(counts)[y], tc.rounds, tc.max_depth,
+                                  tc.nthread)
+    data = {"source": "simulator", "operators": tc.operators, "seeds": list(tc.seeds),
+            "devices": tc.devices, "duration_s": tc.duration_s, "windows": int(len(y)),
+            "class_counts": dict(zip(THREAT_CLASSES, counts.tolist(), strict=True)),
+            "sha256": hashlib.sha256(x.tobytes()).hexdigest()}
+    holdout = {"seed": tc.holdout_seed, **per_class_metrics(yh, predict_classes(booster, xh))}
+    return write_model(out_dir, booster, {"params": params, "rounds": tc.rounds, "data": data,
+                                          "holdout": holdout})
+
+
+def fit_booster(x: npt.NDArray[np.float64], y: npt.NDArray[np.int64],
+                weights: npt.NDArray[np.float64], rounds: int, max_depth: int = 5, nthread: int = 2,
+                base: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The XGBoost classifier every model of twinguard is: `base` (a Booster) is boosted further
+    when given (retraining keeps what it knew of classes the new data lacks)."""
+    import xgboost as xgb
+
     params = {"objective": "multi:softprob", "num_class": len(THREAT_CLASSES), "eta": 0.3,
-              "max_depth": tc.max_depth, "tree_method": "hist", "nthread": tc.nthread,
+              "max_depth": max_depth, "tree_method": "hist", "nthread": nthread,
               "eval_metric": "mlogloss", "seed": 0}
     dtrain = xgb.DMatrix(x, label=y, weight=weights, feature_names=list(FEATURE_NAMES))
-    booster = xgb.train(params, dtrain, num_boost_round=tc.rounds)
+    return xgb.train(params, dtrain, num_boost_round=rounds, xgb_model=base), params
+
+
+def predict_classes(booster: Any, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    out: npt.NDArray[np.int64] = booster.inplace_predict(
+        x.astype(np.float32)).reshape(x.shape[0], len(THREAT_CLASSES)).argmax(axis=1)
+    return out
+
+
+def write_model(out_dir: Path, booster: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """A model directory `Scorer.load` verifies: the booster (UBJ) and metadata.json with its
+    sha256, classes and feature schema, plus `extra` (training data, hold-out metrics)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / MODEL_FILE
     booster.save_model(str(model_path))
-    pred = booster.inplace_predict(xh.astype(np.float32)).argmax(axis=1)
     meta = {
         "version": f"xgb-{sha256_file(model_path)[:10]}",
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "classes": list(THREAT_CLASSES), "feature_names": list(FEATURE_NAMES),
-        "feature_schema": FEATURE_SCHEMA, "sha256": sha256_file(model_path),
-        "params": params, "rounds": tc.rounds,
-        "data": {"source": "simulator", "operators": tc.operators, "seeds": list(tc.seeds),
-                 "devices": tc.devices,
-                 "duration_s": tc.duration_s, "windows": int(len(y)),
-                 "class_counts": dict(zip(THREAT_CLASSES, counts.tolist(), strict=True)),
-                 "sha256": hashlib.sha256(x.tobytes()).hexdigest()},
-        "holdout": {"seed": tc.holdout_seed, **per_class_metrics(yh, pred)},
+        "feature_schema": FEATURE_SCHEMA, "sha256": sha256_file(model_path), **extra,
     }
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return meta

@@ -27,6 +27,7 @@ def test_defaults_load() -> None:
         "action_decisions",
         "commands",
         "models",
+        "windows",
     }
 
 

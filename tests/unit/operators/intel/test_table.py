@@ -104,10 +104,10 @@ def test_bad_intel_messages_are_rejected_with_a_reason(value: bytes, key: bytes 
 def test_file_loads_skipping_comments_and_names_a_bad_line(tmp_path: Path) -> None:
     good = tmp_path / "intel.jsonl"
     good.write_text('# feed\n\n{"indicator": "192.0.2.1", "kind": "ip"}\n'
-                    '{"indicator": "any:1.0", "kind": "policy", "note": "later"}\n')
+                    '{"indicator": "fw=1.0", "kind": "policy", "policy": {"anomaly_z": 3}}\n')
     table = IntelTable.from_file(good)
     assert len(table) == 2 and table.current.lookup_ip("192.0.2.1", 0) is not None
-    assert "any:1.0" in table.current.policies
+    assert "fw=1.0" in table.current.policies
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"indicator": "192.0.2.1", "kind": "ip"}\n{"indicator": 5}\n')
     with pytest.raises(IntelFileError, match=r"bad\.jsonl:2: schema"):
