@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from tests.support.tables import write_table
+from twinguard.operators.detect import multivariate as MV
 from twinguard.operators.detect.scoring import ModelError
 from twinguard.pipelines.cli import main
 from twinguard.pipelines.config import Config
@@ -25,6 +26,8 @@ from twinguard.pipelines.tables.replay import (
 
 HOUR_S = 3600
 T0_S = 1_600_000_000
+# quiet windows a multivariate alarm is held through before it clears (one incident, one alarm)
+HELD = MV.CLEAR_AFTER - 1
 
 
 def sinusoid_table(n: int, k: int, seed: int, step_at: int | None = None, step_signal: int = 0,
@@ -54,13 +57,14 @@ def replay_cli(tmp_path: Path, table: Path, *extra: str, out: str = "pred.csv") 
 def test_step_after_warmup_is_flagged_as_anomaly(tmp_path: Path, suffix: str, k: int,
                                                   step_signal: int) -> None:
     """A 4-row step of ~30 noise sigmas on one signal (beyond the per-signal feature columns
-    for wide tables) is flagged `anomaly`, and nothing else is."""
+    for wide tables) is flagged `anomaly`, and nothing else is: the step's rows and the quiet windows
+    the multivariate alarm is held through before it clears (hysteresis, multivariate.CLEAR_AFTER)."""
     df = sinusoid_table(600, k, seed=k, step_at=400, step_signal=step_signal, step=25.0)
     pred = replay_cli(tmp_path, write_table(df, tmp_path / f"t{suffix}"), out=f"p{suffix}")
     flagged = pred.filter(pl.col("flag") == 1)
     assert 400 in flagged["row"].to_list()
     assert set(flagged["threat"].to_list()) == {"anomaly"}
-    assert set(flagged["row"].to_list()) <= set(range(400, 404))
+    assert set(flagged["row"].to_list()) <= set(range(400, 404 + HELD))
     assert pred["score"][400] >= 0.5
 
 
@@ -125,7 +129,7 @@ def test_train_on_normal_table_then_replay_flags_from_the_first_rows(tmp_path: P
     assert cold["flag"][:DEFAULT_WARMUP_ROWS].sum() == 0  # still learning
     # the step is flagged from its first row; learning absorbs a lasting step within a few rows
     assert warm.filter(pl.col("flag") == 1)["row"].to_list()[:2] == [30, 31]
-    assert set(warm.filter(pl.col("flag") == 1)["row"].to_list()) <= {30, 31, 32, 33}
+    assert set(warm.filter(pl.col("flag") == 1)["row"].to_list()) <= set(range(30, 34 + HELD))
     assert set(warm.filter(pl.col("flag") == 1)["threat"].to_list()) == {"anomaly"}
 
 
@@ -197,7 +201,7 @@ def test_replay_uses_the_table_arrays_directly(config: Config) -> None:
                   tuple(f"s{j}" for j in range(5)), sig, None)
     res = replay_table(table, config, ReplayOptions(progress=False))
     assert res.rows == n and res.window_ms == 60_000
-    assert np.nonzero(res.flag)[0].tolist() == [300]
+    assert np.nonzero(res.flag)[0].tolist() == list(range(300, 301 + HELD))
     assert np.isfinite(res.score).all() and res.score.max() <= 1.0
     early = Table("memory", table.time_ms - T0_S * 2000, table.devices, table.signal_names, sig,
                   None)
@@ -250,7 +254,8 @@ def test_every_row_of_a_flagged_window_is_flagged(tmp_path: Path) -> None:
     x[start + 1] += 60.0
     df = df.with_columns(pl.Series("tag_0", x))
     pred = replay_cli(tmp_path, write_table(df, tmp_path / "pairs.csv"), "--window", "7200")
-    assert pred.filter(pl.col("flag") == 1)["row"].to_list() == [start, start + 1]
+    # the window's two rows, then the HELD two-row windows the alarm is held through
+    assert pred.filter(pl.col("flag") == 1)["row"].to_list() == list(range(start, start + 2 + 2 * HELD))
     assert pred["score"][start] == pred["score"][start + 1] >= 0.5
 
 
