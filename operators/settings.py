@@ -21,7 +21,7 @@ class PipelineConfig:
     max_future_skew_ms: int = 86_400_000
     max_message_bytes: int = 65_536
     max_mark_lead_ms: int = 1_000  # live runs: a partition's event-time mark <= wall clock + this
-    idle_tick_ms: int = 250  # a shard without input closes due windows from the wall clock this often
+    idle_tick_ms: int = 1_000  # a shard without input closes due windows from the wall clock this often
 
 
 @dataclass(frozen=True)
