@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -104,6 +105,21 @@ def wait_for(what: str, done: Any, timeout_s: float = 120) -> None:
     while not done():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+def committed_epoch(store: Path) -> int:
+    """The highest epoch a recovery store has committed (0 before any): an epoch closes only when
+    every process of the mesh has progressed, so a committed epoch >= 2 proves the mesh runs (its
+    files alone do not: each process opens its store partitions before connecting)."""
+    best = 0
+    for part in store.glob("part-*.sqlite3"):
+        try:
+            with sqlite3.connect(f"file:{part}?mode=ro", uri=True, timeout=1) as db:
+                row = db.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
+        except sqlite3.Error:  # not created yet, or busy: ask again on the next poll
+            continue
+        best = max(best, int(row[0] or 0))
+    return best
 
 
 def cluster_state(state: Path) -> ClusterState | None:

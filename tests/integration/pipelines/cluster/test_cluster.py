@@ -18,6 +18,7 @@ from tests.support.cluster import (
     cluster_command,
     cluster_state,
     cluster_topics,
+    committed_epoch,
     finish,
     fleet_messages,
     fresh_outputs,
@@ -137,8 +138,8 @@ def test_a_lost_member_ends_the_others_with_one_line(twelve: Config, tmp_path: P
          "--insecure-dev-key"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True) for i in range(2)]
     try:
-        # an epoch's progress reaches the store only once the mesh runs
-        wait_for("the mesh", lambda: any(store.glob("part-*.sqlite3-wal")))
+        # killed before the mesh connects, the survivor would wait for its peer, not lose it
+        wait_for("the mesh", lambda: committed_epoch(store) >= 2)
         procs[1].kill()
         _, err = procs[0].communicate(timeout=60)
     finally:
