@@ -164,7 +164,7 @@ def write_results(out: Path, name: str, results: dict[str, Any], summary: list[s
     out.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": name, "machine": machine(), "loadavg_at_end": loadavg(), **results}
     (out / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    load = f"load average at start {doc['machine']['loadavg_at_start']}, at end {doc['loadavg_at_end']}"
+    load = f"load average at start {results.get('loadavg_at_start')}, at end {doc['loadavg_at_end']}"
     (out / f"{name}.md").write_text(f"# {name}\n\n" + "\n".join(f"- {s}" for s in summary)
                                     + f"\n- {load}\n")
     print("\n".join(summary) + f"\n{load}")
