@@ -5,6 +5,7 @@ time (optionally with a benign firmware rollout), and the results files with the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -32,6 +33,7 @@ from twinguard.schemas.device_types import load_device_types
 from twinguard.schemas.messages import Telemetry, canonical_bytes
 
 Transform = Callable[[list[bytes]], list[bytes]]
+LEAD_S = 2.0  # the simulated fleet's first event is this far ahead of its construction
 _telemetry = msgspec.json.Decoder(Telemetry)
 
 
@@ -84,15 +86,20 @@ def finish_run(proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 900)
 
 
 class PacedFleet(threading.Thread):
-    """Produces a simulated fleet paced to event time (first event = now), optionally rewriting
-    each batch of encoded messages (`transform`) before it is sent. `sent` counts messages."""
+    """Produces a simulated fleet paced to event time, optionally rewriting each batch of encoded
+    messages (`transform`) before it is sent. `sent` counts messages. Event time starts LEAD_S
+    after construction (the exact millisecond, not rounded) and a chunk is sent once its last
+    event is due, so no message leaves before its event time: a latency measured against event
+    time is never flattered."""
 
     def __init__(self, cfg: Config, sim: SimConfig, transform: Transform | None = None,
                  chunk: int = 500) -> None:
         super().__init__(name="paced-fleet", daemon=True)
         keys = KeyRing.from_config("", "TWINGUARD_HMAC_MASTER", allow_dev_key=True)
         self.cfg, self.transform, self.chunk = cfg, transform, chunk  # chunk: messages per send
-        self.fleet = FleetSimulator(sim, load_device_types(), keys)
+        start = int(time.time() * 1000) + int(LEAD_S * 1000)
+        self.fleet = FleetSimulator(dataclasses.replace(sim, start_ms=start), load_device_types(),
+                                    keys)
         self.keys = keys
         self.sent = 0
         self.error: str | None = None
@@ -100,11 +107,9 @@ class PacedFleet(threading.Thread):
     def run(self) -> None:
         p = producer(self.cfg.kafka.client_settings())
         errors: list[str] = []
-        t0, first = time.monotonic(), None
         try:
             for b in self.fleet.batches(self.chunk):
-                first = first if first is not None else int(b.ts_ms[0])
-                wait = (int(b.ts_ms[0]) - first) / 1000 - (time.monotonic() - t0)
+                wait = int(b.ts_ms[-1]) / 1000 - time.time()
                 if wait > 0:
                     time.sleep(wait)
                 values = self.transform(b.values) if self.transform else b.values
@@ -164,7 +169,7 @@ def write_results(out: Path, name: str, results: dict[str, Any], summary: list[s
     out.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": name, "machine": machine(), "loadavg_at_end": loadavg(), **results}
     (out / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    load = f"load average at start {doc['machine']['loadavg_at_start']}, at end {doc['loadavg_at_end']}"
+    load = f"load average at start {results.get('loadavg_at_start')}, at end {doc['loadavg_at_end']}"
     (out / f"{name}.md").write_text(f"# {name}\n\n" + "\n".join(f"- {s}" for s in summary)
                                     + f"\n- {load}\n")
     print("\n".join(summary) + f"\n{load}")
