@@ -16,11 +16,10 @@ import msgspec
 
 from twinguard.operators.batches import ColumnBuilder, OutMsg, RawBatch, TelemetryBatch
 from twinguard.operators.deadletters import bounded_dead_letter, preview
-from twinguard.operators.decode.depth import depth_reason
+from twinguard.operators.decode.bounded import decode_within
 from twinguard.operators.decode.hashing import string_hash
 from twinguard.operators.integrity.signatures import SIG_MISSING, SIG_OK, KeyRing
 from twinguard.schemas.device_types import MAX_SIGNALS, DeviceTypeTable
-from twinguard.schemas.fields import PATTERN_MEANING
 from twinguard.schemas.messages import Telemetry, canonical_bytes
 
 STAGE = "decode"
@@ -94,27 +93,8 @@ def decode_bounded(decoder: msgspec.json.Decoder[M], value: bytes | None, cfg: D
     """decode_checked without the key check (topics keyed by something else than the device)."""
     if value is None or len(value) == 0:
         raise RejectError(f"empty message (no value): expected a JSON {what} object")
-    if len(value) > cfg.max_message_bytes:
-        raise RejectError(f"message of {len(value)} bytes exceeds pipeline.max_message_bytes="
-                          f"{cfg.max_message_bytes}")
-    too_deep = depth_reason(value)
-    if too_deep is not None:
-        raise RejectError(too_deep)
-    try:
-        msg = decoder.decode(value)
-    except msgspec.ValidationError as e:
-        raise RejectError(f"schema: {schema_reason(str(e))}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:  # msgspec raises the latter for bad UTF-8
-        raise RejectError(f"malformed JSON: {e}") from None
-    return msg
-
-
-def schema_reason(error: str) -> str:
-    """A msgspec validation error with a failed pattern named by what it means, not by its regex
-    (the address pattern alone is 1,500 characters)."""
-    for pattern, meaning in PATTERN_MEANING.items():
-        error = error.replace(f"matching regex {pattern!r}", meaning)
-    return error
+    return decode_within(decoder, value, cfg.max_message_bytes, "pipeline.max_message_bytes",
+                         "message", RejectError)
 
 
 def _parse(value: bytes | None, key: bytes | None, cfg: DecodeConfig, types: DeviceTypeTable,

@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from twinguard.operators.decode.depth import depth_reason
+from twinguard.operators.decode.bounded import decode_within
 from twinguard.operators.intel.policy import Cohort, PolicyRejectError, check_rule, parse_cohort
 from twinguard.schemas.messages import Intel, PolicyRule
 
@@ -91,18 +91,8 @@ def parse_intel(value: bytes | None, key: bytes | None = None,
         if key is None:
             raise IntelRejectError("empty intel message without a key: nothing to delete")
         return None
-    if len(value) > limits.max_record_bytes:
-        raise IntelRejectError(f"intel record of {len(value)} bytes exceeds "
-                               f"intel.max_record_bytes={limits.max_record_bytes}")
-    too_deep = depth_reason(value)
-    if too_deep is not None:
-        raise IntelRejectError(too_deep)
-    try:
-        msg = _decoder.decode(value)
-    except msgspec.ValidationError as e:
-        raise IntelRejectError(f"schema: {e}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise IntelRejectError(f"malformed JSON: {e}") from None
+    msg = decode_within(_decoder, value, limits.max_record_bytes, "intel.max_record_bytes",
+                        "intel record", IntelRejectError)
     if len(msg.note) > limits.max_note_chars:
         raise IntelRejectError(f"note of {len(msg.note)} characters exceeds "
                                f"intel.max_note_chars={limits.max_note_chars}")
