@@ -47,8 +47,8 @@ def test_a_missing_topic_names_the_command_that_creates_it(kafka_brokers: str, c
     lines = non_log_lines(res.stderr)
     assert len(lines) == 1, res.stderr
     # every input it reads is named: telemetry, activity, and the action results the twins follow
-    assert ("'twinguard.never-created.telemetry', 'twinguard.never-created.activity', "
-            "'twinguard.never-created.action_results' not found") in lines[0], lines
+    for role in ("telemetry", "activity", "action_results"):
+        assert f"'twinguard.never-created.{role}'" in lines[0], lines
     assert "`twinguard topics create`" in lines[0], lines
     assert not any(raw in res.stderr for raw in RAW_LIBRDKAFKA), res.stderr
 

@@ -53,7 +53,8 @@ def test_scraped_metrics_match_the_topics(unique_topics: Config, tmp_path: Path)
                    for r in ("threats", "deadletter")}
         counted = {"threats": total(got, "twinguard_threats_total"),
                    "deadletter": total(got, "twinguard_dead_letters_total")}
-        done = (seen == produced and lag_reported == 2 * cfg.topics.partitions and lag == 0
+        # a lag gauge per partition of each input: telemetry, activity and the action results
+        done = (seen == produced and lag_reported == 3 * cfg.topics.partitions and lag == 0
                 and written == counted and written["threats"] > 0)
         state["missing"] = "" if done else (f"in {seen} of {produced}, lag {lag} on {lag_reported} "
                                             f"partitions, {counted} vs "
@@ -82,7 +83,7 @@ def test_scraped_metrics_match_the_topics(unique_topics: Config, tmp_path: Path)
     assert not lags  # every partition reported, all at zero (zeros are left out)
     partitions = {(dict(k[1])["topic"], dict(k[1])["partition"]) for k in got
                   if k[0] == "twinguard_consumer_lag_messages"}
-    assert len(partitions) == 2 * cfg.topics.partitions
+    assert len(partitions) == 3 * cfg.topics.partitions  # telemetry, activity, action results
     assert total(got, "twinguard_twins_tracked") == DEVICES
     model = [dict(k[1]) for k in got if k[0] == "twinguard_model_info"]
     assert len(model) == 1 and model[0]["version"] and len(model[0]["sha256"]) == 64
