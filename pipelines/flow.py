@@ -112,6 +112,13 @@ def results_source(cfg: Config, idle: IdleStop | None = None) -> KafkaBatchSourc
     return topic_source(cfg, cfg.topics.action_results, idle)
 
 
+def read_topics(cfg: Config) -> list[str]:
+    """Every topic a `twinguard run` process reads: its three inputs and the topics its reader
+    threads follow (checked before start, so a missing one is named in one line)."""
+    return [cfg.topics.telemetry, cfg.topics.activity, cfg.topics.action_results,
+            *adaptive.required_topics(cfg)]
+
+
 def follow_intel(cfg: Config, rt: Runtime) -> IntelReader | None:
     """Keep the runtime's intel table current from the intel topic (one reader per process)."""
     if not cfg.intel.read_topic:
@@ -183,10 +190,7 @@ def build_flow(cfg: Config | None = None, source: Source[RawBatch] | None = None
     rt = runtime or Runtime.from_config(cfg, live=source is None)
     standalone = runtime is None and source is None  # `python -m bytewax.run`: the whole process
     if standalone:  # as `twinguard run`: a wrong broker or topic fails now, in one line
-        require_topics(cfg.kafka.client_settings(), [cfg.topics.telemetry, cfg.topics.activity,
-                                                     cfg.topics.action_results,
-                                                     *adaptive.required_topics(cfg)],
-                       cfg.startup.broker_timeout_s)
+        require_topics(cfg.kafka.client_settings(), read_topics(cfg), cfg.startup.broker_timeout_s)
         follow_intel(cfg, rt)
         adaptive.follow_adaptive(cfg, rt.engine)
         serve(cfg.metrics, rt.engine.scorer)

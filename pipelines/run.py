@@ -20,6 +20,7 @@ from twinguard.pipelines.flow import (
     follow_intel,
     kafka_sink,
     kafka_source,
+    read_topics,
     results_source,
 )
 from twinguard.pipelines.kafka.admin import require_topics
@@ -46,8 +47,7 @@ def run_kafka(cfg: Config, place: Place, until_idle: float | None = None) -> Non
              f" until idle {until_idle}s" if until_idle else "")
     rt = Runtime.from_config(cfg, live=True)  # refuses the development key before Kafka is asked
     settings = cfg.kafka.client_settings()
-    require_topics(settings, [cfg.topics.telemetry, cfg.topics.activity, cfg.topics.action_results,
-                              *adaptive.required_topics(cfg)], cfg.startup.broker_timeout_s)
+    require_topics(settings, read_topics(cfg), cfg.startup.broker_timeout_s)
     for warning in spread_warnings(cfg, place, partition_counts(
             settings, [cfg.topics.telemetry, cfg.topics.activity])):
         log.warning("%s", warning)
